@@ -1,0 +1,58 @@
+//! The object-safe `FrameCodec` trait that every wire codec (JSON, binary) implements.
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::CodecError;
+use crate::frame::Frame;
+
+/// Which codec a connection uses; chosen at the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecKind {
+    /// JSON text frames (`tidings.v1.json`).
+    Json,
+    /// Binary frames (`tidings.v1.bin`).
+    Binary,
+}
+
+impl CodecKind {
+    /// Small dense index, for per-codec caches.
+    pub fn index(self) -> usize {
+        match self {
+            CodecKind::Json => 0,
+            CodecKind::Binary => 1,
+        }
+    }
+
+    /// Number of codec kinds (size of per-codec caches).
+    pub const COUNT: usize = 2;
+}
+
+/// Turns [`Frame`]s into bytes and back.
+///
+/// Decoders take untrusted network input: they must return a [`CodecError`]
+/// for any malformed input and never panic.
+pub trait FrameCodec: Send + Sync + fmt::Debug {
+    /// Which codec this is.
+    fn kind(&self) -> CodecKind;
+
+    /// Appends the encoding of `frame` to `out`.
+    fn encode(&self, frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError>;
+
+    /// Decodes one frame. Payloads may borrow from `input` (they are `Bytes` slices).
+    fn decode(&self, input: &Bytes) -> Result<Frame, CodecError>;
+
+    /// Whether encoded frames are UTF-8 text (sent as WebSocket text messages).
+    fn is_text(&self) -> bool {
+        self.kind() == CodecKind::Json
+    }
+
+    /// Encodes a frame into a fresh buffer.
+    fn encode_to_bytes(&self, frame: &Frame) -> Result<Bytes, CodecError> {
+        let mut out = BytesMut::with_capacity(64);
+        self.encode(frame, &mut out)?;
+        Ok(out.freeze())
+    }
+}

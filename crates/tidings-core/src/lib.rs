@@ -1,0 +1,50 @@
+//! Sans-IO protocol core of tidings: frames, ids, errors, the transport trait and session state machines.
+//!
+//! Nothing in this crate performs I/O or reads a clock. Drivers (the transport
+//! crates) feed received bytes and the current [`Instant`] into a session, then
+//! write out what [`ClientSession::poll_transmit`] / [`ServerSession::poll_transmit`]
+//! return and sleep until `poll_timeout`. This is the quinn-proto / rustls style:
+//! the whole protocol — handshake, heartbeat, backoff, sequence numbers, acks,
+//! resume — is unit-tested with injected time and no sleeps.
+//!
+//! Dependencies: `bytes` (cheaply shared frame buffers), `serde` (frame types are
+//! serialisable by every codec), `thiserror` (typed errors), `web-time` (an
+//! `Instant` that also exists on `wasm32-unknown-unknown`).
+//!
+//! ```
+//! use tidings_core::{ClientConfig, ClientSession, Instant};
+//! let now = Instant::now();
+//! let mut client = ClientSession::new(ClientConfig::default(), 7, now);
+//! assert!(client.wants_connect(now));
+//! ```
+
+mod backoff;
+mod codec;
+mod error;
+mod frame;
+mod ids;
+mod inbound;
+mod limits;
+mod message;
+mod replay;
+mod session;
+mod transport;
+
+pub use backoff::Backoff;
+pub use codec::{CodecKind, FrameCodec};
+pub use error::{CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError};
+pub use frame::{
+    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message, Ping, Publish,
+    PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome, PROTOCOL_VERSION,
+};
+pub use ids::{MAX_CHANNEL_LEN, ChannelName, MessageId, MessageIdGen, ResumeToken, SessionId};
+pub use inbound::{Inbound, InboundTracker};
+pub use limits::Limits;
+pub use message::SharedMessage;
+pub use replay::{Replay, ReplayBuffer};
+pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
+pub use session::server::{
+    ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
+};
+pub use transport::{MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics};
+pub use web_time::Instant;

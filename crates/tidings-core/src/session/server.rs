@@ -1,0 +1,597 @@
+//! The server session state machine: welcome, subscriptions, dedup of publishes, acks, replay on resume, slow consumers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use super::{AckBatch, decode_checked, earliest};
+use crate::codec::FrameCodec;
+use crate::error::{CloseCode, ErrorCode, ProtocolError};
+use crate::frame::{
+    Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck, Subscribed,
+    Welcome,
+};
+use crate::ids::{ChannelName, ResumeToken, SessionId};
+use crate::limits::Limits;
+use crate::message::SharedMessage;
+use crate::replay::ReplayBuffer;
+
+/// What to do when a client does not read fast enough.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close the connection (code 4002); the session stays resumable and the
+    /// replay buffer re-sends what it still holds (or reports a gap).
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued frames; the client sees an explicit gap.
+    DropOldest,
+}
+
+/// Settings of a [`ServerSession`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Interval at which clients must send something.
+    pub heartbeat: Duration,
+    /// A client silent for this many heartbeat intervals is dead.
+    pub dead_after_heartbeats: u32,
+    /// How long a detached session waits for its client to resume.
+    pub resume_window: Duration,
+    /// Limits.
+    pub limits: Limits,
+    /// Slow consumer handling.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Acknowledge publishes after this many...
+    pub ack_every: u32,
+    /// ...or this long after the first unacknowledged one.
+    pub ack_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            dead_after_heartbeats: 3,
+            resume_window: Duration::from_secs(60),
+            limits: Limits::default(),
+            slow_consumer: SlowConsumerPolicy::default(),
+            ack_every: 64,
+            ack_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the heartbeat interval.
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Sets the resume window.
+    pub fn with_resume_window(mut self, window: Duration) -> Self {
+        self.resume_window = window;
+        self
+    }
+
+    /// Sets the slow-consumer policy.
+    pub fn with_slow_consumer(mut self, policy: SlowConsumerPolicy) -> Self {
+        self.slow_consumer = policy;
+        self
+    }
+}
+
+/// Where a server session is in its life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    /// A connection is attached.
+    Open,
+    /// The connection is gone; the session waits for a resume.
+    Detached,
+    /// Ended for good.
+    Closed,
+}
+
+/// What the server runtime (hub) must act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// Subscribe the session to `channel`, then call [`ServerSession::subscribed`].
+    Subscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// Resume point requested by the client.
+        after: Option<u64>,
+    },
+    /// Remove the session's subscription to `channel`.
+    Unsubscribe {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// Publish `payload` on `channel` (already deduplicated).
+    Publish {
+        /// The channel.
+        channel: ChannelName,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// Flush what is queued, then close the connection with `code` and `reason`.
+    /// The session stays resumable unless a `Closed` event follows.
+    Disconnect {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// The session ended for good: drop it and its subscriptions.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+enum Sub {
+    /// Waiting for the broker; live messages are parked here.
+    Pending(Vec<Arc<SharedMessage>>),
+    /// Active; `last` is the highest sequence number queued for the client.
+    Active { last: u64 },
+}
+
+/// Result of subscribing on the broker: where the stream starts and what to replay.
+#[derive(Debug, Default)]
+pub struct SubscriptionStart {
+    /// Position reported to the client (next message is `position + 1`).
+    pub position: u64,
+    /// Messages `from..=to` that history cannot provide.
+    pub gap: Option<(u64, u64)>,
+    /// Messages from history to send before live ones.
+    pub backlog: Vec<Arc<SharedMessage>>,
+}
+
+/// Sans-IO server session, one per client session (survives reconnects).
+#[derive(Debug)]
+pub struct ServerSession {
+    config: ServerConfig,
+    state: ServerState,
+    id: SessionId,
+    token: ResumeToken,
+    codec: Arc<dyn FrameCodec>,
+    epoch: u64,
+    last_recv: Instant,
+    detached_at: Option<Instant>,
+    last_publish: u64,
+    publish_acked: u64,
+    ack_batch: AckBatch,
+    subs: HashMap<ChannelName, Sub>,
+    replay: ReplayBuffer,
+    transmit: VecDeque<Bytes>,
+    queued_bytes: usize,
+    events: VecDeque<ServerEvent>,
+}
+
+impl ServerSession {
+    /// Decodes and checks the first frame of a connection, which must be a `Hello`.
+    pub fn read_hello(
+        codec: &dyn FrameCodec,
+        input: &Bytes,
+        limits: &Limits,
+    ) -> Result<Hello, ProtocolError> {
+        match decode_checked(codec, input, limits.max_frame_bytes)? {
+            Frame::Hello(h) if h.version == PROTOCOL_VERSION => Ok(h),
+            Frame::Hello(h) => {
+                Err(ProtocolError::UnsupportedVersion { got: h.version, supported: PROTOCOL_VERSION })
+            }
+            other => Err(ProtocolError::UnexpectedFrame {
+                frame: other.frame_type(),
+                state: "awaiting hello",
+            }),
+        }
+    }
+
+    /// Encodes the `Error` + `Close` frames that refuse a connection before any session exists.
+    pub fn refusal(codec: &dyn FrameCodec, error: &ProtocolError) -> Vec<Bytes> {
+        let frames = [
+            Frame::Error(ErrorFrame { code: error.code(), message: error.to_string() }),
+            Frame::Close(Close { code: error.close_code(), reason: error.to_string() }),
+        ];
+        frames.iter().filter_map(|f| codec.encode_to_bytes(f).ok()).collect()
+    }
+
+    /// A new session for a client whose `Hello` carried no (known) resume token.
+    pub fn accept(
+        config: ServerConfig,
+        id: SessionId,
+        token: ResumeToken,
+        codec: Arc<dyn FrameCodec>,
+        now: Instant,
+    ) -> Self {
+        let ack_batch = AckBatch::new(config.ack_every, config.ack_delay);
+        let replay = ReplayBuffer::new(config.limits.replay_buffer_bytes);
+        let mut s = Self {
+            config,
+            state: ServerState::Open,
+            id,
+            token,
+            codec,
+            epoch: 1,
+            last_recv: now,
+            detached_at: None,
+            last_publish: 0,
+            publish_acked: 0,
+            ack_batch,
+            subs: HashMap::new(),
+            replay,
+            transmit: VecDeque::new(),
+            queued_bytes: 0,
+            events: VecDeque::new(),
+        };
+        s.queue_welcome(false);
+        s
+    }
+
+    /// Attaches a new connection to this session (the client presented its
+    /// resume token). Re-sends what the client missed, or reports gaps.
+    /// Returns the new connection epoch; older connections must stop.
+    pub fn resume(&mut self, now: Instant, codec: Arc<dyn FrameCodec>, hello: &Hello) -> u64 {
+        self.epoch += 1;
+        self.state = ServerState::Open;
+        self.codec = codec;
+        self.detached_at = None;
+        self.last_recv = now;
+        self.transmit.clear();
+        self.queued_bytes = 0;
+        self.ack_batch.clear();
+        self.queue_welcome(true);
+        let positions: HashMap<&ChannelName, u64> =
+            hello.positions.iter().map(|p| (&p.channel, p.seq)).collect();
+        let channels: Vec<ChannelName> = self.subs.keys().cloned().collect();
+        for channel in channels {
+            let Some(&after) = positions.get(&channel) else { continue };
+            let replay = self.replay.replay(&channel, after);
+            if let Some((from, to)) = replay.gap {
+                self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
+            }
+            for m in replay.messages {
+                self.queue_message(&m);
+            }
+        }
+        self.epoch
+    }
+
+    fn queue_welcome(&mut self, resumed: bool) {
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            session: self.id.clone(),
+            resume_token: self.token.clone(),
+            resumed,
+            heartbeat_ms: u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+            max_frame: u32::try_from(self.config.limits.max_frame_bytes).unwrap_or(u32::MAX),
+            publish_acked: self.last_publish,
+        };
+        self.publish_acked = self.last_publish;
+        self.queue(&Frame::Welcome(welcome));
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The resume token.
+    pub fn token(&self) -> &ResumeToken {
+        &self.token
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// Connection epoch: increases on every resume.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The codec of the attached connection.
+    pub fn codec(&self) -> &Arc<dyn FrameCodec> {
+        &self.codec
+    }
+
+    /// Bytes waiting in the transmit queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Bytes held for resume.
+    pub fn replay_bytes(&self) -> usize {
+        self.replay.bytes()
+    }
+
+    /// Channels this session is subscribed to (active or pending).
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelName> {
+        self.subs.keys()
+    }
+
+    /// Handles one frame received from the client.
+    pub fn handle_input(&mut self, now: Instant, input: Bytes) -> Result<(), ProtocolError> {
+        if self.state != ServerState::Open {
+            return Ok(());
+        }
+        self.last_recv = now;
+        let frame = match decode_checked(&*self.codec, &input, self.config.limits.max_frame_bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.violation(&e);
+                return Err(e);
+            }
+        };
+        let result = self.on_frame(now, frame);
+        if let Err(e) = &result {
+            self.violation(e);
+        }
+        result
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
+        match frame {
+            Frame::Publish(p) => {
+                if p.seq <= self.last_publish {
+                    // A resend of something we have: acknowledge again, deliver nothing.
+                    self.note_publish(now);
+                    return Ok(());
+                }
+                let expected = self.last_publish + 1;
+                if p.seq != expected {
+                    return Err(ProtocolError::PublishOutOfOrder { expected, got: p.seq });
+                }
+                self.last_publish = p.seq;
+                self.events.push_back(ServerEvent::Publish { channel: p.channel, payload: p.payload });
+                self.note_publish(now);
+            }
+            Frame::Ack(a) => self.replay.ack(&a.channel, a.seq),
+            Frame::Subscribe(s) => {
+                if self.subs.contains_key(&s.channel) {
+                    return Ok(());
+                }
+                let max = self.config.limits.max_subscriptions;
+                if self.subs.len() >= max {
+                    let e = ProtocolError::TooManySubscriptions { max };
+                    self.queue(&Frame::Error(ErrorFrame { code: e.code(), message: e.to_string() }));
+                    return Ok(());
+                }
+                self.subs.insert(s.channel.clone(), Sub::Pending(Vec::new()));
+                self.events.push_back(ServerEvent::Subscribe { channel: s.channel, after: s.after });
+            }
+            Frame::Unsubscribe(u) => {
+                if self.subs.remove(&u.channel).is_some() {
+                    self.replay.remove(&u.channel);
+                    self.events.push_back(ServerEvent::Unsubscribe { channel: u.channel });
+                }
+            }
+            Frame::Ping(p) => self.queue(&Frame::Pong(p)),
+            Frame::Pong(_) | Frame::Error(_) => {}
+            Frame::Close(c) => {
+                self.queue(&Frame::Close(Close { code: CloseCode::NORMAL, reason: "bye".into() }));
+                self.end(format!("client closed: {}", c.reason), CloseCode::NORMAL);
+            }
+            other => {
+                return Err(ProtocolError::UnexpectedFrame { frame: other.frame_type(), state: "open" });
+            }
+        }
+        Ok(())
+    }
+
+    fn note_publish(&mut self, now: Instant) {
+        if self.ack_batch.note(now) {
+            self.flush_acks();
+        }
+    }
+
+    fn flush_acks(&mut self) {
+        self.ack_batch.clear();
+        if self.last_publish > self.publish_acked {
+            self.publish_acked = self.last_publish;
+            self.queue(&Frame::PublishAck(PublishAck { seq: self.last_publish }));
+        }
+    }
+
+    fn violation(&mut self, e: &ProtocolError) {
+        self.queue(&Frame::Error(ErrorFrame { code: e.code(), message: e.to_string() }));
+        let close = Frame::Close(Close { code: e.close_code(), reason: e.to_string() });
+        self.queue(&close);
+        self.end(e.to_string(), e.close_code());
+    }
+
+    fn end(&mut self, reason: String, code: u16) {
+        self.state = ServerState::Closed;
+        self.events.push_back(ServerEvent::Disconnect { code, reason: reason.clone() });
+        self.events.push_back(ServerEvent::Closed { reason });
+    }
+
+    /// The broker subscription for `channel` is live: report the position, send
+    /// the gap and backlog, then any live messages that arrived meanwhile.
+    pub fn subscribed(&mut self, channel: &ChannelName, start: SubscriptionStart) {
+        let Some(sub) = self.subs.get_mut(channel) else { return };
+        let parked = match sub {
+            Sub::Pending(parked) => std::mem::take(parked),
+            Sub::Active { .. } => return,
+        };
+        *sub = Sub::Active { last: start.position };
+        self.queue(&Frame::Subscribed(Subscribed { channel: channel.clone(), seq: start.position }));
+        if let Some((from, to)) = start.gap {
+            self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
+            if let Some(Sub::Active { last }) = self.subs.get_mut(channel) {
+                *last = (*last).max(to);
+            }
+        }
+        for m in start.backlog.iter().chain(parked.iter()) {
+            self.deliver(m);
+        }
+    }
+
+    /// Subscribing failed: tell the client and forget the subscription.
+    pub fn subscribe_failed(&mut self, channel: &ChannelName, code: ErrorCode, message: String) {
+        self.subs.remove(channel);
+        self.queue(&Frame::Error(ErrorFrame { code, message }));
+    }
+
+    /// Queues a message of a subscribed channel (fan-out entry point).
+    ///
+    /// The encoded frame is shared with every other receiver using the same codec.
+    pub fn deliver(&mut self, message: &Arc<SharedMessage>) {
+        let Some(sub) = self.subs.get_mut(message.channel()) else { return };
+        match sub {
+            Sub::Pending(parked) => {
+                parked.push(message.clone());
+                return;
+            }
+            Sub::Active { last } => {
+                if message.seq() <= *last {
+                    return;
+                }
+                *last = message.seq();
+            }
+        }
+        if self.state == ServerState::Closed {
+            return;
+        }
+        self.replay.push(message.clone());
+        if self.state == ServerState::Open {
+            self.queue_message(message);
+            self.check_slow_consumer();
+        }
+    }
+
+    fn queue_message(&mut self, message: &SharedMessage) {
+        match message.encoded(&*self.codec) {
+            Ok(bytes) => self.push_transmit(bytes),
+            Err(e) => {
+                let code = ErrorCode::Internal;
+                self.queue(&Frame::Error(ErrorFrame { code, message: format!("cannot encode message: {e}") }));
+            }
+        }
+    }
+
+    fn check_slow_consumer(&mut self) {
+        let limit = self.config.limits.max_queued_bytes;
+        if self.queued_bytes <= limit {
+            return;
+        }
+        match self.config.slow_consumer {
+            SlowConsumerPolicy::Disconnect => {
+                let reason = format!("slow consumer: {} bytes queued, limit {limit}", self.queued_bytes);
+                self.transmit.clear();
+                self.queued_bytes = 0;
+                self.events.push_back(ServerEvent::Disconnect { code: CloseCode::SLOW_CONSUMER, reason });
+                self.state = ServerState::Detached;
+                self.detached_at = None; // set by `detach` when the driver lets go
+            }
+            SlowConsumerPolicy::DropOldest => {
+                while self.queued_bytes > limit {
+                    match self.transmit.pop_front() {
+                        Some(b) => self.queued_bytes -= b.len(),
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection is gone (error, close or slow-consumer disconnect): keep
+    /// the session for `resume_window`, buffering for replay.
+    pub fn detach(&mut self, now: Instant) {
+        if self.state == ServerState::Closed {
+            return;
+        }
+        self.state = ServerState::Detached;
+        self.detached_at = Some(now);
+        self.transmit.clear();
+        self.queued_bytes = 0;
+    }
+
+    /// Handles timers: dead clients, resume-window expiry, delayed acks.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            ServerState::Open => {
+                let dead = self.config.heartbeat.saturating_mul(self.config.dead_after_heartbeats.max(2));
+                if now >= self.last_recv + dead {
+                    self.events.push_back(ServerEvent::Disconnect {
+                        code: CloseCode::HEARTBEAT_TIMEOUT,
+                        reason: "heartbeat timeout: no data from the client".into(),
+                    });
+                    self.detach(now);
+                    return;
+                }
+                if self.ack_batch.is_due(now) {
+                    self.flush_acks();
+                }
+            }
+            ServerState::Detached => {
+                if let Some(at) = self.detached_at
+                    && now >= at + self.config.resume_window
+                {
+                    self.state = ServerState::Closed;
+                    self.events.push_back(ServerEvent::Closed { reason: "resume window expired".into() });
+                }
+            }
+            ServerState::Closed => {}
+        }
+    }
+
+    /// When [`ServerSession::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            ServerState::Open => {
+                let dead = self.config.heartbeat.saturating_mul(self.config.dead_after_heartbeats.max(2));
+                earliest([Some(self.last_recv + dead), self.ack_batch.deadline()])
+            }
+            ServerState::Detached => self.detached_at.map(|at| at + self.config.resume_window),
+            ServerState::Closed => None,
+        }
+    }
+
+    /// Asks the client to go away (server shutdown): queue `Close`, then disconnect.
+    pub fn shutdown(&mut self, reason: &str) {
+        if self.state == ServerState::Open {
+            self.flush_acks();
+            let code = CloseCode::GOING_AWAY;
+            self.queue(&Frame::Close(Close { code, reason: reason.into() }));
+            self.events.push_back(ServerEvent::Disconnect { code, reason: reason.into() });
+        }
+    }
+
+    /// Next encoded frame to write.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        let b = self.transmit.pop_front()?;
+        self.queued_bytes -= b.len();
+        Some(b)
+    }
+
+    /// Next event for the hub.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    fn queue(&mut self, frame: &Frame) {
+        match self.codec.encode_to_bytes(frame) {
+            Ok(b) => self.push_transmit(b),
+            Err(e) => debug_assert!(false, "control frame {:?} failed to encode: {e}", frame.frame_type()),
+        }
+    }
+
+    fn push_transmit(&mut self, b: Bytes) {
+        self.queued_bytes += b.len();
+        self.transmit.push_back(b);
+    }
+}
