@@ -43,7 +43,8 @@ struct WireIn<'a> {
     seq: Option<u64>,
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    /// `Some` whenever the field is present, even as `null` (a valid JSON payload).
+    #[serde(borrow, default, deserialize_with = "present_raw")]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data_b64: Option<Cow<'a, str>>,
@@ -70,6 +71,12 @@ struct WireIn<'a> {
     message: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     reason: Option<Cow<'a, str>>,
+}
+
+/// Deserializes a present `data` field as `Some(raw)`, so that `"data":null`
+/// is the payload `null` and not a missing field (plain `Option` maps `null` to `None`).
+fn present_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// `code` is a string on `error` frames and a number on `close` frames.
@@ -158,8 +165,10 @@ fn channel(v: Option<Cow<'_, str>>, kind: &str) -> Result<ChannelName, CodecErro
 impl JsonCodec {
     fn payload_out<'a>(payload: &'a Bytes, out: &mut WireOut<'a>) {
         match serde_json::from_slice::<&RawValue>(payload) {
-            Ok(raw) => out.data = Some(raw),
-            Err(_) => out.data_b64 = Some(BASE64.encode(payload)),
+            // Inline only when the raw value is the whole payload: serde_json trims
+            // surrounding whitespace, which would change the payload's bytes.
+            Ok(raw) if raw.get().len() == payload.len() => out.data = Some(raw),
+            _ => out.data_b64 = Some(BASE64.encode(payload)),
         }
     }
 

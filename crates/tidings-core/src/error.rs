@@ -107,6 +107,8 @@ impl CloseCode {
     pub const HANDSHAKE_TIMEOUT: u16 = 4003;
     /// Protocol version not supported.
     pub const UNSUPPORTED_VERSION: u16 = 4005;
+    /// The session was resumed on another connection.
+    pub const SUPERSEDED: u16 = 4006;
 }
 
 /// A codec could not encode or decode a frame.

@@ -26,6 +26,7 @@ mod ids;
 mod inbound;
 mod limits;
 mod message;
+mod pump;
 mod replay;
 mod session;
 mod transport;
@@ -46,5 +47,8 @@ pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState}
 pub use session::server::{
     ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
 };
-pub use transport::{MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics};
+#[cfg(feature = "tokio")]
+pub use pump::TokioTimer;
+pub use pump::{PumpExit, PumpTarget, Timer, pump};
+pub use transport::{BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics};
 pub use web_time::Instant;

@@ -598,6 +598,11 @@ impl ClientSession {
         self.transmit.pop_front()
     }
 
+    /// Events waiting for the application.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()

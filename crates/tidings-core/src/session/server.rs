@@ -578,6 +578,11 @@ impl ServerSession {
         Some(b)
     }
 
+    /// True when events wait for the hub.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Next event for the hub.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()

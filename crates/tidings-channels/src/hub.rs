@@ -1,0 +1,427 @@
+//! The `Hub`: serves client sessions over any transport — handshake, resume, subscriptions, publishes, fan-out, shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use tidings_core::{
+    ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit, PumpTarget, ResumeToken,
+    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage, TokioTimer, Transport,
+    TransportError, TransportExt, pump,
+};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
+
+/// Settings of a [`Hub`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// Settings of every server session (heartbeat, limits, resume window...).
+    pub session: ServerConfig,
+    /// Time a new connection gets to send its `Hello`.
+    pub handshake_timeout: Duration,
+    /// How often detached sessions are checked for expiry.
+    pub reap_interval: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            session: ServerConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
+            reap_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Sets the session settings.
+    pub fn with_session(mut self, session: ServerConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets the handshake timeout.
+    pub fn with_handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
+}
+
+/// Counters of a hub.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Sessions known (open or detached).
+    pub sessions: usize,
+    /// Connections being served.
+    pub connections: u64,
+}
+
+struct Entry {
+    session: Mutex<ServerSession>,
+    waker: AtomicWaker,
+    subs: Mutex<HashMap<ChannelName, SubscriberId>>,
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, ServerSession> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Delivery for Entry {
+    fn deliver(&self, message: &Arc<SharedMessage>) {
+        self.lock().deliver(message);
+        self.waker.wake();
+    }
+}
+
+struct Inner {
+    broker: Arc<dyn Broker>,
+    config: HubConfig,
+    sessions: Mutex<HashMap<ResumeToken, Arc<Entry>>>,
+    counter: AtomicU64,
+    connections: AtomicU64,
+    shutting_down: AtomicBool,
+    reaper_started: AtomicBool,
+}
+
+/// Serves tidings sessions; cheap to clone (one `Arc`).
+///
+/// Hand every established connection to [`Hub::serve`]; publish from server
+/// code with [`Hub::publish`]; stop with [`Hub::shutdown`].
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub on `broker` with default settings.
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        Self::with_config(broker, HubConfig::default())
+    }
+
+    /// A hub on `broker` with `config`.
+    pub fn with_config(broker: Arc<dyn Broker>, config: HubConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                broker,
+                config,
+                sessions: Mutex::new(HashMap::new()),
+                counter: AtomicU64::new(0),
+                connections: AtomicU64::new(0),
+                shutting_down: AtomicBool::new(false),
+                reaper_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            sessions: self.sessions().len(),
+            connections: self.inner.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<ResumeToken, Arc<Entry>>> {
+        self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes from server code (not on behalf of a client session).
+    pub async fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<PublishReceipt, HubPublishError> {
+        let channel = ChannelName::new(channel)?;
+        Ok(self.inner.broker.publish(&channel, payload.into()).await?)
+    }
+
+    /// Starts a graceful shutdown: every open session gets `Close` (1001) with
+    /// `reason`, and new connections are refused.
+    pub fn shutdown(&self, reason: &str) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let entries: Vec<Arc<Entry>> = self.sessions().values().cloned().collect();
+        for e in entries {
+            e.lock().shutdown(reason);
+            e.waker.wake();
+        }
+    }
+
+    /// Serves one connection until it ends. `codec` is what the transport negotiated.
+    pub async fn serve<T: Transport>(&self, mut transport: T, codec: Arc<dyn FrameCodec>) {
+        self.start_reaper();
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("tidings_session", conn = n, session = tracing::field::Empty);
+        self.inner.connections.fetch_add(1, Ordering::Relaxed);
+        self.serve_inner(&mut transport, codec).instrument(span).await;
+        self.inner.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn serve_inner<T: Transport>(&self, transport: &mut T, codec: Arc<dyn FrameCodec>) {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            let _ = transport.close(CloseCode::GOING_AWAY, "server shutting down").await;
+            return;
+        }
+        let limits = &self.inner.config.session.limits;
+        let first = tokio::time::timeout(self.inner.config.handshake_timeout, transport.recv()).await;
+        let hello = match first {
+            Err(_) => {
+                let _ = transport.close(CloseCode::HANDSHAKE_TIMEOUT, "no Hello within the handshake timeout").await;
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(Some(Ok(bytes))) => match ServerSession::read_hello(&*codec, &bytes, limits) {
+                Ok(h) => h,
+                Err(e) => return refuse(transport, &*codec, &e).await,
+            },
+        };
+        let now = Instant::now();
+        let resumed = hello.resume.as_ref().and_then(|t| self.sessions().get(t).cloned());
+        let (entry, epoch) = match resumed {
+            Some(entry) if entry.lock().state() != ServerState::Closed => {
+                let epoch = entry.lock().resume(now, codec, &hello);
+                entry.waker.wake(); // an older connection of this session must stop
+                (entry, epoch)
+            }
+            _ => {
+                let (id, token) = new_ids(self.inner.counter.fetch_add(1, Ordering::Relaxed));
+                let session = ServerSession::accept(self.inner.config.session.clone(), id, token.clone(), codec, now);
+                let entry = Arc::new(Entry {
+                    session: Mutex::new(session),
+                    waker: AtomicWaker::new(),
+                    subs: Mutex::new(HashMap::new()),
+                });
+                self.sessions().insert(token, entry.clone());
+                (entry, 1)
+            }
+        };
+        tracing::Span::current().record("session", entry.lock().id().0.as_str());
+        debug!(epoch, "session attached");
+        let conn = Conn { entry: entry.clone(), epoch, close: Mutex::new(None) };
+        let mut timer = TokioTimer::default();
+        loop {
+            match pump(&conn, transport, &mut timer, Instant::now).await {
+                PumpExit::Events => self.handle_events(&conn).await,
+                PumpExit::Closed { code } => {
+                    debug!(code, "connection closed");
+                    break;
+                }
+                _ => break,
+            }
+        }
+        // Events raised while ending (e.g. Closed) still need handling.
+        self.handle_events(&conn).await;
+        if entry.lock().epoch() == epoch {
+            entry.lock().detach(Instant::now());
+        }
+    }
+
+    async fn handle_events(&self, conn: &Conn) {
+        loop {
+            let event = {
+                let mut s = conn.entry.lock();
+                if s.epoch() != conn.epoch {
+                    return;
+                }
+                s.poll_event()
+            };
+            let Some(event) = event else { return };
+            match event {
+                ServerEvent::Subscribe { channel, after } => self.subscribe(&conn.entry, channel, after).await,
+                ServerEvent::Unsubscribe { channel } => {
+                    let id = conn.entry.subs.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel);
+                    if let Some(id) = id {
+                        self.inner.broker.unsubscribe(&channel, id);
+                    }
+                }
+                ServerEvent::Publish { channel, payload } => {
+                    if let Err(e) = self.inner.broker.publish(&channel, payload).await {
+                        warn!(error = %e, %channel, "publish failed");
+                        conn.entry.lock().subscribe_failed(&channel, ErrorCode::Internal, e.to_string());
+                    }
+                }
+                ServerEvent::Disconnect { code, reason } => {
+                    *conn.close.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, reason));
+                }
+                ServerEvent::Closed { reason } => {
+                    debug!(%reason, "session ended");
+                    self.remove(&conn.entry);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn subscribe(&self, entry: &Arc<Entry>, channel: ChannelName, after: Option<u64>) {
+        let sink: Arc<dyn Delivery> = entry.clone();
+        match self.inner.broker.subscribe(&channel, after, sink).await {
+            Ok(sub) => {
+                entry.subs.lock().unwrap_or_else(|p| p.into_inner()).insert(channel.clone(), sub.id);
+                entry.lock().subscribed(&channel, sub.start);
+            }
+            Err(e) => {
+                warn!(error = %e, %channel, "subscribe failed");
+                entry.lock().subscribe_failed(&channel, ErrorCode::Internal, format!("subscribe failed: {e}"));
+            }
+        }
+        entry.waker.wake();
+    }
+
+    fn remove(&self, entry: &Arc<Entry>) {
+        let token = entry.lock().token().clone();
+        self.sessions().remove(&token);
+        let subs: Vec<_> = entry.subs.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (channel, id) in subs {
+            self.inner.broker.unsubscribe(&channel, id);
+        }
+    }
+
+    fn start_reaper(&self) {
+        if self.inner.reaper_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = self.inner.config.reap_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let hub = Hub { inner };
+                hub.reap(Instant::now());
+            }
+        });
+    }
+
+    /// Expires detached sessions whose resume window has passed.
+    fn reap(&self, now: Instant) {
+        let detached: Vec<Arc<Entry>> =
+            self.sessions().values().filter(|e| e.lock().state() == ServerState::Detached).cloned().collect();
+        for entry in detached {
+            let closed = {
+                let mut s = entry.lock();
+                s.handle_timeout(now);
+                let mut closed = false;
+                while let Some(ev) = s.poll_event() {
+                    closed |= matches!(ev, ServerEvent::Closed { .. });
+                }
+                closed
+            };
+            if closed {
+                self.remove(&entry);
+            }
+        }
+    }
+}
+
+/// [`Hub::publish`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubPublishError {
+    /// The channel name is invalid.
+    #[error(transparent)]
+    Channel(#[from] ProtocolError),
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+async fn refuse<T: Transport>(transport: &mut T, codec: &dyn FrameCodec, e: &ProtocolError) {
+    debug!(error = %e, "refusing connection");
+    for frame in ServerSession::refusal(codec, e) {
+        if transport.send(frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = transport.close(e.close_code(), &e.to_string()).await;
+}
+
+fn new_ids(n: u64) -> (SessionId, ResumeToken) {
+    let mut secret = [0u8; 16];
+    if getrandom::fill(&mut secret).is_err() {
+        // No OS randomness: fall back to a unique but guessable token, loudly.
+        warn!("getrandom failed; resume tokens are not secret");
+        secret[..8].copy_from_slice(&n.to_le_bytes());
+    }
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    (SessionId(format!("s{n}-{}", &hex[..8])), ResumeToken(hex))
+}
+
+/// One connection's view of its session, driven by the pump.
+struct Conn {
+    entry: Arc<Entry>,
+    epoch: u64,
+    close: Mutex<Option<(u16, String)>>,
+}
+
+impl PumpTarget for Conn {
+    fn poll_transmit(&self) -> Option<Bytes> {
+        let mut s = self.entry.lock();
+        if s.epoch() != self.epoch {
+            return None;
+        }
+        s.poll_transmit()
+    }
+
+    fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
+        let mut s = self.entry.lock();
+        for input in inputs.drain(..) {
+            if s.epoch() != self.epoch || s.handle_input(now, input).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn handle_timeout(&self, now: Instant) {
+        let mut s = self.entry.lock();
+        if s.epoch() == self.epoch {
+            s.handle_timeout(now);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.entry.lock().poll_timeout()
+    }
+
+    fn register(&self, waker: &Waker) {
+        self.entry.waker.register(waker);
+    }
+
+    fn close_request(&self) -> Option<(u16, String)> {
+        if let Some(c) = self.close.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(c);
+        }
+        if self.entry.lock().epoch() != self.epoch {
+            return Some((CloseCode::SUPERSEDED, "session resumed on another connection".into()));
+        }
+        None
+    }
+
+    fn transport_failed(&self, now: Instant, error: Option<TransportError>) {
+        debug!(error = ?error, "transport ended");
+        let mut s = self.entry.lock();
+        if s.epoch() == self.epoch {
+            s.detach(now);
+        }
+    }
+
+    fn has_events(&self) -> bool {
+        let s = self.entry.lock();
+        s.epoch() == self.epoch && s.has_events()
+    }
+}

@@ -1,0 +1,141 @@
+//! `MemoryBroker`: the single-node broker, with a bounded per-channel history for resume.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use tidings_core::{BoxFuture, ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
+
+use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription};
+
+/// Settings of the [`MemoryBroker`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MemoryBrokerConfig {
+    /// Messages kept per channel for subscribers that resume from a position.
+    pub history_len: usize,
+}
+
+impl Default for MemoryBrokerConfig {
+    fn default() -> Self {
+        Self { history_len: 1024 }
+    }
+}
+
+#[derive(Default)]
+struct ChannelState {
+    seq: u64,
+    subscribers: Vec<(SubscriberId, Arc<dyn Delivery>)>,
+    history: VecDeque<Arc<SharedMessage>>,
+}
+
+/// In-process broker: per-channel sequence numbers, fan-out on the publisher's
+/// task (each message encoded once per codec and shared), bounded history.
+pub struct MemoryBroker {
+    config: MemoryBrokerConfig,
+    channels: RwLock<HashMap<ChannelName, Arc<Mutex<ChannelState>>>>,
+    next_id: AtomicU64,
+    ids: MessageIdGen,
+}
+
+impl std::fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new(MemoryBrokerConfig::default())
+    }
+}
+
+fn lock(m: &Mutex<ChannelState>) -> MutexGuard<'_, ChannelState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MemoryBroker {
+    /// A broker with `config`.
+    pub fn new(config: MemoryBrokerConfig) -> Self {
+        let mut node = [0u8; 4];
+        let node = match getrandom::fill(&mut node) {
+            Ok(()) => u32::from_le_bytes(node),
+            Err(_) => std::process::id(),
+        };
+        Self { config, channels: RwLock::new(HashMap::new()), next_id: AtomicU64::new(1), ids: MessageIdGen::new(node) }
+    }
+
+    fn channel(&self, name: &ChannelName) -> Arc<Mutex<ChannelState>> {
+        if let Some(c) = self.channels.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return c.clone();
+        }
+        self.channels.write().unwrap_or_else(|p| p.into_inner()).entry(name.clone()).or_default().clone()
+    }
+
+    /// Publishes synchronously (what [`Broker::publish`] does, without the future).
+    pub fn publish_now(&self, channel: &ChannelName, payload: Bytes) -> PublishReceipt {
+        let state = self.channel(channel);
+        let mut state = lock(&state);
+        state.seq += 1;
+        let id = self.ids.next_id();
+        let message = Arc::new(SharedMessage::new(channel.clone(), state.seq, id, payload));
+        if self.config.history_len > 0 {
+            if state.history.len() == self.config.history_len {
+                state.history.pop_front();
+            }
+            state.history.push_back(message.clone());
+        }
+        // Delivering under the channel lock keeps every subscriber's order equal to seq order.
+        for (_, sink) in &state.subscribers {
+            sink.deliver(&message);
+        }
+        PublishReceipt { seq: state.seq, id }
+    }
+
+    /// Subscribers of `channel` now.
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        self.channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(channel)
+            .map(|c| lock(c).subscribers.len())
+            .unwrap_or(0)
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn publish(&self, channel: &ChannelName, payload: Bytes) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        let receipt = self.publish_now(channel, payload);
+        Box::pin(async move { Ok(receipt) })
+    }
+
+    fn subscribe(
+        &self,
+        channel: &ChannelName,
+        after: Option<u64>,
+        sink: Arc<dyn Delivery>,
+    ) -> BoxFuture<'_, Result<Subscription, BrokerError>> {
+        let id = SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let state = self.channel(channel);
+        let mut state = lock(&state);
+        state.subscribers.push((id, sink));
+        let current = state.seq;
+        let start = match after {
+            Some(after) if after < current => {
+                let first_kept = state.history.front().map(|m| m.seq()).unwrap_or(current + 1);
+                let gap = (first_kept > after + 1).then(|| (after + 1, first_kept - 1));
+                let backlog = state.history.iter().filter(|m| m.seq() > after).cloned().collect();
+                SubscriptionStart { position: after, gap, backlog }
+            }
+            _ => SubscriptionStart { position: current, gap: None, backlog: Vec::new() },
+        };
+        drop(state);
+        Box::pin(async move { Ok(Subscription { id, start }) })
+    }
+
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
+        let state = self.channel(channel);
+        lock(&state).subscribers.retain(|(sid, _)| *sid != id);
+    }
+}

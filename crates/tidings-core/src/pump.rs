@@ -1,0 +1,211 @@
+//! The connection pump: moves frames between a session and a `Transport`, batching writes and reads, until the connection ends.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use crate::error::TransportError;
+use crate::transport::{MaybeSend, Transport};
+
+/// Most frames read per wake-up before writes get a turn.
+const READ_BATCH: usize = 64;
+
+/// A session seen by the pump (implemented by the drivers over their locked session).
+pub trait PumpTarget {
+    /// The next encoded frame to write, if any.
+    fn poll_transmit(&self) -> Option<Bytes>;
+    /// Handles a batch of received frames (drains `inputs`).
+    fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>);
+    /// Handles timers.
+    fn handle_timeout(&self, now: Instant);
+    /// Next timer deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Registers the task to wake when new frames are queued from elsewhere.
+    fn register(&self, waker: &Waker);
+    /// `Some((code, reason))` when the connection must end: the pump flushes
+    /// what is queued, closes the transport and returns.
+    fn close_request(&self) -> Option<(u16, String)>;
+    /// The transport ended on its own (error or end of stream).
+    fn transport_failed(&self, now: Instant, error: Option<TransportError>);
+    /// True while the consumer is behind: the pump stops reading (backpressure
+    /// to the peer) until the target wakes it again.
+    fn read_paused(&self) -> bool {
+        false
+    }
+    /// True when the target has events its owner must handle asynchronously:
+    /// the pump returns [`PumpExit::Events`] and is called again afterwards.
+    fn has_events(&self) -> bool {
+        false
+    }
+}
+
+/// A resettable timer of the driver's runtime.
+pub trait Timer: MaybeSend {
+    /// Arms the timer for `deadline` (or disarms it with `None`).
+    fn reset(&mut self, deadline: Option<Instant>);
+    /// Ready once the armed deadline has passed.
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// How a pump run ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PumpExit {
+    /// The session asked to close; the transport was closed with this code.
+    Closed {
+        /// Close code sent.
+        code: u16,
+    },
+    /// The transport failed or ended.
+    TransportEnded,
+    /// The target has events to handle (see [`PumpTarget::has_events`]).
+    Events,
+}
+
+enum Wake {
+    Inputs,
+    Ended(Option<TransportError>),
+    Timer,
+    Poked,
+}
+
+/// Runs one connection: writes whatever the session queues (many frames, one
+/// flush), feeds received frames in batches, fires timers, and returns when the
+/// transport ends or the session asks to close.
+pub async fn pump<T, P, M>(target: &P, transport: &mut T, timer: &mut M, now: impl Fn() -> Instant) -> PumpExit
+where
+    T: Transport + ?Sized,
+    P: PumpTarget + ?Sized,
+    M: Timer + ?Sized,
+{
+    let mut inputs: Vec<Bytes> = Vec::new();
+    let mut need_flush = false;
+    loop {
+        if let Some((code, reason)) = target.close_request() {
+            let _ = flush_all(target, transport).await;
+            let _ = poll_fn(|cx| transport.poll_close(cx, code, &reason)).await;
+            return PumpExit::Closed { code };
+        }
+        timer.reset(target.poll_timeout());
+        let wake = poll_fn(|cx| {
+            target.register(cx.waker());
+            // Writes: drain the session while the transport accepts, then flush once.
+            loop {
+                match transport.poll_send_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Ended(Some(e))),
+                    Poll::Pending => break,
+                }
+                let Some(frame) = target.poll_transmit() else { break };
+                if let Err(e) = transport.start_send(frame) {
+                    return Poll::Ready(Wake::Ended(Some(e)));
+                }
+                need_flush = true;
+            }
+            if need_flush {
+                match transport.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => need_flush = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Ended(Some(e))),
+                    Poll::Pending => {}
+                }
+            }
+            // Reads: take a batch, unless the consumer is behind.
+            while inputs.len() < READ_BATCH && !target.read_paused() {
+                match transport.poll_recv(cx) {
+                    Poll::Ready(Some(Ok(frame))) => inputs.push(frame),
+                    Poll::Ready(Some(Err(e))) if inputs.is_empty() => return Poll::Ready(Wake::Ended(Some(e))),
+                    Poll::Ready(None) if inputs.is_empty() => return Poll::Ready(Wake::Ended(None)),
+                    Poll::Ready(_) => break, // handle the batch first; the end is seen next turn
+                    Poll::Pending => break,
+                }
+            }
+            if !inputs.is_empty() {
+                return Poll::Ready(Wake::Inputs);
+            }
+            if timer.poll_elapsed(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            if target.close_request().is_some() || target.has_events() {
+                return Poll::Ready(Wake::Poked);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Inputs => target.handle_inputs(now(), &mut inputs),
+            Wake::Ended(e) => {
+                target.transport_failed(now(), e);
+                return PumpExit::TransportEnded;
+            }
+            Wake::Timer => target.handle_timeout(now()),
+            Wake::Poked => {}
+        }
+        if target.has_events() {
+            return PumpExit::Events;
+        }
+    }
+}
+
+async fn flush_all<T, P>(target: &P, transport: &mut T) -> Result<(), TransportError>
+where
+    T: Transport + ?Sized,
+    P: PumpTarget + ?Sized,
+{
+    poll_fn(|cx| {
+        loop {
+            match transport.poll_send_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            let Some(frame) = target.poll_transmit() else { break };
+            transport.start_send(frame)?;
+        }
+        transport.poll_flush(cx)
+    })
+    .await
+}
+
+/// A [`Timer`] on tokio (feature `tokio`).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct TokioTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl Default for TokioTimer {
+    fn default() -> Self {
+        Self { sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))), armed: false }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Timer for TokioTimer {
+    fn reset(&mut self, deadline: Option<Instant>) {
+        match deadline {
+            Some(d) => {
+                let d = tokio::time::Instant::from_std(d);
+                if !self.armed || self.sleep.deadline() != d {
+                    self.sleep.as_mut().reset(d);
+                }
+                self.armed = true;
+            }
+            None => self.armed = false,
+        }
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.armed {
+            return Poll::Pending;
+        }
+        let r = self.sleep.as_mut().poll(cx);
+        if r.is_ready() {
+            self.armed = false;
+        }
+        r
+    }
+}

@@ -1,0 +1,18 @@
+//! Test harness for tidings: a real TCP fault-injection proxy and the independent-peer locators.
+//!
+//! * [`proxy`]: [`FaultProxy`], a real TCP proxy on tokio that sits between a
+//!   client and a server on loopback and injects faults on command: delay,
+//!   abrupt resets (also in the middle of application data), refused
+//!   connections.
+//! * [`peers`]: finds the Python venv and Node modules that `cargo xtask setup`
+//!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
+//!   peer is missing, and runs peer scripts as child processes with a hard
+//!   timeout.
+//!
+//! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
+
+pub mod peers;
+pub mod proxy;
+
+pub use peers::{PeerError, PeerMissing};
+pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};

@@ -1,0 +1,2 @@
+// Test fixture: prints the Node version (proves the node peer runs).
+console.log(`node ${process.version}`);

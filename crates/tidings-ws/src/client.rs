@@ -1,0 +1,185 @@
+//! The `Client` handle: subscribe, publish, read events; the session reconnects and resumes by itself.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tidings_codec::SUBPROTOCOL_JSON;
+use tidings_core::{ChannelName, ClientConfig, ClientEvent, ClientSession, ClientState, Instant};
+
+use crate::config::WsConfig;
+use crate::driver::Shared;
+use crate::error::Error;
+
+/// Builder of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    pub(crate) url: String,
+    pub(crate) session: ClientConfig,
+    pub(crate) ws: WsConfig,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Session settings (heartbeat, backoff, limits).
+    pub fn session_config(mut self, config: ClientConfig) -> Self {
+        self.session = config;
+        self
+    }
+
+    /// WebSocket settings.
+    pub fn ws_config(mut self, ws: WsConfig) -> Self {
+        self.ws = ws;
+        self
+    }
+
+    /// Subprotocols to offer, in order of preference (default `tidings.v1.json`).
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Time allowed for the TCP + WebSocket handshake of one attempt.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Starts the client: a background task connects, and reconnects with
+    /// backoff whenever the connection drops, resuming the session.
+    ///
+    /// Natively this must run inside a tokio runtime; in the browser it uses
+    /// the page's event loop.
+    pub fn connect(self) -> Result<Client, Error> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
+            return Err(Error::InvalidUrl { url: self.url, reason: "scheme must be ws:// or wss://".into() });
+        }
+        let seed = seed();
+        let session = ClientSession::new(self.session.clone(), seed, Instant::now());
+        let shared = Arc::new(Shared::new(session));
+        crate::platform::spawn_driver(shared.clone(), self)?;
+        Ok(Client { shared })
+    }
+}
+
+fn seed() -> u64 {
+    // Jitter only needs to differ between clients; the clock's low bits do.
+    let t = web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (std::ptr::addr_of!(t) as u64).rotate_left(32)
+}
+
+/// A tidings client over WebSocket.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tidings_ws::Error> {
+/// use tidings_core::ClientEvent;
+/// let client = tidings_ws::Client::builder("ws://127.0.0.1:3000/ws").connect()?;
+/// client.subscribe("room:lobby")?;
+/// client.publish("room:lobby", r#"{"text":"hello"}"#)?;
+/// while let Some(event) = client.next_event().await {
+///     if let ClientEvent::Message(m) = event {
+///         println!("{}: {:?}", m.channel, m.payload);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    /// A builder for a client of `url` (`ws://host:port/path`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            session: ClientConfig::default(),
+            ws: WsConfig::default(),
+            subprotocols: vec![SUBPROTOCOL_JSON.to_string()],
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Subscribes to `channel`; kept across reconnects.
+    pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
+        let channel = ChannelName::new(channel)?;
+        self.shared.lock().subscribe(Instant::now(), channel)?;
+        self.shared.wake_driver();
+        Ok(())
+    }
+
+    /// Leaves `channel`.
+    pub fn unsubscribe(&self, channel: &str) -> Result<(), Error> {
+        let channel = ChannelName::new(channel)?;
+        self.shared.lock().unsubscribe(Instant::now(), &channel);
+        self.shared.wake_driver();
+        Ok(())
+    }
+
+    /// Publishes `payload` on `channel`. Delivered exactly once while the
+    /// session resumes; queued while disconnected. Fails fast with
+    /// [`Error::is_queue_full`] when too much is unacknowledged.
+    pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
+        let channel = ChannelName::new(channel)?;
+        let seq = self.shared.lock().publish(Instant::now(), channel, payload.into())?;
+        self.shared.wake_driver();
+        Ok(seq)
+    }
+
+    /// The next event; `None` once the client is closed and every event was read.
+    pub async fn next_event(&self) -> Option<ClientEvent> {
+        poll_fn(|cx| {
+            self.shared.register_app(cx.waker());
+            let mut s = self.shared.lock();
+            if let Some(ev) = s.poll_event() {
+                let remaining = s.pending_events();
+                drop(s);
+                self.shared.event_taken(remaining);
+                return Poll::Ready(Some(ev));
+            }
+            if s.state() == ClientState::Closed {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> ClientState {
+        self.shared.lock().state()
+    }
+
+    /// Publishes not yet acknowledged by the server.
+    pub fn unacked(&self) -> usize {
+        self.shared.lock().unacked_len()
+    }
+
+    /// Ends the session (sends `Close` when connected). Idempotent.
+    pub fn close(&self) {
+        {
+            let mut s = self.shared.lock();
+            if s.state() != ClientState::Closed {
+                s.close(Instant::now(), "client closed");
+            }
+        }
+        self.shared.wake_driver();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,293 @@
+//! Browser platform of the client driver: `web_sys::WebSocket` transport and `setTimeout` timers.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use js_sys::{Array, Uint8Array};
+use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
+use tidings_core::{
+    BoxFuture, CodecKind, Instant, Timer, Transport, TransportError, TransportKind, TransportMetrics,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use crate::client::ClientBuilder;
+use crate::driver::{Connected, Platform, Shared, drive};
+use crate::error::Error;
+
+/// A [`Timer`] on the browser's `setTimeout`.
+#[derive(Default)]
+pub struct WasmTimer {
+    deadline: Option<Instant>,
+    handle: Option<(i32, Closure<dyn FnMut()>)>,
+    waker: Rc<RefCell<Option<Waker>>>,
+}
+
+impl std::fmt::Debug for WasmTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmTimer").field("deadline", &self.deadline).finish()
+    }
+}
+
+impl WasmTimer {
+    fn clear(&mut self) {
+        if let (Some((id, _)), Some(window)) = (self.handle.take(), web_sys::window()) {
+            window.clear_timeout_with_handle(id);
+        }
+    }
+}
+
+impl Drop for WasmTimer {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl Timer for WasmTimer {
+    fn reset(&mut self, deadline: Option<Instant>) {
+        if deadline == self.deadline {
+            return;
+        }
+        self.clear();
+        self.deadline = deadline;
+        let (Some(d), Some(window)) = (deadline, web_sys::window()) else { return };
+        let ms = d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32;
+        let waker = self.waker.clone();
+        let cb = Closure::<dyn FnMut()>::new(move || {
+            if let Some(w) = waker.borrow_mut().take() {
+                w.wake();
+            }
+        });
+        if let Ok(id) =
+            window.set_timeout_with_callback_and_timeout_and_arguments_0(cb.as_ref().unchecked_ref(), ms)
+        {
+            self.handle = Some((id, cb));
+        }
+    }
+
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => {
+                self.deadline = None;
+                self.clear();
+                Poll::Ready(())
+            }
+            Some(_) => {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    frames: VecDeque<Result<Bytes, TransportError>>,
+    ended: bool,
+    opened: bool,
+    waker: Option<Waker>,
+}
+
+impl Inbox {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// A browser WebSocket as a tidings [`Transport`].
+pub struct WasmWsTransport {
+    ws: WebSocket,
+    text: bool,
+    inbox: Rc<RefCell<Inbox>>,
+    _callbacks: [Closure<dyn FnMut(web_sys::Event)>; 4],
+    metrics: TransportMetrics,
+}
+
+impl std::fmt::Debug for WasmWsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmWsTransport").field("text", &self.text).finish()
+    }
+}
+
+impl Drop for WasmWsTransport {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        let _ = self.ws.close();
+    }
+}
+
+impl Transport for WasmWsTransport {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if let Some(item) = inbox.frames.pop_front() {
+            if let Ok(b) = &item {
+                self.metrics.frames_received += 1;
+                self.metrics.bytes_received += b.len() as u64;
+            }
+            return Poll::Ready(Some(item));
+        }
+        if inbox.ended {
+            return Poll::Ready(None);
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_send_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        // The browser buffers without bound and offers no write readiness event;
+        // the session's queue limits bound what the application may enqueue.
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        self.metrics.frames_sent += 1;
+        self.metrics.bytes_sent += frame.len() as u64;
+        let result = if self.text {
+            let text = std::str::from_utf8(&frame)
+                .map_err(|e| TransportError::Protocol(format!("text codec produced invalid UTF-8: {e}")))?;
+            self.ws.send_with_str(text)
+        } else {
+            self.ws.send_with_u8_array(&frame)
+        };
+        result.map_err(|e| TransportError::Protocol(format!("WebSocket.send failed: {e:?}")))
+    }
+
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(&mut self, _cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Result<(), TransportError>> {
+        // Browsers only allow 1000 and 3000-4999 from scripts.
+        let code = if code == 1000 || (3000..5000).contains(&code) { code } else { 1000 };
+        let _ = self.ws.close_with_code_and_reason(code, reason);
+        Poll::Ready(Ok(()))
+    }
+
+    fn kind(&self) -> TransportKind {
+        TransportKind::WebSocket
+    }
+
+    fn metrics(&self) -> TransportMetrics {
+        self.metrics
+    }
+}
+
+/// Opens a browser WebSocket offering `protocols` and waits until it is open.
+pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected, TransportError> {
+    let offers = Array::new();
+    for p in protocols {
+        offers.push(&p.into());
+    }
+    let ws = WebSocket::new_with_str_sequence(url, &offers)
+        .map_err(|e| TransportError::Handshake { status: None, reason: format!("{e:?}") })?;
+    ws.set_binary_type(BinaryType::Arraybuffer);
+    let inbox = Rc::new(RefCell::new(Inbox::default()));
+
+    let i = inbox.clone();
+    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        let mut inbox = i.borrow_mut();
+        inbox.opened = true;
+        inbox.wake();
+    });
+    let i = inbox.clone();
+    let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        let Ok(e) = e.dyn_into::<MessageEvent>() else { return };
+        let data = e.data();
+        let frame = if let Some(s) = data.as_string() {
+            Bytes::from(s)
+        } else if let Ok(buf) = data.dyn_into::<js_sys::ArrayBuffer>() {
+            Bytes::from(Uint8Array::new(&buf).to_vec())
+        } else {
+            return;
+        };
+        let mut inbox = i.borrow_mut();
+        inbox.frames.push_back(Ok(frame));
+        inbox.wake();
+    });
+    let i = inbox.clone();
+    let onclose = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        let mut inbox = i.borrow_mut();
+        if let Ok(c) = e.dyn_into::<CloseEvent>() {
+            inbox.frames.push_back(Err(TransportError::Closed { code: c.code(), reason: c.reason() }));
+        }
+        inbox.ended = true;
+        inbox.wake();
+    });
+    let i = inbox.clone();
+    let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        let mut inbox = i.borrow_mut();
+        inbox.ended = true;
+        inbox.wake();
+    });
+    ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
+    ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+
+    std::future::poll_fn(|cx| {
+        let mut inbox = inbox.borrow_mut();
+        if inbox.opened {
+            return Poll::Ready(Ok(()));
+        }
+        if inbox.ended {
+            return Poll::Ready(Err(TransportError::Handshake {
+                status: None,
+                reason: format!("WebSocket to {url} failed to open"),
+            }));
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await?;
+
+    let chosen = ws.protocol();
+    let kind = if chosen.eq_ignore_ascii_case(SUBPROTOCOL_BIN) { CodecKind::Binary } else { CodecKind::Json };
+    let _ = SUBPROTOCOL_JSON;
+    let codec = codec_for(kind).ok_or_else(|| TransportError::Handshake {
+        status: None,
+        reason: format!("server chose subprotocol {chosen}, which this build cannot decode"),
+    })?;
+    let transport = WasmWsTransport {
+        ws,
+        text: codec.is_text(),
+        inbox,
+        _callbacks: [onopen, onmessage, onclose, onerror],
+        metrics: TransportMetrics::default(),
+    };
+    Ok((Box::new(transport), codec))
+}
+
+struct Browser {
+    url: String,
+    protocols: Vec<String>,
+}
+
+impl Platform for Browser {
+    type Timer = WasmTimer;
+
+    fn timer(&self) -> WasmTimer {
+        WasmTimer::default()
+    }
+
+    fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>> {
+        let (url, protocols) = (self.url.clone(), self.protocols.clone());
+        Box::pin(async move { connect(&url, &protocols).await })
+    }
+}
+
+pub(crate) fn spawn_driver(shared: Arc<Shared>, builder: ClientBuilder) -> Result<(), Error> {
+    let platform = Browser { url: builder.url, protocols: builder.subprotocols };
+    wasm_bindgen_futures::spawn_local(drive(shared, platform));
+    Ok(())
+}
