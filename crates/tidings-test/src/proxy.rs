@@ -620,37 +620,10 @@ async fn forward(
                 Item::Chunk(chunk) => chunk,
                 Item::Failed(e) => return Err(End::Io(e)),
             };
-            if direction == Direction::ServerToClient {
-                if let Some(arm) = shared.take_mid_frame(None) {
-                    let forwarded = (chunk.len() / 2).max(1);
-                    // Bounded: a client that never reads must not stall the cut.
-                    let partial =
-                        tokio::time::timeout(MID_FRAME_FALLBACK, to.write_all(&chunk[..forwarded]));
-                    match partial.await {
-                        Ok(Ok(())) => {
-                            counter.fetch_add(forwarded as u64, Ordering::SeqCst);
-                        }
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "fault proxy: partial write before mid-frame cut failed");
-                        }
-                        Err(_) => {
-                            debug!("fault proxy: partial write before mid-frame cut timed out");
-                        }
-                    }
-                    let connections = shared.cut_all();
-                    debug!(
-                        forwarded,
-                        chunk = chunk.len(),
-                        connections,
-                        "fault proxy: cut mid-frame"
-                    );
-                    let outcome = MidFrameCut::MidFrame {
-                        forwarded,
-                        discarded: chunk.len() - forwarded,
-                        connections,
-                    };
-                    return Err(End::MidFrame(arm.waiters, outcome));
-                }
+            if direction == Direction::ServerToClient
+                && let Some(arm) = shared.take_mid_frame(None)
+            {
+                return Err(cut_inside_chunk(shared, &mut to, &chunk, counter, arm).await);
             }
             to.write_all(&chunk).await.map_err(End::Io)?;
             counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
@@ -660,4 +633,42 @@ async fn forward(
     };
 
     tokio::try_join!(read_side, write_side).map(|_| ())
+}
+
+/// Carries out an armed mid-frame cut on `chunk`: writes its first half (at
+/// least 1 byte), cuts every connection, and returns the [`End`] that makes the
+/// connection task reset this connection and then tell the waiters.
+async fn cut_inside_chunk(
+    shared: &Shared,
+    to: &mut WriteHalf<'_>,
+    chunk: &[u8],
+    counter: &AtomicU64,
+    arm: MidFrameArm,
+) -> End {
+    let forwarded = (chunk.len() / 2).max(1);
+    // Bounded: a client that never reads must not stall the cut.
+    match tokio::time::timeout(MID_FRAME_FALLBACK, to.write_all(&chunk[..forwarded])).await {
+        Ok(Ok(())) => {
+            counter.fetch_add(forwarded as u64, Ordering::SeqCst);
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "fault proxy: partial write before mid-frame cut failed");
+        }
+        Err(_elapsed) => {
+            debug!("fault proxy: partial write before mid-frame cut timed out");
+        }
+    }
+    let connections = shared.cut_all();
+    debug!(
+        forwarded,
+        chunk = chunk.len(),
+        connections,
+        "fault proxy: cut mid-frame"
+    );
+    let outcome = MidFrameCut::MidFrame {
+        forwarded,
+        discarded: chunk.len() - forwarded,
+        connections,
+    };
+    End::MidFrame(arm.waiters, outcome)
 }
