@@ -19,17 +19,29 @@ fn fail_attempts(c: &mut ClientSession, now: &mut Instant, n: usize) -> Vec<Dura
         assert!(c.wants_connect(*now));
         c.on_connecting();
         assert_eq!(c.state(), ClientState::Connecting);
-        assert!(!c.wants_connect(*now), "no second connect while one is in progress");
+        assert!(
+            !c.wants_connect(*now),
+            "no second connect while one is in progress"
+        );
         assert_eq!(c.poll_timeout(), None, "no timer while the driver connects");
         c.on_transport_down(*now, "connection refused");
         assert_eq!(c.state(), ClientState::Disconnected);
         let events = client_events(c);
-        let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else { panic!("{events:?}") };
+        let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else {
+            panic!("{events:?}")
+        };
         assert_eq!(reason, "connection refused");
         let retry_at = *now + *retry_in;
-        assert_eq!(c.poll_timeout(), Some(retry_at), "poll_timeout is the retry time");
+        assert_eq!(
+            c.poll_timeout(),
+            Some(retry_at),
+            "poll_timeout is the retry time"
+        );
         if !retry_in.is_zero() {
-            assert!(!c.wants_connect(retry_at - Duration::from_nanos(1)), "not before the retry time");
+            assert!(
+                !c.wants_connect(retry_at - Duration::from_nanos(1)),
+                "not before the retry time"
+            );
             // Timers before the retry time change nothing.
             c.handle_timeout(retry_at - Duration::from_nanos(1));
             assert_eq!(c.state(), ClientState::Disconnected);
@@ -64,8 +76,16 @@ fn delays_are_the_seeded_full_jitter_sequence_under_a_growing_capped_ceiling() {
         let delays = fail_attempts(&mut c, &mut now, 12);
         let mut reference = Backoff::new(BASE, CAP, seed);
         for (i, d) in delays.iter().enumerate() {
-            assert!(*d <= ceiling(i), "attempt {i}: {d:?} above ceiling {:?}", ceiling(i));
-            assert_eq!(*d, reference.next_delay(), "attempt {i} follows the seeded Backoff");
+            assert!(
+                *d <= ceiling(i),
+                "attempt {i}: {d:?} above ceiling {:?}",
+                ceiling(i)
+            );
+            assert_eq!(
+                *d,
+                reference.next_delay(),
+                "attempt {i} follows the seeded Backoff"
+            );
         }
     }
 }
@@ -80,7 +100,10 @@ fn delays_grow_exponentially_on_average_and_stop_at_the_cap() {
     for seed in 0..SEEDS {
         let mut now = Instant::now();
         let mut c = ClientSession::new(ClientConfig::default().with_backoff(BASE, CAP), seed, now);
-        for (i, d) in fail_attempts(&mut c, &mut now, ATTEMPTS).into_iter().enumerate() {
+        for (i, d) in fail_attempts(&mut c, &mut now, ATTEMPTS)
+            .into_iter()
+            .enumerate()
+        {
             sums[i] += d.as_secs_f64();
             maxima[i] = maxima[i].max(d);
             if i == 0 {
@@ -92,21 +115,38 @@ fn delays_grow_exponentially_on_average_and_stop_at_the_cap() {
     for (i, mean) in means.iter().enumerate() {
         // Full jitter: uniform in [0, ceiling], so the mean is about half the ceiling.
         let half = ceiling(i).as_secs_f64() / 2.0;
-        assert!((mean - half).abs() < half * 0.15, "attempt {i}: mean {mean} vs {half}");
+        assert!(
+            (mean - half).abs() < half * 0.15,
+            "attempt {i}: mean {mean} vs {half}"
+        );
         assert!(maxima[i] <= ceiling(i));
         // ...and the spread reaches close to the ceiling.
-        assert!(maxima[i].as_secs_f64() > ceiling(i).as_secs_f64() * 0.9, "attempt {i}");
+        assert!(
+            maxima[i].as_secs_f64() > ceiling(i).as_secs_f64() * 0.9,
+            "attempt {i}"
+        );
     }
     // Doubling while under the cap (attempts 0..=5: 100 ms .. 3.2 s), flat after.
     for i in 0..5 {
         let ratio = means[i + 1] / means[i];
-        assert!((1.6..2.4).contains(&ratio), "attempt {i}->{}: ratio {ratio}", i + 1);
+        assert!(
+            (1.6..2.4).contains(&ratio),
+            "attempt {i}->{}: ratio {ratio}",
+            i + 1
+        );
     }
     for i in 6..ATTEMPTS {
         let ratio = means[i] / means[5];
-        assert!((0.8..1.25).contains(&ratio), "capped attempt {i}: ratio {ratio}");
+        assert!(
+            (0.8..1.25).contains(&ratio),
+            "capped attempt {i}: ratio {ratio}"
+        );
     }
-    assert!(distinct.len() > 350, "jitter spreads the first delay: {} distinct", distinct.len());
+    assert!(
+        distinct.len() > 350,
+        "jitter spreads the first delay: {} distinct",
+        distinct.len()
+    );
 }
 
 #[test]
@@ -120,7 +160,10 @@ fn many_failures_never_exceed_the_cap() {
 
 #[test]
 fn backoff_resets_after_a_welcome() {
-    let mut net = Net::new(ClientConfig::default().with_backoff(BASE, CAP), server_config());
+    let mut net = Net::new(
+        ClientConfig::default().with_backoff(BASE, CAP),
+        server_config(),
+    );
     let mut now = net.now;
     let delays = fail_attempts(&mut net.client, &mut now, 6);
     assert!(delays.iter().enumerate().all(|(i, d)| *d <= ceiling(i)));
@@ -133,8 +176,13 @@ fn backoff_resets_after_a_welcome() {
         net.take_client_events();
         net.drop_link();
         let events = net.take_client_events();
-        let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else { panic!("{events:?}") };
-        assert!(*retry_in <= BASE, "round {seed_round}: {retry_in:?} after reset");
+        let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert!(
+            *retry_in <= BASE,
+            "round {seed_round}: {retry_in:?} after reset"
+        );
         net.reconnect();
         assert_eq!(net.client.state(), ClientState::Open);
     }
@@ -145,7 +193,9 @@ fn failed_handshakes_keep_growing_the_backoff() {
     // A transport that comes up but never gets a Welcome is a failed attempt too.
     let mut now = Instant::now();
     let mut c = ClientSession::new(
-        ClientConfig::default().with_backoff(BASE, CAP).with_handshake_timeout(ms(500)),
+        ClientConfig::default()
+            .with_backoff(BASE, CAP)
+            .with_handshake_timeout(ms(500)),
         3,
         now,
     );
@@ -159,7 +209,9 @@ fn failed_handshakes_keep_growing_the_backoff() {
         c.handle_timeout(now);
         assert_eq!(c.state(), ClientState::Disconnected);
         let events = client_events(&mut c);
-        let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else { panic!("{events:?}") };
+        let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else {
+            panic!("{events:?}")
+        };
         assert_eq!(*retry_in, reference.next_delay(), "attempt {i}");
         assert!(*retry_in <= ceiling(i));
         assert_eq!(c.poll_timeout(), Some(now + *retry_in));

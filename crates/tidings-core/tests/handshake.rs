@@ -49,9 +49,15 @@ fn hello_welcome_opens_both_sides() {
 
     assert_eq!(
         net.c2s,
-        vec![Frame::Hello(Hello { version: PROTOCOL_VERSION, resume: None, positions: vec![] })]
+        vec![Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            resume: None,
+            positions: vec![]
+        })]
     );
-    let [Frame::Welcome(w)] = &net.s2c[..] else { panic!("expected one Welcome, got {:?}", net.s2c) };
+    let [Frame::Welcome(w)] = &net.s2c[..] else {
+        panic!("expected one Welcome, got {:?}", net.s2c)
+    };
     assert_eq!(w.version, PROTOCOL_VERSION);
     assert!(!w.resumed);
     assert_eq!(w.heartbeat_ms, 1_000);
@@ -62,7 +68,10 @@ fn hello_welcome_opens_both_sides() {
 
     assert_eq!(
         net.client_events,
-        vec![ClientEvent::Connected { session: server.id().clone(), resumed: false }]
+        vec![ClientEvent::Connected {
+            session: server.id().clone(),
+            resumed: false
+        }]
     );
     assert!(net.server_events.is_empty());
 }
@@ -79,7 +88,10 @@ fn second_hello_carries_token_and_positions() {
     let Some(Frame::Hello(h)) = net.c2s.iter().rev().find(|f| matches!(f, Frame::Hello(_))) else {
         panic!("no second hello")
     };
-    assert_eq!(h.resume.as_ref(), Some(net.server.as_ref().unwrap().token()));
+    assert_eq!(
+        h.resume.as_ref(),
+        Some(net.server.as_ref().unwrap().token())
+    );
     assert_eq!(h.positions.len(), 1);
     assert_eq!(h.positions[0].channel, ch("room"));
     assert_eq!(h.positions[0].seq, 1);
@@ -88,15 +100,27 @@ fn second_hello_carries_token_and_positions() {
 #[test]
 fn unsupported_version_is_refused_with_error_and_close() {
     let c = codec();
-    let hello = enc(&Frame::Hello(Hello { version: PROTOCOL_VERSION + 1, resume: None, positions: vec![] }));
+    let hello = enc(&Frame::Hello(Hello {
+        version: PROTOCOL_VERSION + 1,
+        resume: None,
+        positions: vec![],
+    }));
     let err = ServerSession::read_hello(&*c, &hello, &Limits::default()).unwrap_err();
-    assert_eq!(err, ProtocolError::UnsupportedVersion { got: PROTOCOL_VERSION + 1, supported: PROTOCOL_VERSION });
+    assert_eq!(
+        err,
+        ProtocolError::UnsupportedVersion {
+            got: PROTOCOL_VERSION + 1,
+            supported: PROTOCOL_VERSION
+        }
+    );
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
     assert_eq!(err.close_code(), CloseCode::UNSUPPORTED_VERSION);
 
     let refusal = ServerSession::refusal(&*c, &err);
     let frames: Vec<Frame> = refusal.iter().map(dec).collect();
-    let [Frame::Error(e), Frame::Close(close)] = &frames[..] else { panic!("{frames:?}") };
+    let [Frame::Error(e), Frame::Close(close)] = &frames[..] else {
+        panic!("{frames:?}")
+    };
     assert_eq!(e.code, ErrorCode::UnsupportedVersion);
     assert!(e.message.contains("version"), "{}", e.message);
     assert_eq!(close.code, CloseCode::UNSUPPORTED_VERSION);
@@ -108,8 +132,20 @@ fn unsupported_version_is_refused_with_error_and_close() {
     }
     assert_eq!(client.state(), ClientState::Closed);
     let events = client_events(&mut client);
-    assert!(matches!(events[0], ClientEvent::Error { code: ErrorCode::UnsupportedVersion, .. }), "{events:?}");
-    assert!(matches!(events.last(), Some(ClientEvent::Closed { .. })), "{events:?}");
+    assert!(
+        matches!(
+            events[0],
+            ClientEvent::Error {
+                code: ErrorCode::UnsupportedVersion,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(ClientEvent::Closed { .. })),
+        "{events:?}"
+    );
     assert!(!client.wants_connect(t0 + ms(3_600_000)));
     assert_eq!(client.poll_timeout(), None);
 }
@@ -117,24 +153,47 @@ fn unsupported_version_is_refused_with_error_and_close() {
 #[test]
 fn first_frame_other_than_hello_is_refused() {
     let c = codec();
-    let err = ServerSession::read_hello(&*c, &enc(&Frame::Ping(Ping { nonce: 1 })), &Limits::default())
-        .unwrap_err();
-    assert_eq!(err, ProtocolError::UnexpectedFrame { frame: FrameType::Ping, state: "awaiting hello" });
+    let err = ServerSession::read_hello(
+        &*c,
+        &enc(&Frame::Ping(Ping { nonce: 1 })),
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::UnexpectedFrame {
+            frame: FrameType::Ping,
+            state: "awaiting hello"
+        }
+    );
     let frames: Vec<Frame> = ServerSession::refusal(&*c, &err).iter().map(dec).collect();
-    let [Frame::Error(e), Frame::Close(close)] = &frames[..] else { panic!("{frames:?}") };
+    let [Frame::Error(e), Frame::Close(close)] = &frames[..] else {
+        panic!("{frames:?}")
+    };
     assert_eq!(e.code, ErrorCode::UnexpectedFrame);
     assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
 
     // Garbage is refused as malformed.
-    let err = ServerSession::read_hello(&*c, &Bytes::from_static(b"\xff\x00garbage"), &Limits::default())
-        .unwrap_err();
-    assert!(matches!(err, ProtocolError::Codec(CodecError::Malformed { .. })), "{err:?}");
+    let err = ServerSession::read_hello(
+        &*c,
+        &Bytes::from_static(b"\xff\x00garbage"),
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::Codec(CodecError::Malformed { .. })),
+        "{err:?}"
+    );
     assert_eq!(err.code(), ErrorCode::MalformedFrame);
     assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR);
 
     // An unknown frame type is refused as such.
-    let err = ServerSession::read_hello(&*c, &Bytes::from_static(br#"{"type":"hullo"}"#), &Limits::default())
-        .unwrap_err();
+    let err = ServerSession::read_hello(
+        &*c,
+        &Bytes::from_static(br#"{"type":"hullo"}"#),
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownFrameType);
 
     // An oversized Hello is refused before decoding, with 1009.
@@ -145,7 +204,13 @@ fn first_frame_other_than_hello_is_refused() {
     }));
     let limits = Limits::default().with_max_frame_bytes(100);
     let err = ServerSession::read_hello(&*c, &big, &limits).unwrap_err();
-    assert_eq!(err, ProtocolError::FrameTooLarge { size: big.len(), max: 100 });
+    assert_eq!(
+        err,
+        ProtocolError::FrameTooLarge {
+            size: big.len(),
+            max: 100
+        }
+    );
     let frames: Vec<Frame> = ServerSession::refusal(&*c, &err).iter().map(dec).collect();
     assert!(matches!(&frames[..], [Frame::Error(e), Frame::Close(cl)]
         if e.code == ErrorCode::FrameTooLarge && cl.code == CloseCode::TOO_BIG));
@@ -165,16 +230,22 @@ fn handshake_timeout_disconnects_with_backoff() {
     assert_eq!(c.state(), ClientState::Disconnected);
     assert!(!c.has_transport());
     let events = client_events(&mut c);
-    let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else { panic!("{events:?}") };
+    let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else {
+        panic!("{events:?}")
+    };
     assert!(reason.contains("handshake"), "{reason}");
-    assert!(*retry_in <= ms(100), "first retry is within the backoff base: {retry_in:?}");
+    assert!(
+        *retry_in <= ms(100),
+        "first retry is within the backoff base: {retry_in:?}"
+    );
     assert_eq!(c.poll_timeout(), Some(deadline + *retry_in));
     assert!(c.wants_connect(deadline + *retry_in));
     if !retry_in.is_zero() {
         assert!(!c.wants_connect(deadline + *retry_in - std::time::Duration::from_nanos(1)));
     }
     // A Welcome arriving after the driver dropped the transport is ignored.
-    c.handle_input(deadline, enc(&Frame::Welcome(welcome(false)))).unwrap();
+    c.handle_input(deadline, enc(&Frame::Welcome(welcome(false))))
+        .unwrap();
     assert_eq!(c.state(), ClientState::Disconnected);
 }
 
@@ -183,12 +254,34 @@ fn welcome_twice_is_a_protocol_error() {
     let mut net = Net::connected(client_config(), server_config());
     net.take_client_events();
     let now = net.now;
-    let err = net.client.handle_input(now, enc(&Frame::Welcome(welcome(true)))).unwrap_err();
-    assert_eq!(err, ProtocolError::UnexpectedFrame { frame: FrameType::Welcome, state: "open" });
-    assert_eq!(net.client.state(), ClientState::Disconnected, "not fatal: the client reconnects");
+    let err = net
+        .client
+        .handle_input(now, enc(&Frame::Welcome(welcome(true))))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::UnexpectedFrame {
+            frame: FrameType::Welcome,
+            state: "open"
+        }
+    );
+    assert_eq!(
+        net.client.state(),
+        ClientState::Disconnected,
+        "not fatal: the client reconnects"
+    );
     let events = net.take_client_events();
     assert!(
-        matches!(&events[..], [ClientEvent::Error { code: ErrorCode::UnexpectedFrame, .. }, ClientEvent::Disconnected { .. }]),
+        matches!(
+            &events[..],
+            [
+                ClientEvent::Error {
+                    code: ErrorCode::UnexpectedFrame,
+                    ..
+                },
+                ClientEvent::Disconnected { .. }
+            ]
+        ),
         "{events:?}"
     );
 }
@@ -207,7 +300,13 @@ fn welcome_with_other_version_closes_the_client_for_good() {
 fn frames_before_welcome_are_protocol_errors() {
     let (mut c, t0) = handshaking_client();
     let err = c.handle_input(t0, message_frame("a", 1, "1")).unwrap_err();
-    assert_eq!(err, ProtocolError::UnexpectedFrame { frame: FrameType::Message, state: "handshaking" });
+    assert_eq!(
+        err,
+        ProtocolError::UnexpectedFrame {
+            frame: FrameType::Message,
+            state: "handshaking"
+        }
+    );
     assert_eq!(c.state(), ClientState::Disconnected);
 }
 
@@ -223,7 +322,9 @@ fn server_sends_nothing_but_welcome_to_a_new_session() {
     );
     assert_eq!(s.state(), ServerState::Open);
     let frames = drain_server(&mut s);
-    assert!(matches!(&frames[..], [Frame::Welcome(w)] if !w.resumed && w.session.0 == "s1" && w.resume_token.0 == "t1"));
+    assert!(
+        matches!(&frames[..], [Frame::Welcome(w)] if !w.resumed && w.session.0 == "s1" && w.resume_token.0 == "t1")
+    );
     assert_eq!(s.queued_bytes(), 0);
     assert!(server_events(&mut s).is_empty());
 }
@@ -235,9 +336,20 @@ fn client_close_ends_both_sides() {
     net.client.close(now, "bye now");
     assert_eq!(net.client.state(), ClientState::Closed);
     net.pump();
-    assert!(matches!(net.c2s.last(), Some(Frame::Close(c)) if c.code == CloseCode::NORMAL && c.reason == "bye now"));
+    assert!(
+        matches!(net.c2s.last(), Some(Frame::Close(c)) if c.code == CloseCode::NORMAL && c.reason == "bye now")
+    );
     let server = net.server.as_ref().unwrap();
     assert_eq!(server.state(), ServerState::Closed);
-    assert!(net.server_events.iter().any(|e| matches!(e, tidings_core::ServerEvent::Closed { .. })));
-    assert!(net.client.publish(now, ch("a"), Bytes::from_static(b"1")).unwrap_err().is_closed());
+    assert!(
+        net.server_events
+            .iter()
+            .any(|e| matches!(e, tidings_core::ServerEvent::Closed { .. }))
+    );
+    assert!(
+        net.client
+            .publish(now, ch("a"), Bytes::from_static(b"1"))
+            .unwrap_err()
+            .is_closed()
+    );
 }

@@ -4,13 +4,14 @@
 mod common;
 
 use common::*;
-use tidings_core::{
-    ClientEvent, ClientState, CloseCode, Frame, Ping, ServerEvent, ServerState,
-};
+use tidings_core::{ClientEvent, ClientState, CloseCode, Frame, Ping, ServerEvent, ServerState};
 
 /// Server heartbeat 1 s (sent to the client in `Welcome`), dead after 3 s.
 fn net() -> Net {
-    let mut net = Net::connected(client_config(), server_config().with_resume_window(ms(10_000)));
+    let mut net = Net::connected(
+        client_config(),
+        server_config().with_resume_window(ms(10_000)),
+    );
     net.take_client_events();
     net.c2s.clear();
     net.s2c.clear();
@@ -18,11 +19,29 @@ fn net() -> Net {
 }
 
 fn pings(frames: &[Frame]) -> Vec<u64> {
-    frames.iter().filter_map(|f| if let Frame::Ping(p) = f { Some(p.nonce) } else { None }).collect()
+    frames
+        .iter()
+        .filter_map(|f| {
+            if let Frame::Ping(p) = f {
+                Some(p.nonce)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn pongs(frames: &[Frame]) -> Vec<u64> {
-    frames.iter().filter_map(|f| if let Frame::Pong(p) = f { Some(p.nonce) } else { None }).collect()
+    frames
+        .iter()
+        .filter_map(|f| {
+            if let Frame::Pong(p) = f {
+                Some(p.nonce)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -34,7 +53,11 @@ fn idle_client_pings_after_the_heartbeat_and_server_answers() {
 
     net.now = t0 + ms(999);
     net.tick();
-    assert!(net.c2s.is_empty(), "no ping before the interval: {:?}", net.c2s);
+    assert!(
+        net.c2s.is_empty(),
+        "no ping before the interval: {:?}",
+        net.c2s
+    );
 
     net.run_until(t0 + ms(1_000));
     assert_eq!(pings(&net.c2s), vec![1]);
@@ -56,7 +79,9 @@ fn idle_client_pings_after_the_heartbeat_and_server_answers() {
 fn traffic_postpones_pings() {
     let mut net = net();
     let t0 = net.t0;
-    net.client.subscribe(t0, tidings_core::ChannelName::new("a").unwrap()).unwrap();
+    net.client
+        .subscribe(t0, tidings_core::ChannelName::new("a").unwrap())
+        .unwrap();
     net.pump();
     net.c2s.clear();
     net.now = t0 + ms(600);
@@ -76,8 +101,13 @@ fn traffic_postpones_pings() {
 fn client_answers_a_ping_with_the_same_nonce() {
     let mut net = net();
     let now = net.now;
-    net.client.handle_input(now, enc(&Frame::Ping(Ping { nonce: 99 }))).unwrap();
-    assert_eq!(drain_client(&mut net.client), vec![Frame::Pong(Ping { nonce: 99 })]);
+    net.client
+        .handle_input(now, enc(&Frame::Ping(Ping { nonce: 99 })))
+        .unwrap();
+    assert_eq!(
+        drain_client(&mut net.client),
+        vec![Frame::Pong(Ping { nonce: 99 })]
+    );
 }
 
 #[test]
@@ -88,14 +118,20 @@ fn client_declares_a_silent_server_dead() {
     // dead_after = 3 heartbeats of 1 s with no input at all.
     net.run_until(t0 + ms(2_999));
     assert_eq!(net.client.state(), ClientState::Open);
-    assert_eq!(pings(&net.c2s), vec![1], "one outstanding ping, not one per interval");
+    assert_eq!(
+        pings(&net.c2s),
+        vec![1],
+        "one outstanding ping, not one per interval"
+    );
     assert!(net.take_client_events().is_empty());
 
     net.run_until(t0 + ms(3_000));
     assert_eq!(net.client.state(), ClientState::Disconnected);
     assert!(!net.connected);
     let events = net.take_client_events();
-    let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else { panic!("{events:?}") };
+    let [ClientEvent::Disconnected { reason, retry_in }] = &events[..] else {
+        panic!("{events:?}")
+    };
     assert!(reason.contains("heartbeat"), "{reason}");
     assert!(*retry_in <= ms(100));
     assert_eq!(net.client.poll_timeout(), Some(t0 + ms(3_000) + *retry_in));
@@ -119,14 +155,22 @@ fn server_declares_a_silent_client_dead_and_detaches() {
     assert_eq!(net.server().state(), ServerState::Detached);
     let events = server_events(net.server());
     assert!(
-        matches!(&events[..], [ServerEvent::Disconnect { code: CloseCode::HEARTBEAT_TIMEOUT, .. }]),
+        matches!(
+            &events[..],
+            [ServerEvent::Disconnect {
+                code: CloseCode::HEARTBEAT_TIMEOUT,
+                ..
+            }]
+        ),
         "{events:?}"
     );
     assert_eq!(net.server().queued_bytes(), 0);
     assert_eq!(net.server().poll_timeout(), Some(dead + ms(10_000)));
     // Input on the old connection is ignored once detached.
     let now = dead;
-    net.server().handle_input(now, enc(&Frame::Ping(Ping { nonce: 5 }))).unwrap();
+    net.server()
+        .handle_input(now, enc(&Frame::Ping(Ping { nonce: 5 })))
+        .unwrap();
     assert!(drain_server(net.server()).is_empty());
 }
 
@@ -136,9 +180,13 @@ fn driver_closes_the_link_on_server_heartbeat_timeout() {
     let t0 = net.t0;
     net.blackhole_c2s = true;
     net.run_until(t0 + ms(3_000));
-    assert!(net.server_events.iter().any(
-        |e| matches!(e, ServerEvent::Disconnect { code: CloseCode::HEARTBEAT_TIMEOUT, .. })
-    ));
+    assert!(net.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Disconnect {
+            code: CloseCode::HEARTBEAT_TIMEOUT,
+            ..
+        }
+    )));
     assert_eq!(net.server().state(), ServerState::Detached);
     assert!(!net.connected);
     assert_eq!(net.client.state(), ClientState::Disconnected);
@@ -161,7 +209,10 @@ fn detached_session_expires_after_the_resume_window() {
     net.server().handle_timeout(detached + ms(10_000));
     assert_eq!(net.server().state(), ServerState::Closed);
     let events = server_events(net.server());
-    assert!(matches!(&events[..], [ServerEvent::Closed { reason }] if reason.contains("resume")), "{events:?}");
+    assert!(
+        matches!(&events[..], [ServerEvent::Closed { reason }] if reason.contains("resume")),
+        "{events:?}"
+    );
     assert_eq!(net.server().poll_timeout(), None);
 
     // A client coming back later gets a new session.
@@ -183,7 +234,12 @@ fn resume_within_the_window_keeps_the_session() {
     assert_eq!(net.server().state(), ServerState::Open);
     assert_eq!(net.server().epoch(), 2);
     let events = net.take_client_events();
-    assert!(events.iter().any(|e| matches!(e, ClientEvent::Connected { resumed: true, .. })), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Connected { resumed: true, .. })),
+        "{events:?}"
+    );
     // The resumed server session measures liveness from the resume, not from before.
     let now = net.now;
     assert_eq!(net.server().poll_timeout(), Some(now + ms(3_000)));

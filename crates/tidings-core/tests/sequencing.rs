@@ -50,16 +50,35 @@ fn net_with(client: ClientConfig, server: ServerConfig, channels: &[&str]) -> Ne
 fn acks(frames: &[Frame]) -> Vec<(String, u64)> {
     frames
         .iter()
-        .filter_map(|f| if let Frame::Ack(Ack { channel, seq }) = f { Some((channel.to_string(), *seq)) } else { None })
+        .filter_map(|f| {
+            if let Frame::Ack(Ack { channel, seq }) = f {
+                Some((channel.to_string(), *seq))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
 fn publish_acks(frames: &[Frame]) -> Vec<u64> {
-    frames.iter().filter_map(|f| if let Frame::PublishAck(PublishAck { seq }) = f { Some(*seq) } else { None }).collect()
+    frames
+        .iter()
+        .filter_map(|f| {
+            if let Frame::PublishAck(PublishAck { seq }) = f {
+                Some(*seq)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn publish_frame(channel: &str, seq: u64, payload: &str) -> Bytes {
-    enc(&Frame::Publish(Publish { channel: ch(channel), seq, payload: Bytes::copy_from_slice(payload.as_bytes()) }))
+    enc(&Frame::Publish(Publish {
+        channel: ch(channel),
+        seq,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    }))
 }
 
 #[test]
@@ -69,9 +88,23 @@ fn sequence_numbers_are_per_channel() {
         net.inject(c, &format!("\"{c}{p}\""));
     }
     net.pump();
-    assert_eq!(net.received("a"), vec![(1, "\"a1\"".into()), (2, "\"a2\"".into()), (3, "\"a3\"".into())]);
-    assert_eq!(net.received("b"), vec![(1, "\"b1\"".into()), (2, "\"b2\"".into())]);
-    assert!(!net.client_events.iter().any(|e| matches!(e, ClientEvent::Gap(_))));
+    assert_eq!(
+        net.received("a"),
+        vec![
+            (1, "\"a1\"".into()),
+            (2, "\"a2\"".into()),
+            (3, "\"a3\"".into())
+        ]
+    );
+    assert_eq!(
+        net.received("b"),
+        vec![(1, "\"b1\"".into()), (2, "\"b2\"".into())]
+    );
+    assert!(
+        !net.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Gap(_)))
+    );
     assert_eq!(net.client.position(&ch("a")), Some(3));
     assert_eq!(net.client.position(&ch("b")), Some(2));
 }
@@ -85,11 +118,18 @@ fn subscription_starts_at_the_channel_position() {
     net.client.subscribe(now, ch("late")).unwrap();
     net.pump();
     assert_eq!(net.hub.subscribe_requests, vec![(ch("late"), None)]);
-    assert!(net.client_events.contains(&ClientEvent::Subscribed { channel: ch("late"), seq: 2 }));
+    assert!(net.client_events.contains(&ClientEvent::Subscribed {
+        channel: ch("late"),
+        seq: 2
+    }));
     net.inject("late", "3");
     net.pump();
     assert_eq!(net.received("late"), vec![(3, "3".into())]);
-    assert!(!net.client_events.iter().any(|e| matches!(e, ClientEvent::Gap(_))));
+    assert!(
+        !net.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Gap(_)))
+    );
 }
 
 #[test]
@@ -97,20 +137,33 @@ fn duplicates_are_dropped() {
     let mut net = net_with(client_config(), server_config(), &["a"]);
     let now = net.now;
     for seq in [1, 1, 2, 1, 2, 3, 3] {
-        net.client.handle_input(now, message_frame("a", seq, &seq.to_string())).unwrap();
+        net.client
+            .handle_input(now, message_frame("a", seq, &seq.to_string()))
+            .unwrap();
     }
     net.collect();
-    assert_eq!(net.received("a"), vec![(1, "1".into()), (2, "2".into()), (3, "3".into())]);
+    assert_eq!(
+        net.received("a"),
+        vec![(1, "1".into()), (2, "2".into()), (3, "3".into())]
+    );
 }
 
 #[test]
 fn a_skipped_seq_gives_a_gap_then_the_message() {
     let mut net = net_with(client_config(), server_config(), &["a"]);
     let now = net.now;
-    net.client.handle_input(now, message_frame("a", 1, "1")).unwrap();
-    net.client.handle_input(now, message_frame("a", 4, "4")).unwrap();
-    net.client.handle_input(now, message_frame("a", 3, "3")).unwrap(); // late: already covered
-    net.client.handle_input(now, message_frame("a", 5, "5")).unwrap();
+    net.client
+        .handle_input(now, message_frame("a", 1, "1"))
+        .unwrap();
+    net.client
+        .handle_input(now, message_frame("a", 4, "4"))
+        .unwrap();
+    net.client
+        .handle_input(now, message_frame("a", 3, "3"))
+        .unwrap(); // late: already covered
+    net.client
+        .handle_input(now, message_frame("a", 5, "5"))
+        .unwrap();
     let events = net.take_client_events();
     let seqs: Vec<String> = events
         .iter()
@@ -128,8 +181,19 @@ fn a_skipped_seq_gives_a_gap_then_the_message() {
 fn a_gap_frame_is_reported_and_moves_the_position() {
     let mut net = net_with(client_config(), server_config(), &["a"]);
     let now = net.now;
-    net.client.handle_input(now, enc(&Frame::Gap(Gap { channel: ch("a"), from: 1, to: 7 }))).unwrap();
-    net.client.handle_input(now, message_frame("a", 8, "8")).unwrap();
+    net.client
+        .handle_input(
+            now,
+            enc(&Frame::Gap(Gap {
+                channel: ch("a"),
+                from: 1,
+                to: 7,
+            })),
+        )
+        .unwrap();
+    net.client
+        .handle_input(now, message_frame("a", 8, "8"))
+        .unwrap();
     let events = net.take_client_events();
     assert!(
         matches!(&events[..], [ClientEvent::Gap(g), ClientEvent::Message(m)] if g.from == 1 && g.to == 7 && m.seq == 8),
@@ -141,7 +205,9 @@ fn a_gap_frame_is_reported_and_moves_the_position() {
 fn messages_of_other_channels_are_ignored() {
     let mut net = net_with(client_config(), server_config(), &["a"]);
     let now = net.now;
-    net.client.handle_input(now, message_frame("zzz", 1, "1")).unwrap();
+    net.client
+        .handle_input(now, message_frame("zzz", 1, "1"))
+        .unwrap();
     assert!(net.take_client_events().is_empty());
     // The server does not deliver channels the session did not subscribe to.
     net.inject("zzz", "1");
@@ -157,7 +223,11 @@ fn acks_are_batched_by_count_and_prune_the_replay_buffer() {
     }
     net.pump();
     assert_eq!(net.received("a").len(), 3);
-    assert!(acks(&net.c2s).is_empty(), "no ack before 4 messages: {:?}", net.c2s);
+    assert!(
+        acks(&net.c2s).is_empty(),
+        "no ack before 4 messages: {:?}",
+        net.c2s
+    );
     assert_eq!(net.server().replay_bytes(), 3 * (1 + ENTRY_OVERHEAD));
 
     net.inject("a", "4");
@@ -169,7 +239,10 @@ fn acks_are_batched_by_count_and_prune_the_replay_buffer() {
         net.inject("a", &i.to_string());
     }
     net.pump();
-    assert_eq!(acks(&net.c2s), vec![("a".into(), 4), ("a".into(), 8), ("a".into(), 12)]);
+    assert_eq!(
+        acks(&net.c2s),
+        vec![("a".into(), 4), ("a".into(), 8), ("a".into(), 12)]
+    );
     assert_eq!(net.server().replay_bytes(), 0);
 }
 
@@ -185,14 +258,22 @@ fn acks_are_batched_by_delay() {
     let before = net.server().replay_bytes();
     assert_eq!(before, 3 * (1 + ENTRY_OVERHEAD));
     assert!(acks(&net.c2s).is_empty());
-    assert_eq!(net.client.poll_timeout(), Some(t + ms(20)), "ack timer runs from the first unacked message");
+    assert_eq!(
+        net.client.poll_timeout(),
+        Some(t + ms(20)),
+        "ack timer runs from the first unacked message"
+    );
 
     net.run_until(t + ms(19));
     assert!(acks(&net.c2s).is_empty());
     net.run_until(t + ms(20));
     let mut sent = acks(&net.c2s);
     sent.sort();
-    assert_eq!(sent, vec![("a".into(), 2), ("b".into(), 1)], "one ack per channel, cumulative");
+    assert_eq!(
+        sent,
+        vec![("a".into(), 2), ("b".into(), 1)],
+        "one ack per channel, cumulative"
+    );
     assert_eq!(net.server().replay_bytes(), 0);
 
     // Nothing new: no further acks, no ack timer.
@@ -222,14 +303,21 @@ fn publish_acks_prune_the_unacked_queue() {
     let mut net = net_with(client_config(), server_acking(2, 50), &[]);
     let t = net.now;
     for i in 1..=3 {
-        let seq = net.client.publish(t, ch("up"), Bytes::from(format!("{i}"))).unwrap();
+        let seq = net
+            .client
+            .publish(t, ch("up"), Bytes::from(format!("{i}")))
+            .unwrap();
         assert_eq!(seq, i);
     }
     assert_eq!(net.client.unacked_len(), 3);
     assert_eq!(net.client.unacked_bytes(), 3);
     net.pump();
     assert_eq!(net.hub_published(), ["1", "2", "3"]);
-    assert_eq!(publish_acks(&net.s2c), vec![2], "acked after ack_every publishes");
+    assert_eq!(
+        publish_acks(&net.s2c),
+        vec![2],
+        "acked after ack_every publishes"
+    );
     assert_eq!(net.client.unacked_len(), 1);
     assert_eq!(net.client.unacked_bytes(), 1);
 
@@ -240,7 +328,13 @@ fn publish_acks_prune_the_unacked_queue() {
     let acked: Vec<u64> = net
         .client_events
         .iter()
-        .filter_map(|e| if let ClientEvent::PublishAcked { seq } = e { Some(*seq) } else { None })
+        .filter_map(|e| {
+            if let ClientEvent::PublishAcked { seq } = e {
+                Some(*seq)
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(acked, vec![2, 3]);
 }
@@ -249,7 +343,9 @@ fn publish_acks_prune_the_unacked_queue() {
 fn a_client_receives_its_own_publish_on_a_subscribed_channel() {
     let mut net = net_with(client_config(), server_config(), &["room"]);
     let now = net.now;
-    net.client.publish(now, ch("room"), Bytes::from_static(b"{\"hi\":1}")).unwrap();
+    net.client
+        .publish(now, ch("room"), Bytes::from_static(b"{\"hi\":1}"))
+        .unwrap();
     net.pump();
     assert_eq!(net.received("room"), vec![(1, "{\"hi\":1}".into())]);
 }
@@ -259,11 +355,21 @@ fn the_server_drops_a_resent_publish() {
     let mut net = net_with(client_config(), server_acking(64, 50), &[]);
     let now = net.now;
     let server = net.server();
-    server.handle_input(now, publish_frame("up", 1, "1")).unwrap();
-    server.handle_input(now, publish_frame("up", 2, "2")).unwrap();
-    server.handle_input(now, publish_frame("up", 1, "1")).unwrap();
-    server.handle_input(now, publish_frame("up", 2, "2")).unwrap();
-    server.handle_input(now, publish_frame("up", 3, "3")).unwrap();
+    server
+        .handle_input(now, publish_frame("up", 1, "1"))
+        .unwrap();
+    server
+        .handle_input(now, publish_frame("up", 2, "2"))
+        .unwrap();
+    server
+        .handle_input(now, publish_frame("up", 1, "1"))
+        .unwrap();
+    server
+        .handle_input(now, publish_frame("up", 2, "2"))
+        .unwrap();
+    server
+        .handle_input(now, publish_frame("up", 3, "3"))
+        .unwrap();
     let events = server_events(server);
     let payloads: Vec<&[u8]> = events
         .iter()
@@ -284,26 +390,49 @@ fn a_publish_that_skips_a_seq_is_a_protocol_error() {
     let mut net = net_with(client_config(), server_config(), &["a"]);
     let now = net.now;
     let server = net.server();
-    server.handle_input(now, publish_frame("up", 1, "1")).unwrap();
-    let err = server.handle_input(now, publish_frame("up", 3, "3")).unwrap_err();
-    assert_eq!(err, ProtocolError::PublishOutOfOrder { expected: 2, got: 3 });
+    server
+        .handle_input(now, publish_frame("up", 1, "1"))
+        .unwrap();
+    let err = server
+        .handle_input(now, publish_frame("up", 3, "3"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::PublishOutOfOrder {
+            expected: 2,
+            got: 3
+        }
+    );
     assert_eq!(server.state(), ServerState::Closed);
 
     let frames = drain_server(server);
-    let [.., Frame::Error(e), Frame::Close(c)] = &frames[..] else { panic!("{frames:?}") };
+    let [.., Frame::Error(e), Frame::Close(c)] = &frames[..] else {
+        panic!("{frames:?}")
+    };
     assert_eq!(e.code, ErrorCode::UnexpectedFrame);
     assert!(e.message.contains("expected 2"), "{}", e.message);
     assert_eq!(c.code, CloseCode::PROTOCOL_ERROR);
 
     let events = server_events(server);
-    assert!(matches!(&events[..], [
-        ServerEvent::Publish { .. },
-        ServerEvent::Disconnect { code: CloseCode::PROTOCOL_ERROR, .. },
-        ServerEvent::Closed { .. },
-    ]), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [
+                ServerEvent::Publish { .. },
+                ServerEvent::Disconnect {
+                    code: CloseCode::PROTOCOL_ERROR,
+                    ..
+                },
+                ServerEvent::Closed { .. },
+            ]
+        ),
+        "{events:?}"
+    );
 
     // A closed session ignores further input and delivers nothing.
-    server.handle_input(now, publish_frame("up", 2, "2")).unwrap();
+    server
+        .handle_input(now, publish_frame("up", 2, "2"))
+        .unwrap();
     assert!(server_events(server).is_empty());
     net.inject("a", "1");
     assert!(drain_server(net.server()).is_empty());
@@ -316,12 +445,26 @@ fn the_client_ends_the_session_on_a_protocol_error_close() {
     let mut net = net_with(client_config(), server_config(), &[]);
     let now = net.now;
     // Inject a bad publish as if the client had sent it.
-    net.server().handle_input(now, publish_frame("up", 2, "x")).unwrap_err();
+    net.server()
+        .handle_input(now, publish_frame("up", 2, "x"))
+        .unwrap_err();
     net.run_hub();
     net.pump();
     let events = net.take_client_events();
-    assert!(events.iter().any(|e| matches!(e, ClientEvent::Error { code: ErrorCode::UnexpectedFrame, .. })), "{events:?}");
-    assert!(matches!(events.last(), Some(ClientEvent::Closed { .. })), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Error {
+                code: ErrorCode::UnexpectedFrame,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(ClientEvent::Closed { .. })),
+        "{events:?}"
+    );
     assert_eq!(net.client.state(), tidings_core::ClientState::Closed);
     assert!(!net.connected);
 }

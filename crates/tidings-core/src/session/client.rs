@@ -168,6 +168,10 @@ pub struct ClientSession {
     unacked: VecDeque<PendingPublish>,
     unacked_bytes: usize,
     subscriptions: BTreeSet<ChannelName>,
+    /// Subscriptions the current server session confirmed with `Subscribed`.
+    confirmed: BTreeSet<ChannelName>,
+    /// Channels left while disconnected: the resumed server session must be told.
+    left: BTreeSet<ChannelName>,
     inbound: InboundTracker,
     acked: HashMap<ChannelName, u64>,
     ack_batch: AckBatch,
@@ -199,6 +203,8 @@ impl ClientSession {
             unacked: VecDeque::new(),
             unacked_bytes: 0,
             subscriptions: BTreeSet::new(),
+            confirmed: BTreeSet::new(),
+            left: BTreeSet::new(),
             inbound: InboundTracker::default(),
             acked: HashMap::new(),
             ack_batch,
@@ -303,19 +309,29 @@ impl ClientSession {
         if self.state == ClientState::Closed {
             return Err(SessionError::Closed { reason: "session closed".into() });
         }
-        if payload.len() > self.max_frame {
-            return Err(SessionError::PayloadTooLarge { size: payload.len(), max: self.max_frame });
-        }
         let limit = self.config.limits.max_queued_bytes;
         if self.unacked_bytes + payload.len() > limit {
             return Err(SessionError::QueueFull { queued: self.unacked_bytes, limit });
         }
         let seq = self.next_publish;
+        let frame = Frame::Publish(Publish { channel: channel.clone(), seq, payload: payload.clone() });
+        // The limit applies to the encoded frame; before the first connection
+        // the codec is unknown, so leave room for the envelope.
+        let encoded = match &self.codec {
+            Some(codec) => Some(codec.encode_to_bytes(&frame).map_err(|e| SessionError::Closed {
+                reason: format!("cannot encode publish: {e}"),
+            })?),
+            None => None,
+        };
+        let size = encoded.as_ref().map_or(payload.len() + channel.as_str().len() + 128, |b| b.len());
+        if size > self.max_frame {
+            return Err(SessionError::PayloadTooLarge { size, max: self.max_frame });
+        }
         self.next_publish += 1;
         self.unacked_bytes += payload.len();
-        if self.state == ClientState::Open {
-            let frame = Frame::Publish(Publish { channel: channel.clone(), seq, payload: payload.clone() });
-            self.queue(now, &frame);
+        if let (ClientState::Open, Some(bytes)) = (self.state, encoded) {
+            self.last_sent = now;
+            self.transmit.push_back(bytes);
         }
         self.unacked.push_back(PendingPublish { seq, channel, payload });
         Ok(seq)
@@ -344,9 +360,12 @@ impl ClientSession {
             return;
         }
         self.inbound.remove(channel);
+        self.confirmed.remove(channel);
         self.acked.remove(channel);
         if self.state == ClientState::Open {
             self.queue(now, &Frame::Unsubscribe(Unsubscribe { channel: channel.clone() }));
+        } else {
+            self.left.insert(channel.clone());
         }
     }
 
@@ -394,6 +413,7 @@ impl ClientSession {
             }
             Frame::Subscribed(s) if self.state == ClientState::Open => {
                 if self.subscriptions.contains(&s.channel) {
+                    self.confirmed.insert(s.channel.clone());
                     self.inbound.set(&s.channel, s.seq);
                     self.events.push_back(ClientEvent::Subscribed { channel: s.channel, seq: s.seq });
                 }
@@ -474,6 +494,24 @@ impl ClientSession {
         self.session = Some(w.session.clone());
         if w.resumed {
             self.drop_acked(w.publish_acked);
+            // Leave first what was left while disconnected (a later re-subscribe
+            // then starts a fresh subscription on the server).
+            for channel in std::mem::take(&mut self.left) {
+                self.queue(now, &Frame::Unsubscribe(Unsubscribe { channel }));
+            }
+            // Subscriptions this server session never confirmed (made while
+            // disconnected, or whose `Subscribe` was lost with the old transport)
+            // may be unknown to it: ask again. The server ignores channels it has.
+            let unconfirmed: Vec<_> = self
+                .subscriptions
+                .iter()
+                .filter(|c| !self.confirmed.contains(*c))
+                .cloned()
+                .collect();
+            for channel in unconfirmed {
+                let after = self.inbound.position(&channel);
+                self.queue(now, &Frame::Subscribe(Subscribe { channel, after }));
+            }
         } else {
             // A fresh server session: renumber what is pending and subscribe again,
             // asking history for whatever came after our last position.
@@ -482,6 +520,8 @@ impl ClientSession {
             }
             self.next_publish = self.unacked.len() as u64 + 1;
             self.acked.clear();
+            self.confirmed.clear();
+            self.left.clear();
             let subs: Vec<_> = self.subscriptions.iter().cloned().collect();
             for channel in subs {
                 let after = self.inbound.position(&channel);

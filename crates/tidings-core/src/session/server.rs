@@ -144,8 +144,9 @@ pub enum ServerEvent {
 enum Sub {
     /// Waiting for the broker; live messages are parked here.
     Pending(Vec<Arc<SharedMessage>>),
-    /// Active; `last` is the highest sequence number queued for the client.
-    Active { last: u64 },
+    /// Active; `start` is the position sent in `Subscribed`, `last` the highest
+    /// sequence number queued for the client.
+    Active { start: u64, last: u64 },
 }
 
 /// Result of subscribing on the broker: where the stream starts and what to replay.
@@ -175,7 +176,9 @@ pub struct ServerSession {
     ack_batch: AckBatch,
     subs: HashMap<ChannelName, Sub>,
     replay: ReplayBuffer,
-    transmit: VecDeque<Bytes>,
+    /// Encoded frames to write; the flag marks `Message` frames, the only ones
+    /// the drop-oldest policy may shed.
+    transmit: VecDeque<(Bytes, bool)>,
     queued_bytes: usize,
     events: VecDeque<ServerEvent>,
 }
@@ -217,7 +220,10 @@ impl ServerSession {
         now: Instant,
     ) -> Self {
         let ack_batch = AckBatch::new(config.ack_every, config.ack_delay);
-        let replay = ReplayBuffer::new(config.limits.replay_buffer_bytes);
+        // A resume queues the whole replay at once: keep it well under the
+        // transmit limit so replaying can never trip the slow-consumer check.
+        let budget = config.limits.replay_buffer_bytes.min(config.limits.max_queued_bytes / 2);
+        let replay = ReplayBuffer::new(budget);
         let mut s = Self {
             config,
             state: ServerState::Open,
@@ -257,7 +263,18 @@ impl ServerSession {
             hello.positions.iter().map(|p| (&p.channel, p.seq)).collect();
         let channels: Vec<ChannelName> = self.subs.keys().cloned().collect();
         for channel in channels {
-            let Some(&after) = positions.get(&channel) else { continue };
+            let after = match (positions.get(&channel), self.subs.get(&channel)) {
+                (Some(&after), _) => after,
+                // The client never saw `Subscribed` (lost with the old connection):
+                // confirm again and replay from the start of the subscription.
+                (None, Some(Sub::Active { start, .. })) => {
+                    let start = *start;
+                    self.queue(&Frame::Subscribed(Subscribed { channel: channel.clone(), seq: start }));
+                    start
+                }
+                // Still pending: `subscribed` will confirm it on this connection.
+                (None, _) => continue,
+            };
             let replay = self.replay.replay(&channel, after);
             if let Some((from, to)) = replay.gap {
                 self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
@@ -340,6 +357,9 @@ impl ServerSession {
         if let Err(e) = &result {
             self.violation(e);
         }
+        // Answers (pongs, errors) count against the queue too: a client that
+        // pings without reading is a slow consumer like any other.
+        self.check_slow_consumer();
         result
     }
 
@@ -427,11 +447,11 @@ impl ServerSession {
             Sub::Pending(parked) => std::mem::take(parked),
             Sub::Active { .. } => return,
         };
-        *sub = Sub::Active { last: start.position };
+        *sub = Sub::Active { start: start.position, last: start.position };
         self.queue(&Frame::Subscribed(Subscribed { channel: channel.clone(), seq: start.position }));
         if let Some((from, to)) = start.gap {
             self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
-            if let Some(Sub::Active { last }) = self.subs.get_mut(channel) {
+            if let Some(Sub::Active { last, .. }) = self.subs.get_mut(channel) {
                 *last = (*last).max(to);
             }
         }
@@ -456,7 +476,7 @@ impl ServerSession {
                 parked.push(message.clone());
                 return;
             }
-            Sub::Active { last } => {
+            Sub::Active { last, .. } => {
                 if message.seq() <= *last {
                     return;
                 }
@@ -475,7 +495,7 @@ impl ServerSession {
 
     fn queue_message(&mut self, message: &SharedMessage) {
         match message.encoded(&*self.codec) {
-            Ok(bytes) => self.push_transmit(bytes),
+            Ok(bytes) => self.push_transmit(bytes, true),
             Err(e) => {
                 let code = ErrorCode::Internal;
                 self.queue(&Frame::Error(ErrorFrame { code, message: format!("cannot encode message: {e}") }));
@@ -485,7 +505,7 @@ impl ServerSession {
 
     fn check_slow_consumer(&mut self) {
         let limit = self.config.limits.max_queued_bytes;
-        if self.queued_bytes <= limit {
+        if self.state != ServerState::Open || self.queued_bytes <= limit {
             return;
         }
         match self.config.slow_consumer {
@@ -498,10 +518,12 @@ impl ServerSession {
                 self.detached_at = None; // set by `detach` when the driver lets go
             }
             SlowConsumerPolicy::DropOldest => {
+                // Shed the oldest messages (the client sees a gap); control frames
+                // (Welcome, Subscribed, acks, errors, Close) are never dropped.
                 while self.queued_bytes > limit {
-                    match self.transmit.pop_front() {
-                        Some(b) => self.queued_bytes -= b.len(),
-                        None => break,
+                    let Some(i) = self.transmit.iter().position(|(_, message)| *message) else { break };
+                    if let Some((b, _)) = self.transmit.remove(i) {
+                        self.queued_bytes -= b.len();
                     }
                 }
             }
@@ -573,7 +595,7 @@ impl ServerSession {
 
     /// Next encoded frame to write.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let b = self.transmit.pop_front()?;
+        let (b, _) = self.transmit.pop_front()?;
         self.queued_bytes -= b.len();
         Some(b)
     }
@@ -590,13 +612,13 @@ impl ServerSession {
 
     fn queue(&mut self, frame: &Frame) {
         match self.codec.encode_to_bytes(frame) {
-            Ok(b) => self.push_transmit(b),
+            Ok(b) => self.push_transmit(b, false),
             Err(e) => debug_assert!(false, "control frame {:?} failed to encode: {e}", frame.frame_type()),
         }
     }
 
-    fn push_transmit(&mut self, b: Bytes) {
+    fn push_transmit(&mut self, b: Bytes, message: bool) {
         self.queued_bytes += b.len();
-        self.transmit.push_back(b);
+        self.transmit.push_back((b, message));
     }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_codec::JsonCodec;
 use tidings_core::{
-    ChannelName, ClientConfig, ClientEvent, ClientSession, Frame, FrameCodec, Instant, MessageIdGen,
-    ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId,
-    SharedMessage, SubscriptionStart,
+    ChannelName, ClientConfig, ClientEvent, ClientSession, Frame, FrameCodec, Instant,
+    MessageIdGen, ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession,
+    ServerState, SessionId, SharedMessage, SubscriptionStart,
 };
 
 /// `n` milliseconds.
@@ -40,12 +40,16 @@ pub fn dec(bytes: &Bytes) -> Frame {
 
 /// Drains a client's transmit queue, decoded.
 pub fn drain_client(c: &mut ClientSession) -> Vec<Frame> {
-    std::iter::from_fn(|| c.poll_transmit()).map(|b| dec(&b)).collect()
+    std::iter::from_fn(|| c.poll_transmit())
+        .map(|b| dec(&b))
+        .collect()
 }
 
 /// Drains a server's transmit queue, decoded.
 pub fn drain_server(s: &mut ServerSession) -> Vec<Frame> {
-    std::iter::from_fn(|| s.poll_transmit()).map(|b| dec(&b)).collect()
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|b| dec(&b))
+        .collect()
 }
 
 /// Drains a client's events.
@@ -98,7 +102,12 @@ impl Hub {
     pub fn next_message(&mut self, channel: &ChannelName, payload: Bytes) -> Arc<SharedMessage> {
         let log = self.channels.entry(channel.clone()).or_default();
         let seq = log.len() as u64 + 1;
-        let m = Arc::new(SharedMessage::new(channel.clone(), seq, self.ids.next_id(), payload));
+        let m = Arc::new(SharedMessage::new(
+            channel.clone(),
+            seq,
+            self.ids.next_id(),
+            payload,
+        ));
         log.push(m.clone());
         m
     }
@@ -120,12 +129,24 @@ impl Hub {
             Some(a) if a < last => {
                 if self.history {
                     let backlog = self.history(channel)[usize::try_from(a).unwrap()..].to_vec();
-                    SubscriptionStart { position: a, gap: None, backlog }
+                    SubscriptionStart {
+                        position: a,
+                        gap: None,
+                        backlog,
+                    }
                 } else {
-                    SubscriptionStart { position: a, gap: Some((a + 1, last)), backlog: vec![] }
+                    SubscriptionStart {
+                        position: a,
+                        gap: Some((a + 1, last)),
+                        backlog: vec![],
+                    }
                 }
             }
-            _ => SubscriptionStart { position: last, gap: None, backlog: vec![] },
+            _ => SubscriptionStart {
+                position: last,
+                gap: None,
+                backlog: vec![],
+            },
         }
     }
 }
@@ -209,14 +230,18 @@ impl Net {
     /// Opens a transport: `Hello` goes out, the hub resumes the session named
     /// by its token or accepts a new one. Nothing else is pumped.
     pub fn connect_no_pump(&mut self) {
-        assert!(self.client.wants_connect(self.now), "client does not want to connect yet");
+        assert!(
+            self.client.wants_connect(self.now),
+            "client does not want to connect yet"
+        );
         assert!(!self.connected);
         self.client.on_connecting();
         self.client.on_transport_up(self.now, self.codec.clone());
         let hello_bytes = self.client.poll_transmit().unwrap();
         self.c2s.push(dec(&hello_bytes));
         let hello =
-            ServerSession::read_hello(&*self.codec, &hello_bytes, &self.server_config.limits).unwrap();
+            ServerSession::read_hello(&*self.codec, &hello_bytes, &self.server_config.limits)
+                .unwrap();
         let known = self.server.as_ref().is_some_and(|s| {
             s.state() != ServerState::Closed && hello.resume.as_ref() == Some(s.token())
         });
@@ -279,7 +304,9 @@ impl Net {
 
     /// Publishes from another node of the hub: next seq, delivered to the session.
     pub fn inject(&mut self, channel: &str, payload: &str) -> u64 {
-        let m = self.hub.next_message(&ch(channel), Bytes::copy_from_slice(payload.as_bytes()));
+        let m = self
+            .hub
+            .next_message(&ch(channel), Bytes::copy_from_slice(payload.as_bytes()));
         if let Some(s) = self.server.as_mut() {
             s.deliver(&m);
         }
@@ -288,7 +315,9 @@ impl Net {
 
     /// Plays the hub role on the server's events.
     pub fn run_hub(&mut self) {
-        let Some(server) = self.server.as_mut() else { return };
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
         while let Some(ev) = server.poll_event() {
             match &ev {
                 ServerEvent::Subscribe { channel, after } => {
@@ -320,7 +349,9 @@ impl Net {
         if !self.connected {
             return false;
         }
-        let Some(b) = self.client.poll_transmit() else { return false };
+        let Some(b) = self.client.poll_transmit() else {
+            return false;
+        };
         self.c2s.push(dec(&b));
         if !self.blackhole_c2s
             && let Some(s) = self.server.as_mut()
@@ -338,7 +369,9 @@ impl Net {
         if !self.connected {
             return false;
         }
-        let Some(b) = self.server.as_mut().and_then(ServerSession::poll_transmit) else { return false };
+        let Some(b) = self.server.as_mut().and_then(ServerSession::poll_transmit) else {
+            return false;
+        };
         self.s2c.push(dec(&b));
         if !self.blackhole_s2c
             && let Err(e) = self.client.handle_input(self.now, b)
@@ -413,11 +446,14 @@ impl Net {
     /// Runs every timer due up to `end` (in order), then sets the clock to `end`.
     pub fn run_until(&mut self, end: Instant) {
         loop {
-            let next = [self.client.poll_timeout(), self.server.as_ref().and_then(ServerSession::poll_timeout)]
-                .into_iter()
-                .flatten()
-                .filter(|t| *t > self.now)
-                .min();
+            let next = [
+                self.client.poll_timeout(),
+                self.server.as_ref().and_then(ServerSession::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > self.now)
+            .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = t;
@@ -463,7 +499,11 @@ impl Net {
 
     /// Payloads the hub received from the client, as strings.
     pub fn hub_published(&self) -> Vec<String> {
-        self.hub.published.iter().map(|(_, p)| String::from_utf8(p.to_vec()).unwrap()).collect()
+        self.hub
+            .published
+            .iter()
+            .map(|(_, p)| String::from_utf8(p.to_vec()).unwrap())
+            .collect()
     }
 }
 
