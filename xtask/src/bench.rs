@@ -23,6 +23,7 @@ const BASELINE: &str = "tokio-tungstenite";
 enum Throughput {
     Elements(f64),
     Bytes(f64),
+    Bits(f64),
 }
 
 struct Entry {
@@ -82,17 +83,14 @@ fn collect(criterion: &Path) -> Result<Vec<Entry>> {
     for new in dirs {
         entries.push(read_entry(criterion, &new)?);
     }
-    entries.sort_by(|a, b| {
+    // Same input side by side, the baseline first.
+    entries.sort_by_cached_key(|e| {
         (
-            &a.group,
-            &a.function,
-            a.value.as_ref().map(|v| natural_key(v)),
+            e.group.clone(),
+            e.value.as_deref().map(natural_key),
+            e.function != BASELINE,
+            e.function.clone(),
         )
-            .cmp(&(
-                &b.group,
-                &b.function,
-                b.value.as_ref().map(|v| natural_key(v)),
-            ))
     });
     Ok(entries)
 }
@@ -192,6 +190,9 @@ fn parse_throughput(t: &Value) -> Option<Throughput> {
     {
         return Some(Throughput::Elements(n));
     }
+    if let Some(n) = t.get("Bits").and_then(Value::as_f64) {
+        return Some(Throughput::Bits(n));
+    }
     t.get("Bytes")
         .or_else(|| t.get("BytesDecimal"))
         .and_then(Value::as_f64)
@@ -230,6 +231,7 @@ fn format_throughput(throughput: Option<Throughput>, mean_ns: f64) -> String {
             }
         }
         Throughput::Bytes(n) => format!("{:.1} MiB/s", per_second(n) / (1024.0 * 1024.0)),
+        Throughput::Bits(n) => format!("{:.1} Mbit/s", per_second(n) / 1e6),
     }
 }
 

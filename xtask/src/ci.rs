@@ -169,7 +169,13 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
     let mut p = Pipeline::new("ci", keep_going);
     p.step("setup", || setup::run(root).map(|()| Outcome::Passed));
     p.step("fmt", || {
-        cargo_step(root, &["fmt", "--all", "--", "--check"])
+        let mut args = vec!["fmt", "--all", "--", "--check"];
+        // rustfmt colours its diff even into a pipe; follow cargo's colour setting.
+        let color = env::var("CARGO_TERM_COLOR").unwrap_or_default();
+        if let Some(color) = ["never", "always"].into_iter().find(|c| *c == color) {
+            args.extend(["--color", color]);
+        }
+        cargo_step(root, &args)
     });
     p.step("clippy", || {
         cargo_step(

@@ -90,6 +90,7 @@ struct Inner {
     connections: AtomicU64,
     shutting_down: AtomicBool,
     reaper_started: AtomicBool,
+    idle: tokio::sync::Notify,
 }
 
 /// Serves tidings sessions; cheap to clone (one `Arc`).
@@ -124,6 +125,7 @@ impl Hub {
                 connections: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
                 reaper_started: AtomicBool::new(false),
+                idle: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -167,9 +169,25 @@ impl Hub {
         self.start_reaper();
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("tidings_session", conn = n, session = tracing::field::Empty);
-        self.inner.connections.fetch_add(1, Ordering::Relaxed);
+        self.inner.connections.fetch_add(1, Ordering::SeqCst);
         self.serve_inner(&mut transport, codec).instrument(span).await;
-        self.inner.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.inner.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+
+    /// Resolves once no connection is being served (e.g. after
+    /// [`Hub::shutdown`], when every close frame has been written).
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.connections.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     async fn serve_inner<T: Transport>(&self, transport: &mut T, codec: Arc<dyn FrameCodec>) {
@@ -184,7 +202,7 @@ impl Hub {
                 let _ = transport.close(CloseCode::HANDSHAKE_TIMEOUT, "no Hello within the handshake timeout").await;
                 return;
             }
-            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(None) | Ok(Some(Err(_))) => return finish_close(transport).await,
             Ok(Some(Ok(bytes))) => match ServerSession::read_hello(&*codec, &bytes, limits) {
                 Ok(h) => h,
                 Err(e) => return refuse(transport, &*codec, &e).await,
@@ -221,7 +239,10 @@ impl Hub {
                     debug!(code, "connection closed");
                     break;
                 }
-                _ => break,
+                _ => {
+                    finish_close(transport).await;
+                    break;
+                }
             }
         }
         // Events raised while ending (e.g. Closed) still need handling.
@@ -349,6 +370,21 @@ async fn refuse<T: Transport>(transport: &mut T, codec: &dyn FrameCodec, e: &Pro
         }
     }
     let _ = transport.close(e.close_code(), &e.to_string()).await;
+}
+
+/// How long a connection whose transport ended on its own gets to send its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The transport ended on its own (the peer closed, sent bad WebSocket data, or
+/// the socket failed): let it finish closing, so the peer gets the reply to its
+/// close frame or learns why (WebSocket 1007 after invalid UTF-8, 1009 after a
+/// message over the limit). Bounded, because a peer that does not read could
+/// otherwise hold the task forever.
+async fn finish_close<T: Transport>(transport: &mut T) {
+    let close = transport.close(CloseCode::INTERNAL, "transport failed");
+    if tokio::time::timeout(CLOSE_GRACE, close).await.is_err() {
+        debug!("close after transport failure timed out");
+    }
 }
 
 fn new_ids(n: u64) -> (SessionId, ResumeToken) {

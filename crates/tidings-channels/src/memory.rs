@@ -128,6 +128,15 @@ impl Broker for MemoryBroker {
                 let backlog = state.history.iter().filter(|m| m.seq() > after).cloned().collect();
                 SubscriptionStart { position: after, gap, backlog }
             }
+            // A position beyond this broker's count: the channel restarted (this
+            // broker lost its state). Start the client over from 0 so nothing this
+            // broker has is skipped; the client sees its position go back and
+            // reports the reset.
+            Some(after) if after > current => {
+                let first_kept = state.history.front().map(|m| m.seq()).unwrap_or(current + 1);
+                let gap = (first_kept > 1).then(|| (1, first_kept - 1));
+                SubscriptionStart { position: 0, gap, backlog: state.history.iter().cloned().collect() }
+            }
             _ => SubscriptionStart { position: current, gap: None, backlog: Vec::new() },
         };
         drop(state);
@@ -137,5 +146,42 @@ impl Broker for MemoryBroker {
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
         let state = self.channel(channel);
         lock(&state).subscribers.retain(|(sid, _)| *sid != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sink;
+    impl Delivery for Sink {
+        fn deliver(&self, _: &Arc<SharedMessage>) {}
+    }
+
+    fn ch() -> ChannelName {
+        ChannelName::new("c").unwrap()
+    }
+
+    async fn start(b: &MemoryBroker, after: Option<u64>) -> SubscriptionStart {
+        b.subscribe(&ch(), after, Arc::new(Sink)).await.unwrap().start
+    }
+
+    #[tokio::test]
+    async fn resume_points_get_backlog_gap_or_restart() {
+        let b = MemoryBroker::new(MemoryBrokerConfig { history_len: 3 });
+        for _ in 0..5 {
+            b.publish_now(&ch(), Bytes::from_static(b"1"));
+        }
+        let s = start(&b, None).await;
+        assert_eq!((s.position, s.gap, s.backlog.len()), (5, None, 0));
+        let s = start(&b, Some(3)).await;
+        assert_eq!((s.position, s.gap), (3, None));
+        assert_eq!(s.backlog.iter().map(|m| m.seq()).collect::<Vec<_>>(), [4, 5]);
+        let s = start(&b, Some(0)).await;
+        assert_eq!((s.position, s.gap), (0, Some((1, 2))));
+        assert_eq!(s.backlog.len(), 3);
+        // A position this broker never reached: the channel restarted.
+        let s = start(&b, Some(40)).await;
+        assert_eq!((s.position, s.gap, s.backlog.len()), (0, Some((1, 2)), 3));
     }
 }

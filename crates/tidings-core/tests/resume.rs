@@ -739,3 +739,28 @@ proptest! {
         prop_assert!(run.net.client_errors.is_empty(), "{:?}", run.net.client_errors);
     }
 }
+
+#[test]
+fn unsubscribe_while_disconnected_reaches_the_resumed_session() {
+    let mut net = Net::connected(client_config(), server_config());
+    subscribe(&mut net, "a");
+    net.pump();
+    net.inject("a", "1");
+    net.pump();
+    net.drop_link();
+    let now = net.now;
+    net.client.unsubscribe(now, &ch("a"));
+    net.reconnect();
+    net.pump();
+    assert!(
+        net.server().channels().next().is_none(),
+        "the server must have dropped the subscription; client frames: {:?}",
+        net.c2s
+    );
+    // Re-subscribing later starts a fresh subscription: no false gap, no replay of m1.
+    subscribe(&mut net, "a");
+    net.pump();
+    net.inject("a", "2");
+    net.pump();
+    assert_eq!(timeline(&net.client_events, "a"), ["m1", "m2"]);
+}

@@ -468,3 +468,43 @@ fn the_client_ends_the_session_on_a_protocol_error_close() {
     assert_eq!(net.client.state(), tidings_core::ClientState::Closed);
     assert!(!net.connected);
 }
+
+#[test]
+fn a_channel_restarted_below_the_seen_position_is_reported_not_hidden() {
+    use tidings_core::{ResumeToken, SessionId, Subscribed, Welcome};
+    let t0 = tidings_core::Instant::now();
+    let mut c = tidings_core::ClientSession::new(tidings_core::ClientConfig::default(), 1, t0);
+    let welcome = |resumed| {
+        enc(&Frame::Welcome(Welcome {
+            version: 1,
+            session: SessionId("s".into()),
+            resume_token: ResumeToken("t".into()),
+            resumed,
+            heartbeat_ms: 15_000,
+            max_frame: 1 << 20,
+            publish_acked: 0,
+        }))
+    };
+    let subscribed = |seq| enc(&Frame::Subscribed(Subscribed { channel: ch("a"), seq }));
+    c.on_connecting();
+    c.on_transport_up(t0, codec());
+    c.handle_input(t0, welcome(false)).unwrap();
+    c.subscribe(t0, ch("a")).unwrap();
+    c.handle_input(t0, subscribed(10)).unwrap();
+    c.on_transport_down(t0, "server restarted");
+    let later = t0 + ms(60_000);
+    assert!(c.wants_connect(later));
+    c.on_connecting();
+    c.on_transport_up(later, codec());
+    c.handle_input(later, welcome(false)).unwrap();
+    // The restarted server's channel starts again at 0.
+    c.handle_input(later, subscribed(0)).unwrap();
+    let events = client_events(&mut c);
+    assert!(
+        events.iter().any(|e| matches!(e, ClientEvent::ChannelReset { channel, seen: 10 } if channel.as_str() == "a")),
+        "{events:?}"
+    );
+    c.handle_input(later, message_frame("a", 1, "1")).unwrap();
+    let events = client_events(&mut c);
+    assert!(matches!(&events[..], [ClientEvent::Message(m)] if m.seq == 1), "{events:?}");
+}

@@ -51,7 +51,7 @@ pub use transport::WsTransport;
 pub(crate) fn close_for_error(e: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::Error as E;
     match e {
-        E::Utf8(_) => Some((1007, "invalid UTF-8 in text message")),
+        E::Utf8(_) => Some((1007, "invalid UTF-8")),
         E::Capacity(_) => Some((1009, "message too big")),
         E::Protocol(_) => Some((1002, "protocol error")),
         E::Io(_) | E::ConnectionClosed | E::AlreadyClosed => None,

@@ -299,9 +299,29 @@ pub async fn raw_echo(conn: Accepted) {
                 if let Some((code, reason)) = crate::close_for_error(&e) {
                     let _ = ws.close(Some(CloseFrame { code: code.into(), reason: reason.into() })).await;
                 }
+                linger(ws.into_inner()).await;
                 return;
             }
             None => return,
         }
     }
+}
+
+/// Half-closes a socket after an error close and discards what the peer still
+/// sends for a moment, so the kernel does not answer with a reset that could
+/// destroy our close frame before the peer read it.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let mut budget = 1usize << 20;
+    let drain = async {
+        while budget > 0 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }

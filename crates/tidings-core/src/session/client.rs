@@ -114,6 +114,16 @@ pub enum ClientEvent {
     Message(Message),
     /// Messages were lost for this client (history no longer has them): reload state.
     Gap(Gap),
+    /// The server's channel restarted below the position this client had seen
+    /// (the server lost its state and has no durable history): messages of the
+    /// old numbering that were not received are lost. Reload state; numbering
+    /// starts over with the next `Subscribed`.
+    ChannelReset {
+        /// The channel.
+        channel: ChannelName,
+        /// The last sequence number seen before the reset.
+        seen: u64,
+    },
     /// A subscription is active from `seq` on.
     Subscribed {
         /// The channel.
@@ -414,6 +424,12 @@ impl ClientSession {
             Frame::Subscribed(s) if self.state == ClientState::Open => {
                 if self.subscriptions.contains(&s.channel) {
                     self.confirmed.insert(s.channel.clone());
+                    if let Some(seen) = self.inbound.position(&s.channel).filter(|seen| s.seq < *seen) {
+                        // The server's channel starts below what we saw: it lost its
+                        // state (restart without durable history). Say so; never hide it.
+                        self.acked.remove(&s.channel);
+                        self.events.push_back(ClientEvent::ChannelReset { channel: s.channel.clone(), seen });
+                    }
                     self.inbound.set(&s.channel, s.seq);
                     self.events.push_back(ClientEvent::Subscribed { channel: s.channel, seq: s.seq });
                 }

@@ -1,0 +1,96 @@
+//! tidings: real-time communication for Rust web apps — channels (rooms) with ordered, deduplicated,
+//! resumable delivery over WebSocket, mounted on an axum `Router` in one line.
+//!
+//! This is the facade crate: it re-exports the `tidings-*` crates behind additive features, so an
+//! application depends on `tidings` alone.
+//!
+//! # Quick start
+//!
+//! A server with the tidings endpoint at `/ws`, and a native client that joins a room and chats:
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "axum", feature = "ws"))]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use tidings::prelude::*;
+//!
+//! // Server: an axum Router serving the tidings WebSocket endpoint at /ws.
+//! let hub = Hub::new(Arc::new(MemoryBroker::default()));
+//! let app = axum::Router::new().tidings("/ws", hub.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // Server code can publish too.
+//! hub.publish("room:lobby", r#"{"text":"server started"}"#).await?;
+//!
+//! // Client: reconnects with backoff and resumes its session by itself.
+//! let client = Client::builder("ws://127.0.0.1:3000/ws").connect()?;
+//! client.subscribe("room:lobby")?;
+//! client.publish("room:lobby", r#"{"text":"hello"}"#)?;
+//! while let Some(event) = client.next_event().await {
+//!     match event {
+//!         ClientEvent::Message(m) => println!("{} #{}: {:?}", m.channel, m.seq, m.payload),
+//!         ClientEvent::Gap(g) => println!("missed {}..={} on {}: reload", g.from, g.to, g.channel),
+//!         _ => {}
+//!     }
+//! }
+//!
+//! // Graceful shutdown: every session gets `Close` (1001) and reconnects elsewhere.
+//! hub.shutdown("server stopping");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(all(feature = "axum", feature = "ws")))]
+//! # fn main() {}
+//! ```
+//!
+//! Browsers can use the Rust client compiled to wasm (feature `ws-client`) or speak the JSON wire
+//! protocol directly: `new WebSocket(url, ["tidings.v1.json"])` (see `docs/protocol.md` and the
+//! chat example in `examples/`).
+//!
+//! # Features
+//!
+//! | feature     | enables                                                         | wasm32 |
+//! |-------------|-----------------------------------------------------------------|--------|
+//! | `ws`        | `tidings::ws`: native WebSocket server and client               | client |
+//! | `ws-client` | `tidings::ws`: the client only (browser `WebSocket` on wasm32)  | yes    |
+//! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
+//! | `axum`      | `tidings::axum`: `Router::tidings`, `TidingsRoute`; + `channels`| no     |
+//! | `full`      | all of the above                                                | no     |
+//!
+//! Default: `ws`, `channels`, `axum`. [`core`] (protocol types, sans-IO sessions)
+//! and [`codec`] (wire codecs) are always available. For a browser (wasm) build use
+//! `default-features = false, features = ["ws-client"]`.
+
+pub use tidings_codec as codec;
+pub use tidings_core as core;
+
+/// WebSocket transport (`tidings-ws`): `Client` (native and wasm) and, with the `ws` feature on
+/// native targets, `WsServer`, `WsTransport` and `raw_echo`.
+#[cfg(any(feature = "ws", feature = "ws-client"))]
+#[doc(inline)]
+pub use tidings_ws as ws;
+
+/// Channels (`tidings-channels`): the `Hub` that serves sessions, the `Broker` trait and the
+/// in-memory broker.
+#[cfg(feature = "channels")]
+#[doc(inline)]
+pub use tidings_channels as channels;
+
+/// Axum integration (`tidings-axum`): `Router::tidings("/ws", hub)` through `RouterExt`, and
+/// `TidingsRoute` with an auth hook on upgrade.
+#[cfg(feature = "axum")]
+#[doc(inline)]
+pub use tidings_axum as axum;
+
+/// The items most applications need: `use tidings::prelude::*;`.
+pub mod prelude {
+    pub use crate::core::{ChannelName, ClientEvent, ClientState, Gap, Message};
+
+    #[cfg(feature = "axum")]
+    pub use crate::axum::{AuthError, RouterExt, TidingsRoute, UpgradeRequest};
+    #[cfg(feature = "channels")]
+    pub use crate::channels::{Broker, Hub, HubConfig, MemoryBroker};
+    #[cfg(any(feature = "ws", feature = "ws-client"))]
+    pub use crate::ws::{Client, ClientBuilder};
+}

@@ -1,0 +1,65 @@
+//! Chat demo: an axum server with the tidings endpoint at `/ws` and a browser page at `/`.
+//!
+//! ```text
+//! PORT=3000 cargo run -p tidings-examples --bin chat
+//! ```
+//!
+//! Open <http://127.0.0.1:3000> in two tabs and chat. The page speaks `tidings.v1.json` directly
+//! (no wasm): it resumes its session after a network blip or a server restart, so messages still
+//! in the server's buffer are not lost. Ctrl-C (or SIGTERM) closes every session with
+//! "server stopping" (1001) before the process exits.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidings::prelude::*;
+use tidings_examples::{chat_app, drain, init_tracing, port_from_env, shutdown_signal};
+use tracing::{error, info, warn};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let port = match port_from_env(3000) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%addr, "cannot listen: {e} (is another server on this port? set PORT)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(addr);
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    println!("chat server on http://{addr}");
+    info!(%addr, "serving the chat page at / and the tidings endpoint at /ws");
+
+    let stopping = hub.clone();
+    let served = axum::serve(listener, chat_app(hub.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            info!("shutting down: closing sessions");
+            stopping.shutdown("server stopping");
+        })
+        .await;
+    if let Err(e) = served {
+        error!("server failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    let left = drain(&hub, Duration::from_secs(5)).await;
+    if left > 0 {
+        warn!(
+            connections = left,
+            "connections still open after 5 s; exiting anyway"
+        );
+    }
+    info!("bye");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,105 @@
+//! Shared pieces of the tidings examples: the chat app's `Router`, the environment helpers and the
+//! shutdown signal used by the binaries in `src/bin/`.
+//!
+//! ```no_run
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use tidings::prelude::*;
+//!
+//! let hub = Hub::new(Arc::new(MemoryBroker::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, tidings_examples::chat_app(hub)).await
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use tidings::prelude::*;
+
+/// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser `WebSocket`.
+pub const CHAT_HTML: &str = include_str!("../static/chat.html");
+
+/// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings endpoint of `hub`.
+///
+/// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
+pub fn chat_app(hub: Hub) -> Router {
+    Router::new().route("/", get(index)).tidings("/ws", hub)
+}
+
+async fn index() -> impl IntoResponse {
+    // The page is small and changes with the binary: never serve a stale copy.
+    ([(header::CACHE_CONTROL, "no-cache")], Html(CHAT_HTML))
+}
+
+/// The port from the `PORT` environment variable, or `default` when it is unset.
+///
+/// # Errors
+/// A message naming the bad value when `PORT` is set but is not a port number.
+pub fn port_from_env(default: u16) -> Result<u16, String> {
+    match std::env::var("PORT") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|e| format!("PORT={v:?} is not a port number (0-65535): {e}")),
+        _ => Ok(default),
+    }
+}
+
+/// Logs to stderr with `RUST_LOG` as the filter (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Waits until `hub` serves no connection any more, at most `grace`; returns how many remain.
+///
+/// WebSocket connections leave axum's connection tracking once upgraded, so axum's graceful
+/// shutdown does not wait for them: call this after [`Hub::shutdown`] so the `Close` frames are
+/// written before the runtime stops.
+pub async fn drain(hub: &Hub, grace: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let open = hub.stats().connections;
+        if open == 0 || tokio::time::Instant::now() >= deadline {
+            return open;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
