@@ -94,12 +94,6 @@ pub async fn shutdown_signal() {
 /// shutdown does not wait for them: call this after [`Hub::shutdown`] so the `Close` frames are
 /// written before the runtime stops.
 pub async fn drain(hub: &Hub, grace: Duration) -> u64 {
-    let deadline = tokio::time::Instant::now() + grace;
-    loop {
-        let open = hub.stats().connections;
-        if open == 0 || tokio::time::Instant::now() >= deadline {
-            return open;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = tokio::time::timeout(grace, hub.idle()).await;
+    hub.stats().connections
 }

@@ -1,4 +1,5 @@
 //! End-to-end: an axum server with tidings mounted, native clients publishing and receiving over real sockets.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

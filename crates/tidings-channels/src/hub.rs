@@ -239,10 +239,7 @@ impl Hub {
                     debug!(code, "connection closed");
                     break;
                 }
-                _ => {
-                    finish_close(transport).await;
-                    break;
-                }
+                _ => break,
             }
         }
         // Events raised while ending (e.g. Closed) still need handling.
@@ -373,8 +370,6 @@ async fn refuse<T: Transport>(transport: &mut T, codec: &dyn FrameCodec, e: &Pro
 }
 
 /// How long a connection whose transport ended on its own gets to send its close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
 /// The transport ended on its own (the peer closed, sent bad WebSocket data, or
 /// the socket failed): let it finish closing, so the peer gets the reply to its
 /// close frame or learns why (WebSocket 1007 after invalid UTF-8, 1009 after a
@@ -382,7 +377,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// otherwise hold the task forever.
 async fn finish_close<T: Transport>(transport: &mut T) {
     let close = transport.close(CloseCode::INTERNAL, "transport failed");
-    if tokio::time::timeout(CLOSE_GRACE, close).await.is_err() {
+    if tokio::time::timeout(tidings_core::CLOSE_GRACE, close).await.is_err() {
         debug!("close after transport failure timed out");
     }
 }

@@ -49,6 +49,6 @@ pub use session::server::{
 };
 #[cfg(feature = "tokio")]
 pub use pump::TokioTimer;
-pub use pump::{PumpExit, PumpTarget, Timer, pump};
+pub use pump::{CLOSE_GRACE, PumpExit, PumpTarget, Timer, pump};
 pub use transport::{BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics};
 pub use web_time::Instant;

@@ -2,11 +2,12 @@
 
 use std::future::poll_fn;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use web_time::Instant;
 
-use crate::error::TransportError;
+use crate::error::{CloseCode, TransportError};
 use crate::transport::{MaybeSend, Transport};
 
 /// Most frames read per wake-up before writes get a turn.
@@ -84,8 +85,7 @@ where
     let mut need_flush = false;
     loop {
         if let Some((code, reason)) = target.close_request() {
-            let _ = flush_all(target, transport).await;
-            let _ = poll_fn(|cx| transport.poll_close(cx, code, &reason)).await;
+            close_within_grace(target, transport, timer, now(), code, &reason).await;
             return PumpExit::Closed { code };
         }
         timer.reset(target.poll_timeout());
@@ -137,6 +137,9 @@ where
             Wake::Inputs => target.handle_inputs(now(), &mut inputs),
             Wake::Ended(e) => {
                 target.transport_failed(now(), e);
+                // Answer the peer's close, or send the close code the transport
+                // chose for its error (1007, 1009...), when the socket still takes it.
+                close_within_grace(target, transport, timer, now(), CloseCode::NORMAL, "").await;
                 return PumpExit::TransportEnded;
             }
             Wake::Timer => target.handle_timeout(now()),
@@ -146,6 +149,34 @@ where
             return PumpExit::Events;
         }
     }
+}
+
+/// Time a closing connection gets to write what is queued and its close
+/// frame. A peer that does not read cannot hold the connection longer.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Flushes what the target still queues and closes the transport, giving up
+/// after [`CLOSE_GRACE`] (a slow consumer may never read it).
+async fn close_within_grace<T, P, M>(target: &P, transport: &mut T, timer: &mut M, now: Instant, code: u16, reason: &str)
+where
+    T: Transport + ?Sized,
+    P: PumpTarget + ?Sized,
+    M: Timer + ?Sized,
+{
+    timer.reset(Some(now + CLOSE_GRACE));
+    let closing = async {
+        // A failed flush (peer gone or already closing) still gets its close attempt.
+        let _ = flush_all(target, transport).await;
+        let _ = poll_fn(|cx| transport.poll_close(cx, code, reason)).await;
+    };
+    let mut closing = std::pin::pin!(closing);
+    poll_fn(|cx| {
+        if closing.as_mut().poll(cx).is_ready() || timer.poll_elapsed(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
 }
 
 async fn flush_all<T, P>(target: &P, transport: &mut T) -> Result<(), TransportError>

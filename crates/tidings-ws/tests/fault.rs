@@ -1,4 +1,5 @@
 //! Fault tests through the real TCP fault proxy: messages survive links cut mid-frame, exactly once and in order.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
