@@ -7,6 +7,11 @@
 //!   `tidings-ws-raw`: raw client ↔ tidings' `WsServer` in `raw_echo` mode.
 //!   `tidings`: a tidings `Client` subscribed to its own channel publishes and
 //!   waits for its message to come back through the `Hub` and the broker.
+//! * `echo_roundtrip_1thread` — the same on a single-threaded runtime: no
+//!   cross-thread wake-ups, so it shows the CPU cost of a round trip. On the
+//!   2-vCPU machine, waking an idle vCPU costs tens of µs and dominates
+//!   `echo_roundtrip` when the machine is otherwise idle (raw ≈ 60–70 µs),
+//!   while a busy machine gives ≈ 10 µs: compare ratios within one run only.
 //! * `throughput_one_conn` — 10,000 messages one way on one connection.
 //! * `throughput_echo_one_conn` — 10,000 messages pipelined out and back.
 
@@ -22,11 +27,12 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tidings_benches::{
     CountingSink, RawClient, RawMode, SMALL_PAYLOAD, drain_events, next_message, raw_client,
-    raw_server, runtime, tidings_client, tidings_server, ws_raw_echo_server,
+    raw_server, runtime, runtime_single_thread, tidings_client, tidings_server, ws_raw_echo_server,
 };
 use tidings_channels::Delivery;
 use tidings_core::ChannelName;
 use tidings_ws::Client;
+use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Messages per iteration of the throughput groups.
@@ -70,8 +76,15 @@ async fn tidings_round_trips(client: &Client, channel: &str, iters: u64) -> Dura
 }
 
 fn echo_roundtrip(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("echo_roundtrip");
+    echo_group(c, "echo_roundtrip", runtime());
+}
+
+fn echo_roundtrip_1thread(c: &mut Criterion) {
+    echo_group(c, "echo_roundtrip_1thread", runtime_single_thread());
+}
+
+fn echo_group(c: &mut Criterion, name: &str, rt: Runtime) {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
@@ -288,6 +301,7 @@ fn throughput_echo_one_conn(c: &mut Criterion) {
 criterion_group!(
     benches,
     echo_roundtrip,
+    echo_roundtrip_1thread,
     throughput_one_conn,
     throughput_echo_one_conn
 );

@@ -57,6 +57,16 @@ pub fn runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
+/// A single-threaded runtime: client, client driver and server tasks all run
+/// on the bench thread, so a round trip costs CPU and syscalls but no
+/// cross-thread wake-up (whose latency depends on how idle the CPUs are).
+pub fn runtime_single_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// The tungstenite configuration of the raw baseline (client and server).
 pub fn tungstenite_config() -> WebSocketConfig {
     WebSocketConfig::default()

@@ -78,14 +78,22 @@ pub struct TidingsRoute {
 
 impl std::fmt::Debug for TidingsRoute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TidingsRoute").field("ws", &self.ws).field("auth", &self.auth.is_some()).finish()
+        f.debug_struct("TidingsRoute")
+            .field("ws", &self.ws)
+            .field("auth", &self.auth.is_some())
+            .finish()
     }
 }
 
 impl TidingsRoute {
     /// An endpoint served by `hub`, no auth, default limits.
     pub fn new(hub: Hub) -> Self {
-        Self { hub, auth: None, ws: WsConfig::default(), permits: Arc::new(Semaphore::new(100_000)) }
+        Self {
+            hub,
+            auth: None,
+            ws: WsConfig::default(),
+            permits: Arc::new(Semaphore::new(100_000)),
+        }
     }
 
     /// Runs `hook` before every upgrade; a refusal answers 401/403 with the reason.
@@ -111,7 +119,10 @@ impl TidingsRoute {
             return resp;
         }
         if let Some(auth) = &self.auth {
-            let info = UpgradeRequest { headers: req.headers().clone(), uri: req.uri().clone() };
+            let info = UpgradeRequest {
+                headers: req.headers().clone(),
+                uri: req.uri().clone(),
+            };
             if let Err(e) = auth.authorize(info).await {
                 debug!(error = %e, "upgrade refused by auth hook");
                 return e.into_response();
@@ -129,7 +140,14 @@ impl TidingsRoute {
         let offered_any = !offers.is_empty();
         let (codec, protocol) = match negotiate(&offers) {
             Ok(x) => x,
-            Err(e) => return (StatusCode::BAD_REQUEST, [("x-tidings-error", "unsupported-subprotocol")], e.to_string()).into_response(),
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("x-tidings-error", "unsupported-subprotocol")],
+                    e.to_string(),
+                )
+                    .into_response();
+            }
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
@@ -150,7 +168,12 @@ impl TidingsRoute {
                 }
             };
             let config = ws.tungstenite();
-            let stream = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+            let stream = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
             let transport = WsTransport::new(stream, codec.is_text(), ws.idle_timeout);
             hub.serve(transport, codec).await;
         });
@@ -163,7 +186,10 @@ impl TidingsRoute {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
         }
         if offered_any {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+            h.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(protocol),
+            );
         }
         resp
     }
@@ -182,12 +208,24 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 fn check_upgrade(req: &Request) -> Result<(), Response> {
     let h = req.headers();
     if req.method() != Method::GET {
-        return Err((StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrade requires GET").into_response());
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WebSocket upgrade requires GET",
+        )
+            .into_response());
     }
-    if !header_has(h, header::CONNECTION, "upgrade") || !header_has(h, header::UPGRADE, "websocket") {
-        return Err((StatusCode::UPGRADE_REQUIRED, "this endpoint speaks WebSocket (tidings.v1.json)").into_response());
+    if !header_has(h, header::CONNECTION, "upgrade") || !header_has(h, header::UPGRADE, "websocket")
+    {
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket (tidings.v1.json)",
+        )
+            .into_response());
     }
-    if h.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
         return Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13").into_response());
     }
     Ok(())

@@ -19,7 +19,9 @@ async fn start(app: Router) -> std::net::SocketAddr {
 
 async fn next_message(c: &Client) -> tidings_core::Message {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), c.next_event()).await.expect("event in time");
+        let ev = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+            .await
+            .expect("event in time");
         match ev.expect("client open") {
             ClientEvent::Message(m) => return m,
             _ => continue,
@@ -29,7 +31,9 @@ async fn next_message(c: &Client) -> tidings_core::Message {
 
 async fn wait_subscribed(c: &Client) {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), c.next_event()).await.expect("event in time");
+        let ev = tokio::time::timeout(Duration::from_secs(10), c.next_event())
+            .await
+            .expect("event in time");
         if let Some(ClientEvent::Subscribed { .. }) = ev {
             return;
         }
@@ -70,22 +74,29 @@ async fn auth_hook_refuses_before_upgrade() {
     let addr = start(Router::new().tidings_route("/ws", route)).await;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!("ws://{addr}/ws");
-    let err = tokio_tungstenite::connect_async(url.as_str()).await.unwrap_err();
+    let err = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap_err();
     match err {
         tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 401),
         other => panic!("expected 401, got {other}"),
     }
     let mut req = url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("authorization", "Bearer bad".parse().unwrap());
+    req.headers_mut()
+        .insert("authorization", "Bearer bad".parse().unwrap());
     match tokio_tungstenite::connect_async(req).await.unwrap_err() {
         tokio_tungstenite::tungstenite::Error::Http(resp) => {
             assert_eq!(resp.status(), 403);
-            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
             assert!(body.contains("wrong token"), "{body}");
         }
         other => panic!("expected 403, got {other}"),
     }
     let mut req = url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("authorization", "Bearer good".parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.expect("authorized upgrade");
+    req.headers_mut()
+        .insert("authorization", "Bearer good".parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("authorized upgrade");
 }

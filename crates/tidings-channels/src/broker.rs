@@ -60,7 +60,11 @@ pub enum BrokerError {
 /// ([`crate::MemoryBroker`]); Redis and NATS for several nodes.
 pub trait Broker: Send + Sync + 'static {
     /// Publishes `payload` on `channel`.
-    fn publish(&self, channel: &ChannelName, payload: Bytes) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>>;
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>>;
 
     /// Subscribes `sink` to `channel`. With `after`, the backlog after that
     /// sequence number comes from history (or is reported as a gap).

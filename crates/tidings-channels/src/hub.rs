@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tidings_core::{
-    ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit, PumpTarget, ResumeToken,
-    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage, TokioTimer, Transport,
-    TransportError, TransportExt, pump,
+    ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit, PumpTarget,
+    ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
+    TokioTimer, Transport, TransportError, TransportExt, pump,
 };
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -104,7 +104,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("stats", &self.stats()).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,11 +146,18 @@ impl Hub {
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<ResumeToken, Arc<Entry>>> {
-        self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Publishes from server code (not on behalf of a client session).
-    pub async fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<PublishReceipt, HubPublishError> {
+    pub async fn publish(
+        &self,
+        channel: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<PublishReceipt, HubPublishError> {
         let channel = ChannelName::new(channel)?;
         Ok(self.inner.broker.publish(&channel, payload.into()).await?)
     }
@@ -170,7 +179,9 @@ impl Hub {
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("tidings_session", conn = n, session = tracing::field::Empty);
         self.inner.connections.fetch_add(1, Ordering::SeqCst);
-        self.serve_inner(&mut transport, codec).instrument(span).await;
+        self.serve_inner(&mut transport, codec)
+            .instrument(span)
+            .await;
         if self.inner.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.inner.idle.notify_waiters();
         }
@@ -192,14 +203,22 @@ impl Hub {
 
     async fn serve_inner<T: Transport>(&self, transport: &mut T, codec: Arc<dyn FrameCodec>) {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
-            let _ = transport.close(CloseCode::GOING_AWAY, "server shutting down").await;
+            let _ = transport
+                .close(CloseCode::GOING_AWAY, "server shutting down")
+                .await;
             return;
         }
         let limits = &self.inner.config.session.limits;
-        let first = tokio::time::timeout(self.inner.config.handshake_timeout, transport.recv()).await;
+        let first =
+            tokio::time::timeout(self.inner.config.handshake_timeout, transport.recv()).await;
         let hello = match first {
             Err(_) => {
-                let _ = transport.close(CloseCode::HANDSHAKE_TIMEOUT, "no Hello within the handshake timeout").await;
+                let _ = transport
+                    .close(
+                        CloseCode::HANDSHAKE_TIMEOUT,
+                        "no Hello within the handshake timeout",
+                    )
+                    .await;
                 return;
             }
             Ok(None) | Ok(Some(Err(_))) => return finish_close(transport).await,
@@ -209,7 +228,10 @@ impl Hub {
             },
         };
         let now = Instant::now();
-        let resumed = hello.resume.as_ref().and_then(|t| self.sessions().get(t).cloned());
+        let resumed = hello
+            .resume
+            .as_ref()
+            .and_then(|t| self.sessions().get(t).cloned());
         let (entry, epoch) = match resumed {
             Some(entry) if entry.lock().state() != ServerState::Closed => {
                 let epoch = entry.lock().resume(now, codec, &hello);
@@ -218,7 +240,13 @@ impl Hub {
             }
             _ => {
                 let (id, token) = new_ids(self.inner.counter.fetch_add(1, Ordering::Relaxed));
-                let session = ServerSession::accept(self.inner.config.session.clone(), id, token.clone(), codec, now);
+                let session = ServerSession::accept(
+                    self.inner.config.session.clone(),
+                    id,
+                    token.clone(),
+                    codec,
+                    now,
+                );
                 let entry = Arc::new(Entry {
                     session: Mutex::new(session),
                     waker: AtomicWaker::new(),
@@ -230,7 +258,11 @@ impl Hub {
         };
         tracing::Span::current().record("session", entry.lock().id().0.as_str());
         debug!(epoch, "session attached");
-        let conn = Conn { entry: entry.clone(), epoch, close: Mutex::new(None) };
+        let conn = Conn {
+            entry: entry.clone(),
+            epoch,
+            close: Mutex::new(None),
+        };
         let mut timer = TokioTimer::default();
         loop {
             match pump(&conn, transport, &mut timer, Instant::now).await {
@@ -260,9 +292,16 @@ impl Hub {
             };
             let Some(event) = event else { return };
             match event {
-                ServerEvent::Subscribe { channel, after } => self.subscribe(&conn.entry, channel, after).await,
+                ServerEvent::Subscribe { channel, after } => {
+                    self.subscribe(&conn.entry, channel, after).await
+                }
                 ServerEvent::Unsubscribe { channel } => {
-                    let id = conn.entry.subs.lock().unwrap_or_else(|p| p.into_inner()).remove(&channel);
+                    let id = conn
+                        .entry
+                        .subs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&channel);
                     if let Some(id) = id {
                         self.inner.broker.unsubscribe(&channel, id);
                     }
@@ -270,7 +309,11 @@ impl Hub {
                 ServerEvent::Publish { channel, payload } => {
                     if let Err(e) = self.inner.broker.publish(&channel, payload).await {
                         warn!(error = %e, %channel, "publish failed");
-                        conn.entry.lock().subscribe_failed(&channel, ErrorCode::Internal, e.to_string());
+                        conn.entry.lock().subscribe_failed(
+                            &channel,
+                            ErrorCode::Internal,
+                            e.to_string(),
+                        );
                     }
                 }
                 ServerEvent::Disconnect { code, reason } => {
@@ -289,12 +332,20 @@ impl Hub {
         let sink: Arc<dyn Delivery> = entry.clone();
         match self.inner.broker.subscribe(&channel, after, sink).await {
             Ok(sub) => {
-                entry.subs.lock().unwrap_or_else(|p| p.into_inner()).insert(channel.clone(), sub.id);
+                entry
+                    .subs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(channel.clone(), sub.id);
                 entry.lock().subscribed(&channel, sub.start);
             }
             Err(e) => {
                 warn!(error = %e, %channel, "subscribe failed");
-                entry.lock().subscribe_failed(&channel, ErrorCode::Internal, format!("subscribe failed: {e}"));
+                entry.lock().subscribe_failed(
+                    &channel,
+                    ErrorCode::Internal,
+                    format!("subscribe failed: {e}"),
+                );
             }
         }
         entry.waker.wake();
@@ -303,7 +354,12 @@ impl Hub {
     fn remove(&self, entry: &Arc<Entry>) {
         let token = entry.lock().token().clone();
         self.sessions().remove(&token);
-        let subs: Vec<_> = entry.subs.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let subs: Vec<_> = entry
+            .subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
         for (channel, id) in subs {
             self.inner.broker.unsubscribe(&channel, id);
         }
@@ -328,8 +384,12 @@ impl Hub {
 
     /// Expires detached sessions whose resume window has passed.
     fn reap(&self, now: Instant) {
-        let detached: Vec<Arc<Entry>> =
-            self.sessions().values().filter(|e| e.lock().state() == ServerState::Detached).cloned().collect();
+        let detached: Vec<Arc<Entry>> = self
+            .sessions()
+            .values()
+            .filter(|e| e.lock().state() == ServerState::Detached)
+            .cloned()
+            .collect();
         for entry in detached {
             let closed = {
                 let mut s = entry.lock();
@@ -377,7 +437,10 @@ async fn refuse<T: Transport>(transport: &mut T, codec: &dyn FrameCodec, e: &Pro
 /// otherwise hold the task forever.
 async fn finish_close<T: Transport>(transport: &mut T) {
     let close = transport.close(CloseCode::INTERNAL, "transport failed");
-    if tokio::time::timeout(tidings_core::CLOSE_GRACE, close).await.is_err() {
+    if tokio::time::timeout(tidings_core::CLOSE_GRACE, close)
+        .await
+        .is_err()
+    {
         debug!("close after transport failure timed out");
     }
 }
@@ -438,7 +501,10 @@ impl PumpTarget for Conn {
             return Some(c);
         }
         if self.entry.lock().epoch() != self.epoch {
-            return Some((CloseCode::SUPERSEDED, "session resumed on another connection".into()));
+            return Some((
+                CloseCode::SUPERSEDED,
+                "session resumed on another connection".into(),
+            ));
         }
         None
     }

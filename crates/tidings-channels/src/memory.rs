@@ -41,7 +41,9 @@ pub struct MemoryBroker {
 
 impl std::fmt::Debug for MemoryBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryBroker").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("MemoryBroker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,14 +65,29 @@ impl MemoryBroker {
             Ok(()) => u32::from_le_bytes(node),
             Err(_) => std::process::id(),
         };
-        Self { config, channels: RwLock::new(HashMap::new()), next_id: AtomicU64::new(1), ids: MessageIdGen::new(node) }
+        Self {
+            config,
+            channels: RwLock::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            ids: MessageIdGen::new(node),
+        }
     }
 
     fn channel(&self, name: &ChannelName) -> Arc<Mutex<ChannelState>> {
-        if let Some(c) = self.channels.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Some(c) = self
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
             return c.clone();
         }
-        self.channels.write().unwrap_or_else(|p| p.into_inner()).entry(name.clone()).or_default().clone()
+        self.channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.clone())
+            .or_default()
+            .clone()
     }
 
     /// Publishes synchronously (what [`Broker::publish`] does, without the future).
@@ -105,7 +122,11 @@ impl MemoryBroker {
 }
 
 impl Broker for MemoryBroker {
-    fn publish(&self, channel: &ChannelName, payload: Bytes) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
         let receipt = self.publish_now(channel, payload);
         Box::pin(async move { Ok(receipt) })
     }
@@ -123,21 +144,46 @@ impl Broker for MemoryBroker {
         let current = state.seq;
         let start = match after {
             Some(after) if after < current => {
-                let first_kept = state.history.front().map(|m| m.seq()).unwrap_or(current + 1);
+                let first_kept = state
+                    .history
+                    .front()
+                    .map(|m| m.seq())
+                    .unwrap_or(current + 1);
                 let gap = (first_kept > after + 1).then(|| (after + 1, first_kept - 1));
-                let backlog = state.history.iter().filter(|m| m.seq() > after).cloned().collect();
-                SubscriptionStart { position: after, gap, backlog }
+                let backlog = state
+                    .history
+                    .iter()
+                    .filter(|m| m.seq() > after)
+                    .cloned()
+                    .collect();
+                SubscriptionStart {
+                    position: after,
+                    gap,
+                    backlog,
+                }
             }
             // A position beyond this broker's count: the channel restarted (this
             // broker lost its state). Start the client over from 0 so nothing this
             // broker has is skipped; the client sees its position go back and
             // reports the reset.
             Some(after) if after > current => {
-                let first_kept = state.history.front().map(|m| m.seq()).unwrap_or(current + 1);
+                let first_kept = state
+                    .history
+                    .front()
+                    .map(|m| m.seq())
+                    .unwrap_or(current + 1);
                 let gap = (first_kept > 1).then(|| (1, first_kept - 1));
-                SubscriptionStart { position: 0, gap, backlog: state.history.iter().cloned().collect() }
+                SubscriptionStart {
+                    position: 0,
+                    gap,
+                    backlog: state.history.iter().cloned().collect(),
+                }
             }
-            _ => SubscriptionStart { position: current, gap: None, backlog: Vec::new() },
+            _ => SubscriptionStart {
+                position: current,
+                gap: None,
+                backlog: Vec::new(),
+            },
         };
         drop(state);
         Box::pin(async move { Ok(Subscription { id, start }) })
@@ -163,7 +209,10 @@ mod tests {
     }
 
     async fn start(b: &MemoryBroker, after: Option<u64>) -> SubscriptionStart {
-        b.subscribe(&ch(), after, Arc::new(Sink)).await.unwrap().start
+        b.subscribe(&ch(), after, Arc::new(Sink))
+            .await
+            .unwrap()
+            .start
     }
 
     #[tokio::test]
@@ -176,7 +225,10 @@ mod tests {
         assert_eq!((s.position, s.gap, s.backlog.len()), (5, None, 0));
         let s = start(&b, Some(3)).await;
         assert_eq!((s.position, s.gap), (3, None));
-        assert_eq!(s.backlog.iter().map(|m| m.seq()).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(
+            s.backlog.iter().map(|m| m.seq()).collect::<Vec<_>>(),
+            [4, 5]
+        );
         let s = start(&b, Some(0)).await;
         assert_eq!((s.position, s.gap), (0, Some((1, 2))));
         assert_eq!(s.backlog.len(), 3);

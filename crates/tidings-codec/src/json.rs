@@ -150,7 +150,9 @@ enum CodeOut {
 }
 
 fn malformed(reason: impl Into<String>) -> CodecError {
-    CodecError::Malformed { reason: reason.into() }
+    CodecError::Malformed {
+        reason: reason.into(),
+    }
 }
 
 fn need<T>(v: Option<T>, field: &str, kind: &str) -> Result<T, CodecError> {
@@ -179,7 +181,9 @@ impl JsonCodec {
                 .decode(b64.as_bytes())
                 .map(Bytes::from)
                 .map_err(|e| malformed(format!("`data_b64` is not base64: {e}"))),
-            (Some(_), Some(_)) => Err(malformed(format!("`{kind}` frame has both `data` and `data_b64`"))),
+            (Some(_), Some(_)) => Err(malformed(format!(
+                "`{kind}` frame has both `data` and `data_b64`"
+            ))),
             (None, None) => Err(malformed(format!("`{kind}` frame is missing field `data`"))),
         }
     }
@@ -201,7 +205,10 @@ impl FrameCodec for JsonCodec {
                 positions = h
                     .positions
                     .iter()
-                    .map(|p| PositionOut { channel: p.channel.as_str(), seq: p.seq })
+                    .map(|p| PositionOut {
+                        channel: p.channel.as_str(),
+                        seq: p.seq,
+                    })
                     .collect();
                 w.positions = Some(positions);
             }
@@ -281,7 +288,9 @@ impl FrameCodec for JsonCodec {
                 });
             }
         }
-        serde_json::to_writer(out.writer(), &w).map_err(|e| CodecError::Unencodable { reason: e.to_string() })
+        serde_json::to_writer(out.writer(), &w).map_err(|e| CodecError::Unencodable {
+            reason: e.to_string(),
+        })
     }
 
     fn decode(&self, input: &Bytes) -> Result<Frame, CodecError> {
@@ -297,7 +306,8 @@ impl FrameCodec for JsonCodec {
                     .into_iter()
                     .map(|p| {
                         Ok(ChannelPosition {
-                            channel: ChannelName::new(&*p.channel).map_err(|e| malformed(e.to_string()))?,
+                            channel: ChannelName::new(&*p.channel)
+                                .map_err(|e| malformed(e.to_string()))?,
                             seq: p.seq,
                         })
                     })
@@ -327,23 +337,43 @@ impl FrameCodec for JsonCodec {
                         .map_err(|_| malformed("`id` must be a decimal u64 string"))?,
                 ),
             }),
-            "ack" => Frame::Ack(Ack { channel: channel(w.channel, kind)?, seq: need(w.seq, "seq", kind)? }),
-            "publish_ack" => Frame::PublishAck(PublishAck { seq: need(w.seq, "seq", kind)? }),
-            "subscribe" => Frame::Subscribe(Subscribe { channel: channel(w.channel, kind)?, after: w.after }),
+            "ack" => Frame::Ack(Ack {
+                channel: channel(w.channel, kind)?,
+                seq: need(w.seq, "seq", kind)?,
+            }),
+            "publish_ack" => Frame::PublishAck(PublishAck {
+                seq: need(w.seq, "seq", kind)?,
+            }),
+            "subscribe" => Frame::Subscribe(Subscribe {
+                channel: channel(w.channel, kind)?,
+                after: w.after,
+            }),
             "subscribed" => Frame::Subscribed(Subscribed {
                 channel: channel(w.channel, kind)?,
                 seq: need(w.seq, "seq", kind)?,
             }),
-            "unsubscribe" => Frame::Unsubscribe(Unsubscribe { channel: channel(w.channel, kind)? }),
+            "unsubscribe" => Frame::Unsubscribe(Unsubscribe {
+                channel: channel(w.channel, kind)?,
+            }),
             "gap" => {
                 let (from, to) = (need(w.from, "from", kind)?, need(w.to, "to", kind)?);
                 if from == 0 || from > to {
-                    return Err(malformed(format!("gap range {from}..={to} is empty or starts at 0")));
+                    return Err(malformed(format!(
+                        "gap range {from}..={to} is empty or starts at 0"
+                    )));
                 }
-                Frame::Gap(Gap { channel: channel(w.channel, kind)?, from, to })
+                Frame::Gap(Gap {
+                    channel: channel(w.channel, kind)?,
+                    from,
+                    to,
+                })
             }
-            "ping" => Frame::Ping(Ping { nonce: w.nonce.unwrap_or(0) }),
-            "pong" => Frame::Pong(Ping { nonce: w.nonce.unwrap_or(0) }),
+            "ping" => Frame::Ping(Ping {
+                nonce: w.nonce.unwrap_or(0),
+            }),
+            "pong" => Frame::Pong(Ping {
+                nonce: w.nonce.unwrap_or(0),
+            }),
             "error" => Frame::Error(ErrorFrame {
                 code: match need(w.code, "code", kind)? {
                     CodeIn::Str(s) => ErrorCode::parse(&s),
@@ -359,7 +389,11 @@ impl FrameCodec for JsonCodec {
                 },
                 reason: w.reason.map(Cow::into_owned).unwrap_or_default(),
             }),
-            other => return Err(CodecError::UnknownFrameType { name: other.chars().take(64).collect() }),
+            other => {
+                return Err(CodecError::UnknownFrameType {
+                    name: other.chars().take(64).collect(),
+                });
+            }
         };
         Ok(frame)
     }

@@ -63,12 +63,22 @@ pub fn negotiate(
     }
     let supported = supported_subprotocols();
     for want in offered {
-        if let Some(name) = supported.iter().find(|s| s.eq_ignore_ascii_case(want.trim())) {
-            let kind = if *name == SUBPROTOCOL_BIN { CodecKind::Binary } else { CodecKind::Json };
+        if let Some(name) = supported
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(want.trim()))
+        {
+            let kind = if *name == SUBPROTOCOL_BIN {
+                CodecKind::Binary
+            } else {
+                CodecKind::Json
+            };
             if let Some(codec) = codec_for(kind) {
                 return Ok((codec, name));
             }
         }
     }
-    Err(NegotiationError { offered: offered.iter().map(|s| s.to_string()).collect(), supported })
+    Err(NegotiationError {
+        offered: offered.iter().map(|s| s.to_string()).collect(),
+        supported,
+    })
 }

@@ -26,7 +26,12 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `base`, never above `cap`, seeded with `seed`.
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Self {
-        Self { base, cap, attempt: 0, state: seed }
+        Self {
+            base,
+            cap,
+            attempt: 0,
+            state: seed,
+        }
     }
 
     /// Attempts made since the last [`Backoff::reset`].

@@ -72,7 +72,9 @@ impl ErrorCode {
             ErrorCode::Forbidden,
             ErrorCode::Internal,
         ];
-        ALL.into_iter().find(|c| c.as_str() == s).unwrap_or(ErrorCode::Unknown)
+        ALL.into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(ErrorCode::Unknown)
     }
 }
 
@@ -162,7 +164,9 @@ pub enum ProtocolError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// A channel name is empty, too long or has control characters.
-    #[error("invalid channel name ({len} bytes): names are 1..=256 bytes without control characters")]
+    #[error(
+        "invalid channel name ({len} bytes): names are 1..=256 bytes without control characters"
+    )]
     InvalidChannel {
         /// Length of the offending name.
         len: usize,

@@ -125,7 +125,10 @@ pub struct MessageIdGen {
 impl MessageIdGen {
     /// A generator whose ids start with `node` in their upper 32 bits.
     pub fn new(node: u32) -> Self {
-        Self { prefix: u64::from(node) << 32, counter: AtomicU64::new(0) }
+        Self {
+            prefix: u64::from(node) << 32,
+            counter: AtomicU64::new(0),
+        }
     }
 
     /// The next id.

@@ -45,7 +45,10 @@ impl InboundTracker {
         let verdict = if seq == *last + 1 {
             Inbound::Deliver
         } else {
-            Inbound::Gap { from: *last + 1, to: seq - 1 }
+            Inbound::Gap {
+                from: *last + 1,
+                to: seq - 1,
+            }
         };
         *last = seq;
         verdict

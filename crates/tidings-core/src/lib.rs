@@ -35,20 +35,22 @@ pub use backoff::Backoff;
 pub use codec::{CodecKind, FrameCodec};
 pub use error::{CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError};
 pub use frame::{
-    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message, Ping, Publish,
-    PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome, PROTOCOL_VERSION,
+    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
+    PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
-pub use ids::{MAX_CHANNEL_LEN, ChannelName, MessageId, MessageIdGen, ResumeToken, SessionId};
+pub use ids::{ChannelName, MAX_CHANNEL_LEN, MessageId, MessageIdGen, ResumeToken, SessionId};
 pub use inbound::{Inbound, InboundTracker};
 pub use limits::Limits;
 pub use message::SharedMessage;
+#[cfg(feature = "tokio")]
+pub use pump::TokioTimer;
+pub use pump::{CLOSE_GRACE, PumpExit, PumpTarget, Timer, pump};
 pub use replay::{Replay, ReplayBuffer};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{
     ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
 };
-#[cfg(feature = "tokio")]
-pub use pump::TokioTimer;
-pub use pump::{CLOSE_GRACE, PumpExit, PumpTarget, Timer, pump};
-pub use transport::{BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics};
+pub use transport::{
+    BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics,
+};
 pub use web_time::Instant;

@@ -24,7 +24,12 @@ impl SharedMessage {
     /// Wraps a message.
     pub fn new(channel: ChannelName, seq: u64, id: MessageId, payload: Bytes) -> Self {
         Self {
-            message: Message { channel, seq, id, payload },
+            message: Message {
+                channel,
+                seq,
+                id,
+                payload,
+            },
             encoded: Default::default(),
         }
     }

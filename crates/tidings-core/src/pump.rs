@@ -75,7 +75,12 @@ enum Wake {
 /// Runs one connection: writes whatever the session queues (many frames, one
 /// flush), feeds received frames in batches, fires timers, and returns when the
 /// transport ends or the session asks to close.
-pub async fn pump<T, P, M>(target: &P, transport: &mut T, timer: &mut M, now: impl Fn() -> Instant) -> PumpExit
+pub async fn pump<T, P, M>(
+    target: &P,
+    transport: &mut T,
+    timer: &mut M,
+    now: impl Fn() -> Instant,
+) -> PumpExit
 where
     T: Transport + ?Sized,
     P: PumpTarget + ?Sized,
@@ -98,7 +103,9 @@ where
                     Poll::Ready(Err(e)) => return Poll::Ready(Wake::Ended(Some(e))),
                     Poll::Pending => break,
                 }
-                let Some(frame) = target.poll_transmit() else { break };
+                let Some(frame) = target.poll_transmit() else {
+                    break;
+                };
                 if let Err(e) = transport.start_send(frame) {
                     return Poll::Ready(Wake::Ended(Some(e)));
                 }
@@ -115,8 +122,12 @@ where
             while inputs.len() < READ_BATCH && !target.read_paused() {
                 match transport.poll_recv(cx) {
                     Poll::Ready(Some(Ok(frame))) => inputs.push(frame),
-                    Poll::Ready(Some(Err(e))) if inputs.is_empty() => return Poll::Ready(Wake::Ended(Some(e))),
-                    Poll::Ready(None) if inputs.is_empty() => return Poll::Ready(Wake::Ended(None)),
+                    Poll::Ready(Some(Err(e))) if inputs.is_empty() => {
+                        return Poll::Ready(Wake::Ended(Some(e)));
+                    }
+                    Poll::Ready(None) if inputs.is_empty() => {
+                        return Poll::Ready(Wake::Ended(None));
+                    }
                     Poll::Ready(_) => break, // handle the batch first; the end is seen next turn
                     Poll::Pending => break,
                 }
@@ -157,8 +168,14 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Flushes what the target still queues and closes the transport, giving up
 /// after [`CLOSE_GRACE`] (a slow consumer may never read it).
-async fn close_within_grace<T, P, M>(target: &P, transport: &mut T, timer: &mut M, now: Instant, code: u16, reason: &str)
-where
+async fn close_within_grace<T, P, M>(
+    target: &P,
+    transport: &mut T,
+    timer: &mut M,
+    now: Instant,
+    code: u16,
+    reason: &str,
+) where
     T: Transport + ?Sized,
     P: PumpTarget + ?Sized,
     M: Timer + ?Sized,
@@ -191,7 +208,9 @@ where
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
-            let Some(frame) = target.poll_transmit() else { break };
+            let Some(frame) = target.poll_transmit() else {
+                break;
+            };
             transport.start_send(frame)?;
         }
         transport.poll_flush(cx)
@@ -210,7 +229,10 @@ pub struct TokioTimer {
 #[cfg(feature = "tokio")]
 impl Default for TokioTimer {
     fn default() -> Self {
-        Self { sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))), armed: false }
+        Self {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+            armed: false,
+        }
     }
 }
 

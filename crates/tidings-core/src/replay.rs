@@ -50,7 +50,12 @@ pub struct Replay {
 impl ReplayBuffer {
     /// An empty buffer holding at most `budget` bytes.
     pub fn new(budget: usize) -> Self {
-        Self { channels: HashMap::new(), bytes: 0, budget, order: 0 }
+        Self {
+            channels: HashMap::new(),
+            bytes: 0,
+            budget,
+            order: 0,
+        }
     }
 
     /// Bytes held now.
@@ -77,8 +82,12 @@ impl ReplayBuffer {
             .iter()
             .filter_map(|(name, log)| log.entries.front().map(|e| (e.1, name.clone())))
             .min_by_key(|(order, _)| *order);
-        let Some((_, name)) = oldest else { return false };
-        let Some(log) = self.channels.get_mut(&name) else { return false };
+        let Some((_, name)) = oldest else {
+            return false;
+        };
+        let Some(log) = self.channels.get_mut(&name) else {
+            return false;
+        };
         if let Some((seq, _, m)) = log.entries.pop_front() {
             self.bytes -= cost(&m);
             log.evicted_through = log.evicted_through.max(seq);
@@ -88,7 +97,9 @@ impl ReplayBuffer {
 
     /// Drops every message of `channel` up to `seq` (the peer has it).
     pub fn ack(&mut self, channel: &ChannelName, seq: u64) {
-        let Some(log) = self.channels.get_mut(channel) else { return };
+        let Some(log) = self.channels.get_mut(channel) else {
+            return;
+        };
         log.acked = log.acked.max(seq);
         while log.entries.front().is_some_and(|e| e.0 <= seq) {
             if let Some((_, _, m)) = log.entries.pop_front() {
@@ -107,7 +118,9 @@ impl ReplayBuffer {
     /// What to re-send to a peer whose last received sequence on `channel` is `after`.
     pub fn replay(&mut self, channel: &ChannelName, after: u64) -> Replay {
         self.ack(channel, after);
-        let Some(log) = self.channels.get(channel) else { return Replay::default() };
+        let Some(log) = self.channels.get(channel) else {
+            return Replay::default();
+        };
         let first_kept = log.entries.front().map(|e| e.0);
         let gap_end = match first_kept {
             Some(first) if first > after + 1 => Some(first - 1),
@@ -132,7 +145,12 @@ mod tests {
     }
 
     fn msg(c: &str, seq: u64, len: usize) -> Arc<SharedMessage> {
-        Arc::new(SharedMessage::new(ch(c), seq, MessageId(seq), Bytes::from(vec![seq as u8; len])))
+        Arc::new(SharedMessage::new(
+            ch(c),
+            seq,
+            MessageId(seq),
+            Bytes::from(vec![seq as u8; len]),
+        ))
     }
 
     #[test]

@@ -490,7 +490,10 @@ proptest! {
 #[test]
 fn a_client_that_pings_without_reading_is_a_slow_consumer() {
     const QUEUED: usize = 2_000;
-    let mut net = Net::connected(client_config(), slow_server(SlowConsumerPolicy::Disconnect, QUEUED, 1_000));
+    let mut net = Net::connected(
+        client_config(),
+        slow_server(SlowConsumerPolicy::Disconnect, QUEUED, 1_000),
+    );
     net.take_server_events();
     let now = net.now;
     let server = net.server();
@@ -498,13 +501,20 @@ fn a_client_that_pings_without_reading_is_a_slow_consumer() {
     let mut disconnected = false;
     for _ in 0..1_000 {
         let _ = server.handle_input(now, ping.clone());
-        assert!(server.queued_bytes() <= QUEUED, "{} bytes of pongs queued", server.queued_bytes());
+        assert!(
+            server.queued_bytes() <= QUEUED,
+            "{} bytes of pongs queued",
+            server.queued_bytes()
+        );
         if server.state() != ServerState::Open {
             disconnected = true;
             break;
         }
     }
-    assert!(disconnected, "pinging without reading must end in a slow-consumer disconnect");
+    assert!(
+        disconnected,
+        "pinging without reading must end in a slow-consumer disconnect"
+    );
     let events = server_events(server);
     assert!(
         events.iter().any(|e| matches!(e, ServerEvent::Disconnect { code, .. } if *code == CloseCode::SLOW_CONSUMER)),

@@ -485,7 +485,12 @@ fn a_channel_restarted_below_the_seen_position_is_reported_not_hidden() {
             publish_acked: 0,
         }))
     };
-    let subscribed = |seq| enc(&Frame::Subscribed(Subscribed { channel: ch("a"), seq }));
+    let subscribed = |seq| {
+        enc(&Frame::Subscribed(Subscribed {
+            channel: ch("a"),
+            seq,
+        }))
+    };
     c.on_connecting();
     c.on_transport_up(t0, codec());
     c.handle_input(t0, welcome(false)).unwrap();
@@ -506,5 +511,8 @@ fn a_channel_restarted_below_the_seen_position_is_reported_not_hidden() {
     );
     c.handle_input(later, message_frame("a", 1, "1")).unwrap();
     let events = client_events(&mut c);
-    assert!(matches!(&events[..], [ClientEvent::Message(m)] if m.seq == 1), "{events:?}");
+    assert!(
+        matches!(&events[..], [ClientEvent::Message(m)] if m.seq == 1),
+        "{events:?}"
+    );
 }

@@ -60,7 +60,10 @@ impl ClientBuilder {
     pub fn connect(self) -> Result<Client, Error> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
-            return Err(Error::InvalidUrl { url: self.url, reason: "scheme must be ws:// or wss://".into() });
+            return Err(Error::InvalidUrl {
+                url: self.url,
+                reason: "scheme must be ws:// or wss://".into(),
+            });
         }
         let seed = seed();
         let session = ClientSession::new(self.session.clone(), seed, Instant::now());
@@ -132,7 +135,10 @@ impl Client {
     /// [`Error::is_queue_full`] when too much is unacknowledged.
     pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
         let channel = ChannelName::new(channel)?;
-        let seq = self.shared.lock().publish(Instant::now(), channel, payload.into())?;
+        let seq = self
+            .shared
+            .lock()
+            .publish(Instant::now(), channel, payload.into())?;
         self.shared.wake_driver();
         Ok(seq)
     }

@@ -56,12 +56,18 @@ impl WsConfig {
     }
 
     /// The equivalent tokio-tungstenite configuration.
-    #[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+    #[cfg(all(
+        not(target_arch = "wasm32"),
+        any(feature = "server", feature = "client")
+    ))]
     pub fn tungstenite(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(self.read_buffer_bytes)
             .write_buffer_size(self.write_buffer_bytes)
-            .max_write_buffer_size(self.max_write_buffer_bytes.max(self.write_buffer_bytes + self.max_message_bytes + 64))
+            .max_write_buffer_size(
+                self.max_write_buffer_bytes
+                    .max(self.write_buffer_bytes + self.max_message_bytes + 64),
+            )
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
     }

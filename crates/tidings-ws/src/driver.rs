@@ -6,8 +6,8 @@ use std::task::{Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 use tidings_core::{
-    BoxFuture, ClientSession, ClientState, CloseCode, FrameCodec, Instant, PumpTarget, Timer, Transport,
-    TransportError, pump,
+    BoxFuture, ClientSession, ClientState, CloseCode, FrameCodec, Instant, PumpTarget, Timer,
+    Transport, TransportError, pump,
 };
 
 /// Events buffered for the application before the driver stops reading.
@@ -23,7 +23,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(session: ClientSession) -> Self {
-        Self { session: Mutex::new(session), driver: AtomicWaker::new(), app: AtomicWaker::new() }
+        Self {
+            session: Mutex::new(session),
+            driver: AtomicWaker::new(),
+            app: AtomicWaker::new(),
+        }
     }
 
     /// Locks the session (a poisoned lock still holds a consistent session:

@@ -31,7 +31,10 @@ mod platform;
 mod platform;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 mod server;
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 mod transport;
 
 #[cfg(feature = "client")]
@@ -42,13 +45,21 @@ pub use error::Error;
 pub use platform::{WasmTimer, WasmWsTransport};
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub use server::{Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, raw_echo};
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 pub use transport::WsTransport;
 
 /// The close code and reason to send after a tungstenite read error, if the
 /// socket can still carry a close frame.
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
-pub(crate) fn close_for_error(e: &tokio_tungstenite::tungstenite::Error) -> Option<(u16, &'static str)> {
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
+pub(crate) fn close_for_error(
+    e: &tokio_tungstenite::tungstenite::Error,
+) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::Error as E;
     match e {
         E::Utf8(_) => Some((1007, "invalid UTF-8")),

@@ -12,10 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::config::ServerConfig;
@@ -69,7 +69,11 @@ impl Accepted {
     /// Wraps the stream as a tidings transport (text messages for text codecs).
     pub fn into_transport(self) -> (WsTransport<TcpStream>, Arc<dyn FrameCodec>, Shutdown) {
         let text = self.codec.is_text();
-        (WsTransport::new(self.ws, text, self.idle_timeout), self.codec, self.shutdown)
+        (
+            WsTransport::new(self.ws, text, self.idle_timeout),
+            self.codec,
+            self.shutdown,
+        )
     }
 }
 
@@ -128,11 +132,24 @@ impl WsServer {
 
     /// Starts accepting connections, each served by `handler` on its own task.
     pub fn serve(self, handler: impl ConnectionHandler) -> ServerHandle {
-        let addr = self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let addr = self
+            .listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (stop, shutdown) = Shutdown::channel();
         let active = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(accept_loop(self, Arc::new(handler), shutdown, active.clone()));
-        ServerHandle { addr, stop, active, task }
+        let task = tokio::spawn(accept_loop(
+            self,
+            Arc::new(handler),
+            shutdown,
+            active.clone(),
+        ));
+        ServerHandle {
+            addr,
+            stop,
+            active,
+            task,
+        }
     }
 }
 
@@ -182,18 +199,34 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tasks.spawn(refuse(stream, StatusCode::SERVICE_UNAVAILABLE, "connection limit reached"));
+            tasks.spawn(refuse(
+                stream,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection limit reached",
+            ));
             continue;
         };
-        let (handler, config, shutdown, active) = (handler.clone(), config.clone(), shutdown.clone(), active.clone());
+        let (handler, config, shutdown, active) = (
+            handler.clone(),
+            config.clone(),
+            shutdown.clone(),
+            active.clone(),
+        );
         let span = info_span!("ws_conn", %peer);
         tasks.spawn(
             async move {
                 let _permit = permit;
                 active.fetch_add(1, Ordering::Relaxed);
-                match tokio::time::timeout(config.handshake_timeout, upgrade(stream, &config)).await {
+                match tokio::time::timeout(config.handshake_timeout, upgrade(stream, &config)).await
+                {
                     Ok(Ok((ws, codec))) => {
-                        let conn = Accepted { ws, codec, peer, shutdown, idle_timeout: config.ws.idle_timeout };
+                        let conn = Accepted {
+                            ws,
+                            codec,
+                            peer,
+                            shutdown,
+                            idle_timeout: config.ws.idle_timeout,
+                        };
                         handler.handle(conn).await;
                     }
                     Ok(Err(e)) => debug!(error = %e, "handshake refused"),
@@ -208,7 +241,10 @@ async fn accept_loop(
     let grace = config.shutdown_grace;
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drain).await.is_err() {
-        warn!(remaining = tasks.len(), "shutdown grace elapsed; aborting connections");
+        warn!(
+            remaining = tasks.len(),
+            "shutdown grace elapsed; aborting connections"
+        );
         tasks.abort_all();
     }
 }
@@ -226,7 +262,9 @@ async fn refuse(mut stream: TcpStream, status: StatusCode, reason: &str) {
 }
 
 /// Picks the codec from the request's `Sec-WebSocket-Protocol` offers.
-pub(crate) fn negotiate_request(req: &Request) -> Result<(Arc<dyn FrameCodec>, Option<&'static str>), String> {
+pub(crate) fn negotiate_request(
+    req: &Request,
+) -> Result<(Arc<dyn FrameCodec>, Option<&'static str>), String> {
     let offers: Vec<&str> = req
         .headers()
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -247,13 +285,17 @@ pub(crate) fn negotiate_request(req: &Request) -> Result<(Arc<dyn FrameCodec>, O
 async fn upgrade(
     stream: TcpStream,
     config: &ServerConfig,
-) -> Result<(WebSocketStream<TcpStream>, Arc<dyn FrameCodec>), tokio_tungstenite::tungstenite::Error> {
+) -> Result<(WebSocketStream<TcpStream>, Arc<dyn FrameCodec>), tokio_tungstenite::tungstenite::Error>
+{
     let mut chosen = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         match negotiate_request(req) {
             Ok((codec, name)) => {
                 if let Some(name) = name {
-                    resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(name));
+                    resp.headers_mut().insert(
+                        header::SEC_WEBSOCKET_PROTOCOL,
+                        HeaderValue::from_static(name),
+                    );
                 }
                 chosen = Some(codec);
                 Ok(resp)
@@ -268,7 +310,12 @@ async fn upgrade(
             }
         }
     };
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config.ws.tungstenite())).await?;
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(config.ws.tungstenite()),
+    )
+    .await?;
     let codec = chosen.unwrap_or_else(|| Arc::new(tidings_codec::JsonCodec::new()));
     Ok((ws, codec))
 }
@@ -276,7 +323,11 @@ async fn upgrade(
 /// Raw echo mode: every text or binary message is sent back unchanged (RFC 6455
 /// conformance tests and the baseline of benchmarks use it).
 pub async fn raw_echo(conn: Accepted) {
-    let Accepted { mut ws, mut shutdown, .. } = conn;
+    let Accepted {
+        mut ws,
+        mut shutdown,
+        ..
+    } = conn;
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
@@ -297,7 +348,12 @@ pub async fn raw_echo(conn: Accepted) {
                 debug!(error = %e, "raw echo connection ended");
                 // Tell the peer why, when the socket is still writable (bad UTF-8, too big, ...).
                 if let Some((code, reason)) = crate::close_for_error(&e) {
-                    let _ = ws.close(Some(CloseFrame { code: code.into(), reason: reason.into() })).await;
+                    let _ = ws
+                        .close(Some(CloseFrame {
+                            code: code.into(),
+                            reason: reason.into(),
+                        }))
+                        .await;
                 }
                 linger(ws.into_inner()).await;
                 return;

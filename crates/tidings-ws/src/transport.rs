@@ -42,7 +42,10 @@ enum State {
 
 impl<S> std::fmt::Debug for WsTransport<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsTransport").field("text", &self.text).field("metrics", &self.metrics).finish()
+        f.debug_struct("WsTransport")
+            .field("text", &self.text)
+            .field("metrics", &self.metrics)
+            .finish()
     }
 }
 
@@ -77,18 +80,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 pub(crate) fn map_ws_error(e: WsError, max: usize) -> TransportError {
     use tokio_tungstenite::tungstenite::error::CapacityError;
     match e {
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            TransportError::Closed { code: 1006, reason: "connection closed".into() }
-        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed {
+            code: 1006,
+            reason: "connection closed".into(),
+        },
         WsError::Io(io) => TransportError::Io(io),
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            TransportError::MessageTooLarge { size, max: max_size }
+            TransportError::MessageTooLarge {
+                size,
+                max: max_size,
+            }
         }
         WsError::Capacity(c) => TransportError::Protocol(format!("{c} (limit {max} bytes)")),
         WsError::Http(resp) => {
             let status = resp.status().as_u16();
-            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-            TransportError::Handshake { status: Some(status), reason: format!("HTTP {status}: {body}") }
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            TransportError::Handshake {
+                status: Some(status),
+                reason: format!("HTTP {status}: {body}"),
+            }
         }
         other => TransportError::Protocol(other.to_string()),
     }
@@ -120,7 +134,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
                     return Poll::Ready(Some(Ok(data)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.state = State::Failed(crate::close_for_error(&e).map(|(c, r)| (c, r.to_string())));
+                    self.state =
+                        State::Failed(crate::close_for_error(&e).map(|(c, r)| (c, r.to_string())));
                     return Poll::Ready(Some(Err(map_ws_error(e, self.max_message))));
                 }
                 Poll::Ready(None) => {
@@ -132,7 +147,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
                         && idle.as_mut().poll(cx).is_ready()
                     {
                         self.state = State::Failed(Some((1001, "idle timeout".into())));
-                        return Poll::Ready(Some(Err(TransportError::Timeout("idle timeout: nothing received"))));
+                        return Poll::Ready(Some(Err(TransportError::Timeout(
+                            "idle timeout: nothing received",
+                        ))));
                     }
                     return Poll::Pending;
                 }
@@ -142,29 +159,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         let max = self.max_message;
-        Pin::new(&mut self.ws).poll_ready(cx).map_err(|e| map_ws_error(e, max))
+        Pin::new(&mut self.ws)
+            .poll_ready(cx)
+            .map_err(|e| map_ws_error(e, max))
     }
 
     fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
         self.metrics.frames_sent += 1;
         self.metrics.bytes_sent += frame.len() as u64;
         let msg = if self.text {
-            let text = Utf8Bytes::try_from(frame)
-                .map_err(|e| TransportError::Protocol(format!("text codec produced invalid UTF-8: {e}")))?;
+            let text = Utf8Bytes::try_from(frame).map_err(|e| {
+                TransportError::Protocol(format!("text codec produced invalid UTF-8: {e}"))
+            })?;
             Message::Text(text)
         } else {
             Message::Binary(frame)
         };
         let max = self.max_message;
-        Pin::new(&mut self.ws).start_send(msg).map_err(|e| map_ws_error(e, max))
+        Pin::new(&mut self.ws)
+            .start_send(msg)
+            .map_err(|e| map_ws_error(e, max))
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         let max = self.max_message;
-        Pin::new(&mut self.ws).poll_flush(cx).map_err(|e| map_ws_error(e, max))
+        Pin::new(&mut self.ws)
+            .poll_flush(cx)
+            .map_err(|e| map_ws_error(e, max))
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Result<(), TransportError>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: u16,
+        reason: &str,
+    ) -> Poll<Result<(), TransportError>> {
         let max = self.max_message;
         let to_send = match &self.state {
             State::Open => Some((code, reason.to_string())),
@@ -176,8 +205,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
             if ready!(Pin::new(&mut self.ws).poll_ready(cx)).is_err() {
                 return Poll::Ready(Ok(())); // already gone: nothing left to close
             }
-            let frame = CloseFrame { code: WsCloseCode::from(code), reason: truncate_reason(&reason).into() };
-            if Pin::new(&mut self.ws).start_send(Message::Close(Some(frame))).is_err() {
+            let frame = CloseFrame {
+                code: WsCloseCode::from(code),
+                reason: truncate_reason(&reason).into(),
+            };
+            if Pin::new(&mut self.ws)
+                .start_send(Message::Close(Some(frame)))
+                .is_err()
+            {
                 return Poll::Ready(Ok(()));
             }
             self.state = State::Closing;

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use js_sys::{Array, Uint8Array};
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
 use tidings_core::{
-    BoxFuture, CodecKind, Instant, Timer, Transport, TransportError, TransportKind, TransportMetrics,
+    BoxFuture, CodecKind, Instant, Timer, Transport, TransportError, TransportKind,
+    TransportMetrics,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -30,7 +31,9 @@ pub struct WasmTimer {
 
 impl std::fmt::Debug for WasmTimer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmTimer").field("deadline", &self.deadline).finish()
+        f.debug_struct("WasmTimer")
+            .field("deadline", &self.deadline)
+            .finish()
     }
 }
 
@@ -55,16 +58,21 @@ impl Timer for WasmTimer {
         }
         self.clear();
         self.deadline = deadline;
-        let (Some(d), Some(window)) = (deadline, web_sys::window()) else { return };
-        let ms = d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32;
+        let (Some(d), Some(window)) = (deadline, web_sys::window()) else {
+            return;
+        };
+        let ms = d
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         let waker = self.waker.clone();
         let cb = Closure::<dyn FnMut()>::new(move || {
             if let Some(w) = waker.borrow_mut().take() {
                 w.wake();
             }
         });
-        if let Ok(id) =
-            window.set_timeout_with_callback_and_timeout_and_arguments_0(cb.as_ref().unchecked_ref(), ms)
+        if let Ok(id) = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(cb.as_ref().unchecked_ref(), ms)
         {
             self.handle = Some((id, cb));
         }
@@ -113,7 +121,9 @@ pub struct WasmWsTransport {
 
 impl std::fmt::Debug for WasmWsTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmWsTransport").field("text", &self.text).finish()
+        f.debug_struct("WasmWsTransport")
+            .field("text", &self.text)
+            .finish()
     }
 }
 
@@ -154,8 +164,9 @@ impl Transport for WasmWsTransport {
         self.metrics.frames_sent += 1;
         self.metrics.bytes_sent += frame.len() as u64;
         let result = if self.text {
-            let text = std::str::from_utf8(&frame)
-                .map_err(|e| TransportError::Protocol(format!("text codec produced invalid UTF-8: {e}")))?;
+            let text = std::str::from_utf8(&frame).map_err(|e| {
+                TransportError::Protocol(format!("text codec produced invalid UTF-8: {e}"))
+            })?;
             self.ws.send_with_str(text)
         } else {
             self.ws.send_with_u8_array(&frame)
@@ -167,9 +178,18 @@ impl Transport for WasmWsTransport {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(&mut self, _cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Result<(), TransportError>> {
+    fn poll_close(
+        &mut self,
+        _cx: &mut Context<'_>,
+        code: u16,
+        reason: &str,
+    ) -> Poll<Result<(), TransportError>> {
         // Browsers only allow 1000 and 3000-4999 from scripts.
-        let code = if code == 1000 || (3000..5000).contains(&code) { code } else { 1000 };
+        let code = if code == 1000 || (3000..5000).contains(&code) {
+            code
+        } else {
+            1000
+        };
         let _ = self.ws.close_with_code_and_reason(code, reason);
         Poll::Ready(Ok(()))
     }
@@ -189,8 +209,11 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     for p in protocols {
         offers.push(&p.into());
     }
-    let ws = WebSocket::new_with_str_sequence(url, &offers)
-        .map_err(|e| TransportError::Handshake { status: None, reason: format!("{e:?}") })?;
+    let ws =
+        WebSocket::new_with_str_sequence(url, &offers).map_err(|e| TransportError::Handshake {
+            status: None,
+            reason: format!("{e:?}"),
+        })?;
     ws.set_binary_type(BinaryType::Arraybuffer);
     let inbox = Rc::new(RefCell::new(Inbox::default()));
 
@@ -202,7 +225,9 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     });
     let i = inbox.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-        let Ok(e) = e.dyn_into::<MessageEvent>() else { return };
+        let Ok(e) = e.dyn_into::<MessageEvent>() else {
+            return;
+        };
         let data = e.data();
         let frame = if let Some(s) = data.as_string() {
             Bytes::from(s)
@@ -219,7 +244,10 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     let onclose = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         let mut inbox = i.borrow_mut();
         if let Ok(c) = e.dyn_into::<CloseEvent>() {
-            inbox.frames.push_back(Err(TransportError::Closed { code: c.code(), reason: c.reason() }));
+            inbox.frames.push_back(Err(TransportError::Closed {
+                code: c.code(),
+                reason: c.reason(),
+            }));
         }
         inbox.ended = true;
         inbox.wake();
@@ -252,7 +280,11 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     .await?;
 
     let chosen = ws.protocol();
-    let kind = if chosen.eq_ignore_ascii_case(SUBPROTOCOL_BIN) { CodecKind::Binary } else { CodecKind::Json };
+    let kind = if chosen.eq_ignore_ascii_case(SUBPROTOCOL_BIN) {
+        CodecKind::Binary
+    } else {
+        CodecKind::Json
+    };
     let _ = SUBPROTOCOL_JSON;
     let codec = codec_for(kind).ok_or_else(|| TransportError::Handshake {
         status: None,
@@ -287,7 +319,10 @@ impl Platform for Browser {
 }
 
 pub(crate) fn spawn_driver(shared: Arc<Shared>, builder: ClientBuilder) -> Result<(), Error> {
-    let platform = Browser { url: builder.url, protocols: builder.subprotocols };
+    let platform = Browser {
+        url: builder.url,
+        protocols: builder.subprotocols,
+    };
     wasm_bindgen_futures::spawn_local(drive(shared, platform));
     Ok(())
 }

@@ -13,7 +13,12 @@ const MESSAGES: usize = 10_000;
 const CUTS: usize = 5;
 
 async fn server(hub: Hub) -> ServerHandle {
-    let server = WsServer::bind("127.0.0.1:0".parse().unwrap(), tidings_ws::ServerConfig::default()).await.unwrap();
+    let server = WsServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        tidings_ws::ServerConfig::default(),
+    )
+    .await
+    .unwrap();
     server.serve(move |conn: Accepted| {
         let hub = hub.clone();
         async move {
@@ -24,16 +29,26 @@ async fn server(hub: Hub) -> ServerHandle {
 }
 
 fn hub() -> Hub {
-    let limits = Limits::default().with_replay_buffer_bytes(16 << 20).with_max_queued_bytes(16 << 20);
-    let session = ServerConfig::default().with_limits(limits).with_heartbeat(Duration::from_secs(2));
-    Hub::with_config(Arc::new(MemoryBroker::default()), HubConfig::default().with_session(session))
+    let limits = Limits::default()
+        .with_replay_buffer_bytes(16 << 20)
+        .with_max_queued_bytes(16 << 20);
+    let session = ServerConfig::default()
+        .with_limits(limits)
+        .with_heartbeat(Duration::from_secs(2));
+    Hub::with_config(
+        Arc::new(MemoryBroker::default()),
+        HubConfig::default().with_session(session),
+    )
 }
 
 fn client(url: &str) -> Client {
     let config = ClientConfig::default()
         .with_backoff(Duration::from_millis(10), Duration::from_millis(200))
         .with_limits(Limits::default().with_max_queued_bytes(16 << 20));
-    Client::builder(url).session_config(config).connect().unwrap()
+    Client::builder(url)
+        .session_config(config)
+        .connect()
+        .unwrap()
 }
 
 async fn next(c: &Client) -> ClientEvent {
@@ -100,20 +115,41 @@ async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
         cuts.push(proxy.cut_mid_frame().await);
     }
 
-    let (got, gaps, reconnects) = tokio::time::timeout(Duration::from_secs(120), recv_task).await.unwrap().unwrap();
+    let (got, gaps, reconnects) = tokio::time::timeout(Duration::from_secs(120), recv_task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(gaps.is_empty(), "no gap may be reported: {gaps:?}");
     assert_eq!(got.len(), MESSAGES);
     for (k, (seq, i)) in got.iter().enumerate() {
-        assert_eq!(*seq, k as u64 + 1, "per-channel sequence must be gap-free and ordered");
-        assert_eq!(*i, k as u64, "payloads must arrive exactly once, in publish order");
+        assert_eq!(
+            *seq,
+            k as u64 + 1,
+            "per-channel sequence must be gap-free and ordered"
+        );
+        assert_eq!(
+            *i, k as u64,
+            "payloads must arrive exactly once, in publish order"
+        );
     }
-    let mid_frame = cuts.iter().filter(|c| matches!(c, MidFrameCut::MidFrame { .. })).count();
+    let mid_frame = cuts
+        .iter()
+        .filter(|c| matches!(c, MidFrameCut::MidFrame { .. }))
+        .count();
     assert_eq!(cuts.len(), CUTS);
-    assert!(mid_frame >= 1, "at least one cut must land inside a frame: {cuts:?}");
-    assert!(reconnects >= CUTS, "the receiver reconnected {reconnects} times for {CUTS} cuts");
+    assert!(
+        mid_frame >= 1,
+        "at least one cut must land inside a frame: {cuts:?}"
+    );
+    assert!(
+        reconnects >= CUTS,
+        "the receiver reconnected {reconnects} times for {CUTS} cuts"
+    );
     let stats = proxy.stats();
     assert!(stats.connections_cut >= CUTS as u64);
-    println!("fault test: {MESSAGES} messages, cuts {cuts:?}, receiver reconnects {reconnects}, proxy {stats:?}");
+    println!(
+        "fault test: {MESSAGES} messages, cuts {cuts:?}, receiver reconnects {reconnects}, proxy {stats:?}"
+    );
     sender.close();
     handle.shutdown().await;
 }

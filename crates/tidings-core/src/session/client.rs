@@ -281,9 +281,16 @@ impl ClientSession {
             .inbound
             .positions()
             .filter(|(c, _)| self.subscriptions.contains(*c))
-            .map(|(c, seq)| ChannelPosition { channel: c.clone(), seq })
+            .map(|(c, seq)| ChannelPosition {
+                channel: c.clone(),
+                seq,
+            })
             .collect();
-        let hello = Hello { version: PROTOCOL_VERSION, resume: self.token.clone(), positions };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            resume: self.token.clone(),
+            positions,
+        };
         self.queue(now, &Frame::Hello(hello));
     }
 
@@ -301,7 +308,10 @@ impl ClientSession {
         self.transmit.clear();
         self.ack_batch.clear();
         self.handshake_deadline = None;
-        self.events.push_back(ClientEvent::Disconnected { reason: reason.into(), retry_in: delay });
+        self.events.push_back(ClientEvent::Disconnected {
+            reason: reason.into(),
+            retry_in: delay,
+        });
     }
 
     /// Publishes `payload` on `channel`. Returns the publish sequence number.
@@ -317,25 +327,45 @@ impl ClientSession {
         payload: Bytes,
     ) -> Result<u64, SessionError> {
         if self.state == ClientState::Closed {
-            return Err(SessionError::Closed { reason: "session closed".into() });
+            return Err(SessionError::Closed {
+                reason: "session closed".into(),
+            });
         }
         let limit = self.config.limits.max_queued_bytes;
         if self.unacked_bytes + payload.len() > limit {
-            return Err(SessionError::QueueFull { queued: self.unacked_bytes, limit });
+            return Err(SessionError::QueueFull {
+                queued: self.unacked_bytes,
+                limit,
+            });
         }
         let seq = self.next_publish;
-        let frame = Frame::Publish(Publish { channel: channel.clone(), seq, payload: payload.clone() });
+        let frame = Frame::Publish(Publish {
+            channel: channel.clone(),
+            seq,
+            payload: payload.clone(),
+        });
         // The limit applies to the encoded frame; before the first connection
         // the codec is unknown, so leave room for the envelope.
         let encoded = match &self.codec {
-            Some(codec) => Some(codec.encode_to_bytes(&frame).map_err(|e| SessionError::Closed {
-                reason: format!("cannot encode publish: {e}"),
-            })?),
+            Some(codec) => {
+                Some(
+                    codec
+                        .encode_to_bytes(&frame)
+                        .map_err(|e| SessionError::Closed {
+                            reason: format!("cannot encode publish: {e}"),
+                        })?,
+                )
+            }
             None => None,
         };
-        let size = encoded.as_ref().map_or(payload.len() + channel.as_str().len() + 128, |b| b.len());
+        let size = encoded
+            .as_ref()
+            .map_or(payload.len() + channel.as_str().len() + 128, |b| b.len());
         if size > self.max_frame {
-            return Err(SessionError::PayloadTooLarge { size, max: self.max_frame });
+            return Err(SessionError::PayloadTooLarge {
+                size,
+                max: self.max_frame,
+            });
         }
         self.next_publish += 1;
         self.unacked_bytes += payload.len();
@@ -343,7 +373,11 @@ impl ClientSession {
             self.last_sent = now;
             self.transmit.push_back(bytes);
         }
-        self.unacked.push_back(PendingPublish { seq, channel, payload });
+        self.unacked.push_back(PendingPublish {
+            seq,
+            channel,
+            payload,
+        });
         Ok(seq)
     }
 
@@ -373,7 +407,12 @@ impl ClientSession {
         self.confirmed.remove(channel);
         self.acked.remove(channel);
         if self.state == ClientState::Open {
-            self.queue(now, &Frame::Unsubscribe(Unsubscribe { channel: channel.clone() }));
+            self.queue(
+                now,
+                &Frame::Unsubscribe(Unsubscribe {
+                    channel: channel.clone(),
+                }),
+            );
         } else {
             self.left.insert(channel.clone());
         }
@@ -383,11 +422,16 @@ impl ClientSession {
     pub fn close(&mut self, now: Instant, reason: &str) {
         if self.has_transport() {
             self.flush_acks(now);
-            let frame = Frame::Close(Close { code: CloseCode::NORMAL, reason: reason.into() });
+            let frame = Frame::Close(Close {
+                code: CloseCode::NORMAL,
+                reason: reason.into(),
+            });
             self.queue(now, &frame);
         }
         self.state = ClientState::Closed;
-        self.events.push_back(ClientEvent::Closed { reason: reason.into() });
+        self.events.push_back(ClientEvent::Closed {
+            reason: reason.into(),
+        });
     }
 
     /// Handles one frame received from the transport.
@@ -398,7 +442,9 @@ impl ClientSession {
         if !self.has_transport() {
             return Ok(());
         }
-        let Some(codec) = self.codec.clone() else { return Ok(()) };
+        let Some(codec) = self.codec.clone() else {
+            return Ok(());
+        };
         self.last_recv = now;
         self.ping_outstanding = false;
         let frame = match decode_checked(&*codec, &input, self.config.limits.max_frame_bytes) {
@@ -424,20 +470,31 @@ impl ClientSession {
             Frame::Subscribed(s) if self.state == ClientState::Open => {
                 if self.subscriptions.contains(&s.channel) {
                     self.confirmed.insert(s.channel.clone());
-                    if let Some(seen) = self.inbound.position(&s.channel).filter(|seen| s.seq < *seen) {
+                    if let Some(seen) = self
+                        .inbound
+                        .position(&s.channel)
+                        .filter(|seen| s.seq < *seen)
+                    {
                         // The server's channel starts below what we saw: it lost its
                         // state (restart without durable history). Say so; never hide it.
                         self.acked.remove(&s.channel);
-                        self.events.push_back(ClientEvent::ChannelReset { channel: s.channel.clone(), seen });
+                        self.events.push_back(ClientEvent::ChannelReset {
+                            channel: s.channel.clone(),
+                            seen,
+                        });
                     }
                     self.inbound.set(&s.channel, s.seq);
-                    self.events.push_back(ClientEvent::Subscribed { channel: s.channel, seq: s.seq });
+                    self.events.push_back(ClientEvent::Subscribed {
+                        channel: s.channel,
+                        seq: s.seq,
+                    });
                 }
                 Ok(())
             }
             Frame::PublishAck(a) if self.state == ClientState::Open => {
                 self.drop_acked(a.seq);
-                self.events.push_back(ClientEvent::PublishAcked { seq: a.seq });
+                self.events
+                    .push_back(ClientEvent::PublishAcked { seq: a.seq });
                 Ok(())
             }
             Frame::Ping(p) => {
@@ -446,7 +503,10 @@ impl ClientSession {
             }
             Frame::Pong(_) => Ok(()),
             Frame::Error(e) => {
-                self.events.push_back(ClientEvent::Error { code: e.code, message: e.message });
+                self.events.push_back(ClientEvent::Error {
+                    code: e.code,
+                    message: e.message,
+                });
                 Ok(())
             }
             Frame::Close(c) => {
@@ -473,21 +533,30 @@ impl ClientSession {
     }
 
     fn fail(&mut self, now: Instant, e: &ProtocolError) {
-        self.events.push_back(ClientEvent::Error { code: e.code(), message: e.to_string() });
+        self.events.push_back(ClientEvent::Error {
+            code: e.code(),
+            message: e.to_string(),
+        });
         let fatal = matches!(e, ProtocolError::UnsupportedVersion { .. });
         self.on_transport_down(now, format!("protocol error: {e}"));
         if fatal {
             self.state = ClientState::Closed;
-            self.events.push_back(ClientEvent::Closed { reason: e.to_string() });
+            self.events.push_back(ClientEvent::Closed {
+                reason: e.to_string(),
+            });
         }
     }
 
     fn on_close(&mut self, now: Instant, c: Close) {
-        let fatal = matches!(c.code, CloseCode::UNSUPPORTED_VERSION | CloseCode::PROTOCOL_ERROR);
+        let fatal = matches!(
+            c.code,
+            CloseCode::UNSUPPORTED_VERSION | CloseCode::PROTOCOL_ERROR
+        );
         self.on_transport_down(now, format!("server closed ({}): {}", c.code, c.reason));
         if fatal {
             self.state = ClientState::Closed;
-            self.events.push_back(ClientEvent::Closed { reason: c.reason });
+            self.events
+                .push_back(ClientEvent::Closed { reason: c.reason });
         }
     }
 
@@ -499,7 +568,10 @@ impl ClientSession {
             });
         }
         if w.version != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion { got: w.version, supported: PROTOCOL_VERSION });
+            return Err(ProtocolError::UnsupportedVersion {
+                got: w.version,
+                supported: PROTOCOL_VERSION,
+            });
         }
         self.state = ClientState::Open;
         self.handshake_deadline = None;
@@ -548,13 +620,20 @@ impl ClientSession {
             .unacked
             .iter()
             .map(|p| {
-                Frame::Publish(Publish { channel: p.channel.clone(), seq: p.seq, payload: p.payload.clone() })
+                Frame::Publish(Publish {
+                    channel: p.channel.clone(),
+                    seq: p.seq,
+                    payload: p.payload.clone(),
+                })
             })
             .collect();
         for f in &resend {
             self.queue(now, f);
         }
-        self.events.push_back(ClientEvent::Connected { session: w.session, resumed: w.resumed });
+        self.events.push_back(ClientEvent::Connected {
+            session: w.session,
+            resumed: w.resumed,
+        });
         Ok(())
     }
 
@@ -566,7 +645,11 @@ impl ClientSession {
             Inbound::Duplicate => return,
             Inbound::Deliver => {}
             Inbound::Gap { from, to } => {
-                self.events.push_back(ClientEvent::Gap(Gap { channel: m.channel.clone(), from, to }));
+                self.events.push_back(ClientEvent::Gap(Gap {
+                    channel: m.channel.clone(),
+                    from,
+                    to,
+                }));
             }
         }
         self.events.push_back(ClientEvent::Message(m));
@@ -592,7 +675,10 @@ impl ClientSession {
         for (channel, seq) in self.inbound.positions() {
             let sent = self.acked.get(channel).copied().unwrap_or(0);
             if seq > sent && self.subscriptions.contains(channel) {
-                acks.push(Ack { channel: channel.clone(), seq });
+                acks.push(Ack {
+                    channel: channel.clone(),
+                    seq,
+                });
             }
         }
         for a in acks {
@@ -624,12 +710,18 @@ impl ClientSession {
         if !self.ping_outstanding && now >= idle_since + self.heartbeat {
             self.ping_nonce += 1;
             self.ping_outstanding = true;
-            self.queue(now, &Frame::Ping(Ping { nonce: self.ping_nonce }));
+            self.queue(
+                now,
+                &Frame::Ping(Ping {
+                    nonce: self.ping_nonce,
+                }),
+            );
         }
     }
 
     fn dead_after(&self) -> Duration {
-        self.heartbeat.saturating_mul(self.config.dead_after_heartbeats.max(2))
+        self.heartbeat
+            .saturating_mul(self.config.dead_after_heartbeats.max(2))
     }
 
     /// When [`ClientSession::handle_timeout`] must be called next.
@@ -643,7 +735,11 @@ impl ClientSession {
                 } else {
                     Some(self.last_sent.min(self.last_recv) + self.heartbeat)
                 };
-                earliest([ping, Some(self.last_recv + self.dead_after()), self.ack_batch.deadline()])
+                earliest([
+                    ping,
+                    Some(self.last_recv + self.dead_after()),
+                    self.ack_batch.deadline(),
+                ])
             }
             ClientState::Connecting | ClientState::Closed => None,
         }

@@ -19,7 +19,10 @@ pub(crate) fn decode_checked(
     max: usize,
 ) -> Result<Frame, ProtocolError> {
     if input.len() > max {
-        return Err(ProtocolError::FrameTooLarge { size: input.len(), max });
+        return Err(ProtocolError::FrameTooLarge {
+            size: input.len(),
+            max,
+        });
     }
     Ok(codec.decode(input)?)
 }
@@ -35,7 +38,12 @@ pub(crate) struct AckBatch {
 
 impl AckBatch {
     pub(crate) fn new(every: u32, delay: Duration) -> Self {
-        Self { every: every.max(1), delay, pending: 0, due: None }
+        Self {
+            every: every.max(1),
+            delay,
+            pending: 0,
+            due: None,
+        }
     }
 
     /// Notes one item to acknowledge; true when the batch should be flushed now.

@@ -11,8 +11,7 @@ use super::{AckBatch, decode_checked, earliest};
 use crate::codec::FrameCodec;
 use crate::error::{CloseCode, ErrorCode, ProtocolError};
 use crate::frame::{
-    Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck, Subscribed,
-    Welcome,
+    Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck, Subscribed, Welcome,
 };
 use crate::ids::{ChannelName, ResumeToken, SessionId};
 use crate::limits::Limits;
@@ -192,9 +191,10 @@ impl ServerSession {
     ) -> Result<Hello, ProtocolError> {
         match decode_checked(codec, input, limits.max_frame_bytes)? {
             Frame::Hello(h) if h.version == PROTOCOL_VERSION => Ok(h),
-            Frame::Hello(h) => {
-                Err(ProtocolError::UnsupportedVersion { got: h.version, supported: PROTOCOL_VERSION })
-            }
+            Frame::Hello(h) => Err(ProtocolError::UnsupportedVersion {
+                got: h.version,
+                supported: PROTOCOL_VERSION,
+            }),
             other => Err(ProtocolError::UnexpectedFrame {
                 frame: other.frame_type(),
                 state: "awaiting hello",
@@ -205,10 +205,19 @@ impl ServerSession {
     /// Encodes the `Error` + `Close` frames that refuse a connection before any session exists.
     pub fn refusal(codec: &dyn FrameCodec, error: &ProtocolError) -> Vec<Bytes> {
         let frames = [
-            Frame::Error(ErrorFrame { code: error.code(), message: error.to_string() }),
-            Frame::Close(Close { code: error.close_code(), reason: error.to_string() }),
+            Frame::Error(ErrorFrame {
+                code: error.code(),
+                message: error.to_string(),
+            }),
+            Frame::Close(Close {
+                code: error.close_code(),
+                reason: error.to_string(),
+            }),
         ];
-        frames.iter().filter_map(|f| codec.encode_to_bytes(f).ok()).collect()
+        frames
+            .iter()
+            .filter_map(|f| codec.encode_to_bytes(f).ok())
+            .collect()
     }
 
     /// A new session for a client whose `Hello` carried no (known) resume token.
@@ -222,7 +231,10 @@ impl ServerSession {
         let ack_batch = AckBatch::new(config.ack_every, config.ack_delay);
         // A resume queues the whole replay at once: keep it well under the
         // transmit limit so replaying can never trip the slow-consumer check.
-        let budget = config.limits.replay_buffer_bytes.min(config.limits.max_queued_bytes / 2);
+        let budget = config
+            .limits
+            .replay_buffer_bytes
+            .min(config.limits.max_queued_bytes / 2);
         let replay = ReplayBuffer::new(budget);
         let mut s = Self {
             config,
@@ -259,8 +271,11 @@ impl ServerSession {
         self.queued_bytes = 0;
         self.ack_batch.clear();
         self.queue_welcome(true);
-        let positions: HashMap<&ChannelName, u64> =
-            hello.positions.iter().map(|p| (&p.channel, p.seq)).collect();
+        let positions: HashMap<&ChannelName, u64> = hello
+            .positions
+            .iter()
+            .map(|p| (&p.channel, p.seq))
+            .collect();
         let channels: Vec<ChannelName> = self.subs.keys().cloned().collect();
         for channel in channels {
             let after = match (positions.get(&channel), self.subs.get(&channel)) {
@@ -269,7 +284,10 @@ impl ServerSession {
                 // confirm again and replay from the start of the subscription.
                 (None, Some(Sub::Active { start, .. })) => {
                     let start = *start;
-                    self.queue(&Frame::Subscribed(Subscribed { channel: channel.clone(), seq: start }));
+                    self.queue(&Frame::Subscribed(Subscribed {
+                        channel: channel.clone(),
+                        seq: start,
+                    }));
                     start
                 }
                 // Still pending: `subscribed` will confirm it on this connection.
@@ -277,7 +295,11 @@ impl ServerSession {
             };
             let replay = self.replay.replay(&channel, after);
             if let Some((from, to)) = replay.gap {
-                self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
+                self.queue(&Frame::Gap(Gap {
+                    channel: channel.clone(),
+                    from,
+                    to,
+                }));
             }
             for m in replay.messages {
                 self.queue_message(&m);
@@ -373,10 +395,16 @@ impl ServerSession {
                 }
                 let expected = self.last_publish + 1;
                 if p.seq != expected {
-                    return Err(ProtocolError::PublishOutOfOrder { expected, got: p.seq });
+                    return Err(ProtocolError::PublishOutOfOrder {
+                        expected,
+                        got: p.seq,
+                    });
                 }
                 self.last_publish = p.seq;
-                self.events.push_back(ServerEvent::Publish { channel: p.channel, payload: p.payload });
+                self.events.push_back(ServerEvent::Publish {
+                    channel: p.channel,
+                    payload: p.payload,
+                });
                 self.note_publish(now);
             }
             Frame::Ack(a) => self.replay.ack(&a.channel, a.seq),
@@ -387,26 +415,40 @@ impl ServerSession {
                 let max = self.config.limits.max_subscriptions;
                 if self.subs.len() >= max {
                     let e = ProtocolError::TooManySubscriptions { max };
-                    self.queue(&Frame::Error(ErrorFrame { code: e.code(), message: e.to_string() }));
+                    self.queue(&Frame::Error(ErrorFrame {
+                        code: e.code(),
+                        message: e.to_string(),
+                    }));
                     return Ok(());
                 }
-                self.subs.insert(s.channel.clone(), Sub::Pending(Vec::new()));
-                self.events.push_back(ServerEvent::Subscribe { channel: s.channel, after: s.after });
+                self.subs
+                    .insert(s.channel.clone(), Sub::Pending(Vec::new()));
+                self.events.push_back(ServerEvent::Subscribe {
+                    channel: s.channel,
+                    after: s.after,
+                });
             }
             Frame::Unsubscribe(u) => {
                 if self.subs.remove(&u.channel).is_some() {
                     self.replay.remove(&u.channel);
-                    self.events.push_back(ServerEvent::Unsubscribe { channel: u.channel });
+                    self.events
+                        .push_back(ServerEvent::Unsubscribe { channel: u.channel });
                 }
             }
             Frame::Ping(p) => self.queue(&Frame::Pong(p)),
             Frame::Pong(_) | Frame::Error(_) => {}
             Frame::Close(c) => {
-                self.queue(&Frame::Close(Close { code: CloseCode::NORMAL, reason: "bye".into() }));
+                self.queue(&Frame::Close(Close {
+                    code: CloseCode::NORMAL,
+                    reason: "bye".into(),
+                }));
                 self.end(format!("client closed: {}", c.reason), CloseCode::NORMAL);
             }
             other => {
-                return Err(ProtocolError::UnexpectedFrame { frame: other.frame_type(), state: "open" });
+                return Err(ProtocolError::UnexpectedFrame {
+                    frame: other.frame_type(),
+                    state: "open",
+                });
             }
         }
         Ok(())
@@ -422,35 +464,58 @@ impl ServerSession {
         self.ack_batch.clear();
         if self.last_publish > self.publish_acked {
             self.publish_acked = self.last_publish;
-            self.queue(&Frame::PublishAck(PublishAck { seq: self.last_publish }));
+            self.queue(&Frame::PublishAck(PublishAck {
+                seq: self.last_publish,
+            }));
         }
     }
 
     fn violation(&mut self, e: &ProtocolError) {
-        self.queue(&Frame::Error(ErrorFrame { code: e.code(), message: e.to_string() }));
-        let close = Frame::Close(Close { code: e.close_code(), reason: e.to_string() });
+        self.queue(&Frame::Error(ErrorFrame {
+            code: e.code(),
+            message: e.to_string(),
+        }));
+        let close = Frame::Close(Close {
+            code: e.close_code(),
+            reason: e.to_string(),
+        });
         self.queue(&close);
         self.end(e.to_string(), e.close_code());
     }
 
     fn end(&mut self, reason: String, code: u16) {
         self.state = ServerState::Closed;
-        self.events.push_back(ServerEvent::Disconnect { code, reason: reason.clone() });
+        self.events.push_back(ServerEvent::Disconnect {
+            code,
+            reason: reason.clone(),
+        });
         self.events.push_back(ServerEvent::Closed { reason });
     }
 
     /// The broker subscription for `channel` is live: report the position, send
     /// the gap and backlog, then any live messages that arrived meanwhile.
     pub fn subscribed(&mut self, channel: &ChannelName, start: SubscriptionStart) {
-        let Some(sub) = self.subs.get_mut(channel) else { return };
+        let Some(sub) = self.subs.get_mut(channel) else {
+            return;
+        };
         let parked = match sub {
             Sub::Pending(parked) => std::mem::take(parked),
             Sub::Active { .. } => return,
         };
-        *sub = Sub::Active { start: start.position, last: start.position };
-        self.queue(&Frame::Subscribed(Subscribed { channel: channel.clone(), seq: start.position }));
+        *sub = Sub::Active {
+            start: start.position,
+            last: start.position,
+        };
+        self.queue(&Frame::Subscribed(Subscribed {
+            channel: channel.clone(),
+            seq: start.position,
+        }));
         if let Some((from, to)) = start.gap {
-            self.queue(&Frame::Gap(Gap { channel: channel.clone(), from, to }));
+            self.queue(&Frame::Gap(Gap {
+                channel: channel.clone(),
+                from,
+                to,
+            }));
             if let Some(Sub::Active { last, .. }) = self.subs.get_mut(channel) {
                 *last = (*last).max(to);
             }
@@ -470,7 +535,9 @@ impl ServerSession {
     ///
     /// The encoded frame is shared with every other receiver using the same codec.
     pub fn deliver(&mut self, message: &Arc<SharedMessage>) {
-        let Some(sub) = self.subs.get_mut(message.channel()) else { return };
+        let Some(sub) = self.subs.get_mut(message.channel()) else {
+            return;
+        };
         match sub {
             Sub::Pending(parked) => {
                 parked.push(message.clone());
@@ -498,7 +565,10 @@ impl ServerSession {
             Ok(bytes) => self.push_transmit(bytes, true),
             Err(e) => {
                 let code = ErrorCode::Internal;
-                self.queue(&Frame::Error(ErrorFrame { code, message: format!("cannot encode message: {e}") }));
+                self.queue(&Frame::Error(ErrorFrame {
+                    code,
+                    message: format!("cannot encode message: {e}"),
+                }));
             }
         }
     }
@@ -510,10 +580,16 @@ impl ServerSession {
         }
         match self.config.slow_consumer {
             SlowConsumerPolicy::Disconnect => {
-                let reason = format!("slow consumer: {} bytes queued, limit {limit}", self.queued_bytes);
+                let reason = format!(
+                    "slow consumer: {} bytes queued, limit {limit}",
+                    self.queued_bytes
+                );
                 self.transmit.clear();
                 self.queued_bytes = 0;
-                self.events.push_back(ServerEvent::Disconnect { code: CloseCode::SLOW_CONSUMER, reason });
+                self.events.push_back(ServerEvent::Disconnect {
+                    code: CloseCode::SLOW_CONSUMER,
+                    reason,
+                });
                 self.state = ServerState::Detached;
                 self.detached_at = None; // set by `detach` when the driver lets go
             }
@@ -521,7 +597,9 @@ impl ServerSession {
                 // Shed the oldest messages (the client sees a gap); control frames
                 // (Welcome, Subscribed, acks, errors, Close) are never dropped.
                 while self.queued_bytes > limit {
-                    let Some(i) = self.transmit.iter().position(|(_, message)| *message) else { break };
+                    let Some(i) = self.transmit.iter().position(|(_, message)| *message) else {
+                        break;
+                    };
                     if let Some((b, _)) = self.transmit.remove(i) {
                         self.queued_bytes -= b.len();
                     }
@@ -546,7 +624,10 @@ impl ServerSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             ServerState::Open => {
-                let dead = self.config.heartbeat.saturating_mul(self.config.dead_after_heartbeats.max(2));
+                let dead = self
+                    .config
+                    .heartbeat
+                    .saturating_mul(self.config.dead_after_heartbeats.max(2));
                 if now >= self.last_recv + dead {
                     self.events.push_back(ServerEvent::Disconnect {
                         code: CloseCode::HEARTBEAT_TIMEOUT,
@@ -564,7 +645,9 @@ impl ServerSession {
                     && now >= at + self.config.resume_window
                 {
                     self.state = ServerState::Closed;
-                    self.events.push_back(ServerEvent::Closed { reason: "resume window expired".into() });
+                    self.events.push_back(ServerEvent::Closed {
+                        reason: "resume window expired".into(),
+                    });
                 }
             }
             ServerState::Closed => {}
@@ -575,7 +658,10 @@ impl ServerSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ServerState::Open => {
-                let dead = self.config.heartbeat.saturating_mul(self.config.dead_after_heartbeats.max(2));
+                let dead = self
+                    .config
+                    .heartbeat
+                    .saturating_mul(self.config.dead_after_heartbeats.max(2));
                 earliest([Some(self.last_recv + dead), self.ack_batch.deadline()])
             }
             ServerState::Detached => self.detached_at.map(|at| at + self.config.resume_window),
@@ -588,8 +674,14 @@ impl ServerSession {
         if self.state == ServerState::Open {
             self.flush_acks();
             let code = CloseCode::GOING_AWAY;
-            self.queue(&Frame::Close(Close { code, reason: reason.into() }));
-            self.events.push_back(ServerEvent::Disconnect { code, reason: reason.into() });
+            self.queue(&Frame::Close(Close {
+                code,
+                reason: reason.into(),
+            }));
+            self.events.push_back(ServerEvent::Disconnect {
+                code,
+                reason: reason.into(),
+            });
         }
     }
 
@@ -613,7 +705,11 @@ impl ServerSession {
     fn queue(&mut self, frame: &Frame) {
         match self.codec.encode_to_bytes(frame) {
             Ok(b) => self.push_transmit(b, false),
-            Err(e) => debug_assert!(false, "control frame {:?} failed to encode: {e}", frame.frame_type()),
+            Err(e) => debug_assert!(
+                false,
+                "control frame {:?} failed to encode: {e}",
+                frame.frame_type()
+            ),
         }
     }
 
