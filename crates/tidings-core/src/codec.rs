@@ -51,8 +51,35 @@ pub trait FrameCodec: Send + Sync + fmt::Debug {
 
     /// Encodes a frame into a fresh buffer.
     fn encode_to_bytes(&self, frame: &Frame) -> Result<Bytes, CodecError> {
-        let mut out = BytesMut::with_capacity(64);
+        let mut out = BytesMut::with_capacity(128);
         self.encode(frame, &mut out)?;
         Ok(out.freeze())
+    }
+}
+
+/// Encodes frames into one reusable buffer: each frame becomes a `Bytes` split
+/// off a shared 8 KiB block, so small frames cost no allocation of their own
+/// (the block is reclaimed once every frame split from it has been written).
+#[derive(Debug, Default)]
+pub struct FrameEncoder {
+    scratch: BytesMut,
+}
+
+impl FrameEncoder {
+    /// Size of the blocks frames are split from.
+    pub const BLOCK: usize = 8 * 1024;
+
+    /// Encodes `frame` with `codec`.
+    pub fn encode(&mut self, codec: &dyn FrameCodec, frame: &Frame) -> Result<Bytes, CodecError> {
+        if self.scratch.capacity() < 512 {
+            self.scratch.reserve(Self::BLOCK);
+        }
+        match codec.encode(frame, &mut self.scratch) {
+            Ok(()) => Ok(self.scratch.split().freeze()),
+            Err(e) => {
+                self.scratch.clear();
+                Err(e)
+            }
+        }
     }
 }

@@ -34,10 +34,23 @@ impl ChannelName {
     /// Validates and wraps a channel name.
     pub fn new(name: impl AsRef<str>) -> Result<Self, ProtocolError> {
         let name = name.as_ref();
+        Self::validate(name)?;
+        Ok(Self(Arc::from(name)))
+    }
+
+    /// Checks that `name` is a valid channel name without allocating (zero-copy
+    /// decoders check borrowed names with it).
+    ///
+    /// ```
+    /// use tidings_core::ChannelName;
+    /// assert!(ChannelName::validate("room:lobby").is_ok());
+    /// assert!(ChannelName::validate("a\u{7}b").is_err());
+    /// ```
+    pub fn validate(name: &str) -> Result<(), ProtocolError> {
         if name.is_empty() || name.len() > MAX_CHANNEL_LEN || name.chars().any(char::is_control) {
             return Err(ProtocolError::InvalidChannel { len: name.len() });
         }
-        Ok(Self(Arc::from(name)))
+        Ok(())
     }
 
     /// The name as a string slice.

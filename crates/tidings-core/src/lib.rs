@@ -32,7 +32,7 @@ mod session;
 mod transport;
 
 pub use backoff::Backoff;
-pub use codec::{CodecKind, FrameCodec};
+pub use codec::{CodecKind, FrameCodec, FrameEncoder};
 pub use error::{CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError};
 pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,

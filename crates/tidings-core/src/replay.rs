@@ -13,29 +13,25 @@ fn cost(m: &SharedMessage) -> usize {
     m.message().payload.len() + ENTRY_OVERHEAD
 }
 
-#[derive(Debug, Default)]
-struct ChannelLog {
-    entries: VecDeque<(u64, u64, Arc<SharedMessage>)>, // (seq, global order, message)
-    /// Highest sequence number evicted unacknowledged (lost for resume).
-    evicted_through: u64,
-    acked: u64,
-}
-
 /// Sent-but-unacknowledged messages of one session, bounded in bytes
 /// (payload plus a fixed per-entry overhead).
 ///
-/// Messages are kept as shared [`SharedMessage`]s, so a client that resumes with
-/// another codec still gets correctly encoded frames.
-///
-/// When the budget is exceeded the oldest entry (across channels) is evicted
-/// and remembered, so a later resume reports an explicit gap instead of a
-/// silent hole.
+/// One queue in delivery order for all channels: pushing costs no hashing
+/// (fan-out calls it for every receiver), eviction takes the oldest entry.
+/// Acknowledged entries leave as soon as they reach the front. Messages are
+/// kept as shared [`SharedMessage`]s, so a client that resumes with another
+/// codec still gets correctly encoded frames. Evicted, unacknowledged entries
+/// are remembered per channel, so a later resume reports an explicit gap
+/// instead of a silent hole.
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    channels: HashMap<ChannelName, ChannelLog>,
+    entries: VecDeque<Arc<SharedMessage>>,
+    /// Cumulative acknowledgement per channel.
+    acked: HashMap<ChannelName, u64>,
+    /// Highest sequence number evicted unacknowledged, per channel.
+    evicted: HashMap<ChannelName, u64>,
     bytes: usize,
     budget: usize,
-    order: u64,
 }
 
 /// What a resume from a position yields for one channel.
@@ -50,12 +46,7 @@ pub struct Replay {
 impl ReplayBuffer {
     /// An empty buffer holding at most `budget` bytes.
     pub fn new(budget: usize) -> Self {
-        Self {
-            channels: HashMap::new(),
-            bytes: 0,
-            budget,
-            order: 0,
-        }
+        Self { entries: VecDeque::new(), acked: HashMap::new(), evicted: HashMap::new(), bytes: 0, budget }
     }
 
     /// Bytes held now.
@@ -63,74 +54,73 @@ impl ReplayBuffer {
         self.bytes
     }
 
+    fn is_acked(&self, m: &SharedMessage) -> bool {
+        self.acked.get(m.channel()).is_some_and(|a| m.seq() <= *a)
+    }
+
     /// Records a sent message.
     pub fn push(&mut self, message: Arc<SharedMessage>) {
-        self.order += 1;
         self.bytes += cost(&message);
-        let log = self.channels.entry(message.channel().clone()).or_default();
-        log.entries.push_back((message.seq(), self.order, message));
+        self.entries.push_back(message);
         while self.bytes > self.budget {
-            if !self.evict_oldest() {
-                break;
+            let Some(oldest) = self.entries.pop_front() else { break };
+            self.bytes -= cost(&oldest);
+            if !self.is_acked(&oldest) {
+                let e = self.evicted.entry(oldest.channel().clone()).or_insert(0);
+                *e = (*e).max(oldest.seq());
             }
         }
     }
 
-    fn evict_oldest(&mut self) -> bool {
-        let oldest = self
-            .channels
-            .iter()
-            .filter_map(|(name, log)| log.entries.front().map(|e| (e.1, name.clone())))
-            .min_by_key(|(order, _)| *order);
-        let Some((_, name)) = oldest else {
-            return false;
-        };
-        let Some(log) = self.channels.get_mut(&name) else {
-            return false;
-        };
-        if let Some((seq, _, m)) = log.entries.pop_front() {
-            self.bytes -= cost(&m);
-            log.evicted_through = log.evicted_through.max(seq);
+    fn pop_acked_front(&mut self) {
+        while let Some(front) = self.entries.front() {
+            if !self.is_acked(front) {
+                break;
+            }
+            self.bytes -= cost(front);
+            self.entries.pop_front();
         }
-        true
     }
 
     /// Drops every message of `channel` up to `seq` (the peer has it).
     pub fn ack(&mut self, channel: &ChannelName, seq: u64) {
-        let Some(log) = self.channels.get_mut(channel) else {
-            return;
-        };
-        log.acked = log.acked.max(seq);
-        while log.entries.front().is_some_and(|e| e.0 <= seq) {
-            if let Some((_, _, m)) = log.entries.pop_front() {
-                self.bytes -= cost(&m);
+        match self.acked.get_mut(channel) {
+            Some(a) if *a >= seq => return,
+            Some(a) => *a = seq,
+            None => {
+                self.acked.insert(channel.clone(), seq);
             }
         }
+        self.pop_acked_front();
     }
 
     /// Forgets a channel entirely.
     pub fn remove(&mut self, channel: &ChannelName) {
-        if let Some(log) = self.channels.remove(channel) {
-            self.bytes -= log.entries.iter().map(|e| cost(&e.2)).sum::<usize>();
-        }
+        let mut freed = 0;
+        self.entries.retain(|m| {
+            let keep = m.channel() != channel;
+            if !keep {
+                freed += cost(m);
+            }
+            keep
+        });
+        self.bytes -= freed;
+        self.acked.remove(channel);
+        self.evicted.remove(channel);
     }
 
     /// What to re-send to a peer whose last received sequence on `channel` is `after`.
     pub fn replay(&mut self, channel: &ChannelName, after: u64) -> Replay {
         self.ack(channel, after);
-        let Some(log) = self.channels.get(channel) else {
-            return Replay::default();
-        };
-        let first_kept = log.entries.front().map(|e| e.0);
-        let gap_end = match first_kept {
+        let messages: Vec<Arc<SharedMessage>> =
+            self.entries.iter().filter(|m| m.channel() == channel && m.seq() > after).cloned().collect();
+        let evicted = self.evicted.get(channel).copied().unwrap_or(0);
+        let gap_end = match messages.first().map(|m| m.seq()) {
             Some(first) if first > after + 1 => Some(first - 1),
-            None if log.evicted_through > after => Some(log.evicted_through),
+            None if evicted > after => Some(evicted),
             _ => None,
         };
-        Replay {
-            gap: gap_end.map(|to| (after + 1, to)),
-            messages: log.entries.iter().map(|e| e.2.clone()).collect(),
-        }
+        Replay { gap: gap_end.map(|to| (after + 1, to)), messages }
     }
 }
 

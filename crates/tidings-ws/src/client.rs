@@ -116,8 +116,10 @@ impl Client {
 
     /// Subscribes to `channel`; kept across reconnects.
     pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
-        let channel = ChannelName::new(channel)?;
-        self.shared.lock().subscribe(Instant::now(), channel)?;
+        let mut session = self.shared.lock();
+        let channel = session.channel(channel)?;
+        session.subscribe(Instant::now(), channel)?;
+        drop(session);
         self.shared.wake_driver();
         Ok(())
     }
@@ -134,11 +136,10 @@ impl Client {
     /// session resumes; queued while disconnected. Fails fast with
     /// [`Error::is_queue_full`] when too much is unacknowledged.
     pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
-        let channel = ChannelName::new(channel)?;
-        let seq = self
-            .shared
-            .lock()
-            .publish(Instant::now(), channel, payload.into())?;
+        let mut session = self.shared.lock();
+        let channel = session.channel(channel)?;
+        let seq = session.publish(Instant::now(), channel, payload.into())?;
+        drop(session);
         self.shared.wake_driver();
         Ok(seq)
     }

@@ -328,10 +328,12 @@ pub async fn raw_echo(conn: Accepted) {
         mut shutdown,
         ..
     } = conn;
+    let stop = shutdown.wait();
+    let mut stop = std::pin::pin!(stop);
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
-            _ = shutdown.wait() => {
+            _ = &mut stop => {
                 let frame = CloseFrame { code: CloseCode::GOING_AWAY.into(), reason: "server shutting down".into() };
                 let _ = ws.close(Some(frame)).await;
                 return;

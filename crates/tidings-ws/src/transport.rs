@@ -24,6 +24,8 @@ pub struct WsTransport<S> {
     text: bool,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
+    /// Messages received since the idle timer was last armed.
+    active: bool,
     max_message: usize,
     state: State,
     metrics: TransportMetrics,
@@ -58,6 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             text,
             idle_timeout,
             idle: idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            active: false,
             max_message,
             state: State::Open,
             metrics: TransportMetrics::default(),
@@ -69,10 +72,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         &self.ws
     }
 
+    /// Notes activity. The timer is not touched on the hot path: when it fires
+    /// after activity it is simply re-armed, so an idle connection is closed
+    /// between one and two `idle_timeout`s after its last message.
     fn touch(&mut self) {
-        if let (Some(idle), Some(t)) = (self.idle.as_mut(), self.idle_timeout) {
+        self.active = true;
+    }
+
+    /// True when the idle timer fired with no activity since it was armed.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(idle), Some(t)) = (self.idle.as_mut(), self.idle_timeout) else { return false };
+        while idle.as_mut().poll(cx).is_ready() {
+            if !std::mem::take(&mut self.active) {
+                return true;
+            }
             idle.as_mut().reset(TokioInstant::now() + t);
         }
+        false
     }
 }
 
@@ -143,9 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if let Some(idle) = self.idle.as_mut()
-                        && idle.as_mut().poll(cx).is_ready()
-                    {
+                    if self.idle_expired(cx) {
                         self.state = State::Failed(Some((1001, "idle timeout".into())));
                         return Poll::Ready(Some(Err(TransportError::Timeout(
                             "idle timeout: nothing received",

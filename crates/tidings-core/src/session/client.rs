@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use super::{AckBatch, decode_checked, earliest};
 use crate::backoff::Backoff;
-use crate::codec::FrameCodec;
+use crate::codec::{FrameCodec, FrameEncoder};
 use crate::error::{CloseCode, ErrorCode, ProtocolError, SessionError};
 use crate::frame::{
     Ack, ChannelPosition, Close, Frame, Gap, Hello, Message, PROTOCOL_VERSION, Ping, Publish,
@@ -187,6 +187,8 @@ pub struct ClientSession {
     ack_batch: AckBatch,
     transmit: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
+    encoder: FrameEncoder,
+    names: HashMap<Box<str>, ChannelName>,
 }
 
 impl ClientSession {
@@ -220,6 +222,8 @@ impl ClientSession {
             ack_batch,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            encoder: FrameEncoder::default(),
+            names: HashMap::new(),
         }
     }
 
@@ -347,15 +351,9 @@ impl ClientSession {
         // The limit applies to the encoded frame; before the first connection
         // the codec is unknown, so leave room for the envelope.
         let encoded = match &self.codec {
-            Some(codec) => {
-                Some(
-                    codec
-                        .encode_to_bytes(&frame)
-                        .map_err(|e| SessionError::Closed {
-                            reason: format!("cannot encode publish: {e}"),
-                        })?,
-                )
-            }
+            Some(codec) => Some(self.encoder.encode(&**codec, &frame).map_err(|e| {
+                SessionError::Closed { reason: format!("cannot encode publish: {e}") }
+            })?),
             None => None,
         };
         let size = encoded
@@ -380,6 +378,24 @@ impl ClientSession {
         });
         Ok(seq)
     }
+
+    /// The [`ChannelName`] for `name`, validated once and then shared from a
+    /// small cache (publishing to a name costs no allocation after the first
+    /// time).
+    pub fn channel(&mut self, name: &str) -> Result<ChannelName, ProtocolError> {
+        if let Some(c) = self.names.get(name) {
+            return Ok(c.clone());
+        }
+        let c = ChannelName::new(name)?;
+        if self.names.len() >= Self::NAME_CACHE {
+            self.names.clear();
+        }
+        self.names.insert(name.into(), c.clone());
+        Ok(c)
+    }
+
+    /// Most channel names kept by [`ClientSession::channel`].
+    const NAME_CACHE: usize = 1024;
 
     /// Subscribes to `channel` (kept across reconnects).
     pub fn subscribe(&mut self, now: Instant, channel: ChannelName) -> Result<(), SessionError> {
@@ -762,7 +778,7 @@ impl ClientSession {
 
     fn queue(&mut self, now: Instant, frame: &Frame) {
         let Some(codec) = &self.codec else { return };
-        match codec.encode_to_bytes(frame) {
+        match self.encoder.encode(&**codec, frame) {
             Ok(bytes) => {
                 self.last_sent = now;
                 self.transmit.push_back(bytes);

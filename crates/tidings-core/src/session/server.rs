@@ -8,7 +8,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::{AckBatch, decode_checked, earliest};
-use crate::codec::FrameCodec;
+use crate::codec::{FrameCodec, FrameEncoder};
 use crate::error::{CloseCode, ErrorCode, ProtocolError};
 use crate::frame::{
     Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck, Subscribed, Welcome,
@@ -180,6 +180,7 @@ pub struct ServerSession {
     transmit: VecDeque<(Bytes, bool)>,
     queued_bytes: usize,
     events: VecDeque<ServerEvent>,
+    encoder: FrameEncoder,
 }
 
 impl ServerSession {
@@ -253,6 +254,7 @@ impl ServerSession {
             transmit: VecDeque::new(),
             queued_bytes: 0,
             events: VecDeque::new(),
+            encoder: FrameEncoder::default(),
         };
         s.queue_welcome(false);
         s
@@ -703,7 +705,7 @@ impl ServerSession {
     }
 
     fn queue(&mut self, frame: &Frame) {
-        match self.codec.encode_to_bytes(frame) {
+        match self.encoder.encode(&*self.codec, frame) {
             Ok(b) => self.push_transmit(b, false),
             Err(e) => debug_assert!(
                 false,
