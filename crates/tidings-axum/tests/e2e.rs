@@ -100,3 +100,46 @@ async fn auth_hook_refuses_before_upgrade() {
         .await
         .expect("authorized upgrade");
 }
+
+#[tokio::test]
+async fn graceful_shutdown_sends_going_away_and_drains() {
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let addr = start(Router::new().tidings("/ws", hub.clone())).await;
+    let client = Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .unwrap();
+    client.subscribe("room").unwrap();
+    wait_subscribed(&client).await;
+    hub.shutdown("server stopping");
+    let reason = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), client.next_event())
+            .await
+            .expect("event in time")
+            .expect("client open");
+        if let ClientEvent::Disconnected { reason, .. } = ev {
+            break reason;
+        }
+    };
+    assert!(
+        reason.contains("1001") && reason.contains("server stopping"),
+        "{reason}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), hub.idle())
+        .await
+        .expect("every connection closed after shutdown");
+    assert_eq!(hub.stats().connections, 0);
+    // New connections are turned away while shutting down.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    match tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), 1001)
+        }
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+}
