@@ -128,15 +128,7 @@ impl TidingsRoute {
                 return e.into_response();
             }
         }
-        let offers: Vec<&str> = req
-            .headers()
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let offers = tidings_ws::offered_subprotocols(req.headers());
         let offered_any = !offers.is_empty();
         let (codec, protocol) = match negotiate(&offers) {
             Ok(x) => x,

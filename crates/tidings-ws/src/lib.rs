@@ -44,7 +44,9 @@ pub use error::Error;
 #[cfg(all(feature = "client", target_arch = "wasm32"))]
 pub use platform::{WasmTimer, WasmWsTransport};
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
-pub use server::{Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, raw_echo};
+pub use server::{
+    Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, offered_subprotocols, raw_echo,
+};
 #[cfg(all(
     not(target_arch = "wasm32"),
     any(feature = "server", feature = "client")

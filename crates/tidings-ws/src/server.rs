@@ -261,19 +261,24 @@ async fn refuse(mut stream: TcpStream, status: StatusCode, reason: &str) {
     let _ = stream.shutdown().await;
 }
 
-/// Picks the codec from the request's `Sec-WebSocket-Protocol` offers.
-pub(crate) fn negotiate_request(
-    req: &Request,
-) -> Result<(Arc<dyn FrameCodec>, Option<&'static str>), String> {
-    let offers: Vec<&str> = req
-        .headers()
+/// The subprotocols a WebSocket upgrade request offers, in the client's order
+/// (every `Sec-WebSocket-Protocol` header, comma-separated, trimmed).
+pub fn offered_subprotocols(headers: &tokio_tungstenite::tungstenite::http::HeaderMap) -> Vec<&str> {
+    headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Picks the codec from the request's `Sec-WebSocket-Protocol` offers.
+pub(crate) fn negotiate_request(
+    req: &Request,
+) -> Result<(Arc<dyn FrameCodec>, Option<&'static str>), String> {
+    let offers = offered_subprotocols(req.headers());
     match negotiate(&offers) {
         Ok((codec, name)) => Ok((codec, (!offers.is_empty()).then_some(name))),
         Err(e) => Err(e.to_string()),
