@@ -227,8 +227,37 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
             cargo_step(root, &args)
         });
     }
+    for &target in FUZZ_TARGETS {
+        p.step(
+            format!("fuzz: {target} ({}s)", FUZZ_SECONDS.as_secs()),
+            move || fuzz(root, target),
+        );
+    }
     p.step("tidy", || tidy::check(root).map(|()| Outcome::Passed));
     p.run()
+}
+
+/// cargo-fuzz targets in `fuzz/` (its own workspace), one per decoder.
+const FUZZ_TARGETS: &[&str] = &["decode_json", "decode_binary", "view_binary"];
+
+/// How long `ci` fuzzes each target (libFuzzer's `-max_total_time`).
+const FUZZ_SECONDS: Duration = Duration::from_secs(20);
+
+/// `cargo fuzz run <target> -- -max_total_time=20` on the stable toolchain.
+///
+/// cargo-fuzz passes nightly-only flags (`-Zsanitizer=address`, sancov);
+/// `RUSTC_BOOTSTRAP=1` lets this stable rustc accept them. The corpus grows in
+/// `fuzz/corpus/<target>`; a crash fails the step and leaves its input in
+/// `fuzz/artifacts/<target>/` (replay: `cargo fuzz run <target> <file>`).
+fn fuzz(root: &Path, target: &str) -> Result<Outcome> {
+    let max_time = format!("-max_total_time={}", FUZZ_SECONDS.as_secs());
+    util::run(
+        util::cargo()
+            .args(["fuzz", "run", target, "--", &max_time])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(root),
+    )?;
+    Ok(Outcome::Passed)
 }
 
 /// `cargo xtask test`: setup, nextest and doctests only.

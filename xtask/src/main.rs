@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's own automation — setup, ci, test, tidy, bench.
+//! `cargo xtask`: the project's own automation — setup, ci, test, tidy, bench, load.
 //!
 //! Plain Rust with no dependencies, driving cargo, rustup, python and npm through
 //! `std::process::Command`. Run `cargo xtask help` for the list of subcommands.
@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod json;
+mod load;
 mod setup;
 mod tidy;
 mod util;
@@ -17,14 +18,15 @@ Usage: cargo xtask <COMMAND> [ARGS]
 
 Commands:
   setup   Install what the tests need, idempotently: the wasm32-unknown-unknown target,
-          cargo-deny, cargo-nextest, the Python peers venv (<peers>/venv, from
+          cargo-deny, cargo-nextest, cargo-fuzz, the Python peers venv (<peers>/venv, from
           tests/peers/python/requirements.txt) and the Node peers (<peers>/node, npm ci of
           tests/peers/node/package-lock.json). <peers> is $TIDINGS_PEERS_DIR, else
           <workspace>/target/peers.
   ci      setup, then in order, stopping at the first failure: cargo fmt --check, clippy
           (-D warnings), cargo deny (bans licenses sources; advisories when the database can
           be fetched, else a loud SKIPPED line), nextest (TIDINGS_REQUIRE_PEERS=1), doctests,
-          cargo doc (-D warnings), wasm32 builds, tidy. Ends with a summary table.
+          cargo doc (-D warnings), wasm32 builds, cargo-fuzz (20 s per decoder target in
+          fuzz/, RUSTC_BOOTSTRAP=1 on stable), tidy. Ends with a summary table.
           --keep-going: run every step even after a failure (still exits non-zero).
   test    setup, nextest and doctests only (same environment as ci; --keep-going too).
   tidy    Source rules: no todo!/unimplemented!/dbg! in library code, no print macros in
@@ -33,12 +35,22 @@ Commands:
   bench   cargo bench -p tidings-benches [ARGS], then a report (mean, median, ratio to
           `tokio-tungstenite`, throughput) printed and written to <target>/bench-report.md.
           --report-only: skip running, report the results already in <target>/criterion.
+  load    Load test on loopback, server and generator in separate processes (release build of
+          benches/src/bin/tidings-load): tidings vs raw tokio-tungstenite vs fastwebsockets at
+          N connections (default 10,000): closed-loop and paced echo (p50/p99/p99.9, msg/s),
+          server KiB per idle/busy connection, CPU s per 1M messages, fan-out 1 -> N, a run
+          with the real tidings Client, and a leak check (100,000 connect/disconnect cycles).
+          Appends a Load section to <target>/bench-report.md. --conns N, --secs S (measured
+          echo window, default 10), --quick (500 connections, 3 s, 5,000 cycles: < 1 min),
+          --only tidings,tokio-tungstenite,fastwebsockets,client,leak,profile, --leak-cycles N,
+          --real-conns N, --profile (the tidings server under perf record too; writes
+          <target>/load-profile.txt).
   help    This text.
 
 Environment:
   TIDINGS_PEERS_DIR      where setup installs the peers and tests find them
   TIDINGS_REQUIRE_PEERS  set to 1 by ci/test: tests must fail, not skip, without peers
-  CARGO_TARGET_DIR       respected by bench (criterion results, bench-report.md)
+  CARGO_TARGET_DIR       respected by bench and load (criterion results, bench-report.md)
 ";
 
 /// `ci` and `test` take one optional flag, `--keep-going`.
@@ -62,6 +74,7 @@ fn main() -> ExitCode {
         Some("test") => keep_going(rest).and_then(|k| ci::test(&root, k)),
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, rest),
+        Some("load") => load::run(&root, rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

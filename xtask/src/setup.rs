@@ -22,6 +22,7 @@ pub(crate) fn run(root: &Path) -> Result {
     wasm_target()?;
     cargo_tool("cargo-deny", "deny")?;
     cargo_tool("cargo-nextest", "nextest")?;
+    cargo_tool("cargo-fuzz", "fuzz")?;
     python_venv(root, &peers)?;
     node_peers(root, &peers)?;
     println!("[setup] done");

@@ -29,6 +29,13 @@ pub struct UpgradeRequest {
     pub uri: Uri,
 }
 
+impl UpgradeRequest {
+    /// What the hook sees of a request with `headers` and `uri`.
+    pub fn new(headers: HeaderMap, uri: Uri) -> Self {
+        Self { headers, uri }
+    }
+}
+
 /// An auth hook refused the upgrade.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tidings_core::{
-    ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit, PumpTarget,
-    ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
-    TokioTimer, Transport, TransportError, TransportExt, pump,
+    Attachment, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit,
+    PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId,
+    SharedMessage, TokioTimer, Transport, TransportError, TransportExt, pump,
 };
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -232,13 +232,25 @@ impl Hub {
             .resume
             .as_ref()
             .and_then(|t| self.sessions().get(t).cloned());
+        // A peer that resumes by frame number (SSE `Last-Event-ID`) gets its
+        // positions from the session's frame log; an unknown number (forged, or
+        // from another server) starts a new session like an unknown token.
+        let after_frame = transport.resume_after_frame();
+        let resumed = resumed.and_then(|entry| {
+            let epoch = {
+                let mut s = entry.lock();
+                match (s.state(), after_frame) {
+                    (ServerState::Closed, _) => None,
+                    (_, Some(frame)) => s.resume_after_frame(now, codec.clone(), frame),
+                    (_, None) => Some(s.resume(now, codec.clone(), &hello)),
+                }
+            }?;
+            entry.waker.wake(); // an older connection of this session must stop
+            Some((entry, epoch))
+        });
         let (entry, epoch) = match resumed {
-            Some(entry) if entry.lock().state() != ServerState::Closed => {
-                let epoch = entry.lock().resume(now, codec, &hello);
-                entry.waker.wake(); // an older connection of this session must stop
-                (entry, epoch)
-            }
-            _ => {
+            Some(attached) => attached,
+            None => {
                 let (id, token) = new_ids(self.inner.counter.fetch_add(1, Ordering::Relaxed));
                 let session = ServerSession::accept(
                     self.inner.config.session.clone(),
@@ -256,7 +268,15 @@ impl Hub {
                 (entry, 1)
             }
         };
-        tracing::Span::current().record("session", entry.lock().id().0.as_str());
+        let attachment = {
+            let mut s = entry.lock();
+            if transport.numbers_frames() {
+                s.record_frame_positions();
+            }
+            Attachment::new(s.id().clone(), s.token().clone(), s.frames_sent() + 1)
+        };
+        transport.attached(&attachment);
+        tracing::Span::current().record("session", attachment.session.0.as_str());
         debug!(epoch, "session attached");
         let conn = Conn {
             entry: entry.clone(),

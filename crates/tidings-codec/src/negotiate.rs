@@ -22,9 +22,23 @@ pub struct NegotiationError {
     pub supported: Vec<&'static str>,
 }
 
-/// Subprotocols this build can serve, in order of preference.
+/// Subprotocols this build can serve: `tidings.v1.json`, then `tidings.v1.bin`
+/// (feature `binary`, on by default).
+///
+/// The server follows the client's order of preference (see [`negotiate`]);
+/// this order only matters for listing them.
+///
+/// ```
+/// let supported = tidings_codec::supported_subprotocols();
+/// # #[cfg(feature = "binary")]
+/// assert_eq!(supported, ["tidings.v1.json", "tidings.v1.bin"]);
+/// ```
 pub fn supported_subprotocols() -> Vec<&'static str> {
-    vec![SUBPROTOCOL_JSON]
+    let mut v = vec![SUBPROTOCOL_JSON];
+    if cfg!(feature = "binary") {
+        v.push(SUBPROTOCOL_BIN);
+    }
+    v
 }
 
 /// The subprotocol name of a codec kind.
@@ -36,9 +50,20 @@ pub fn subprotocol_of(kind: CodecKind) -> &'static str {
 }
 
 /// The codec of a kind, if this build has it.
+///
+/// ```
+/// use tidings_core::CodecKind;
+/// assert!(tidings_codec::codec_for(CodecKind::Json).unwrap().is_text());
+/// # #[cfg(feature = "binary")] {
+/// let codec = tidings_codec::codec_for(CodecKind::Binary).expect("feature `binary` is on by default");
+/// assert!(!codec.is_text());
+/// # }
+/// ```
 pub fn codec_for(kind: CodecKind) -> Option<Arc<dyn FrameCodec>> {
     match kind {
         CodecKind::Json => Some(Arc::new(JsonCodec::new())),
+        #[cfg(feature = "binary")]
+        CodecKind::Binary => Some(Arc::new(crate::binary::BinaryCodec::new())),
         _ => None,
     }
 }
@@ -47,13 +72,22 @@ pub fn codec_for(kind: CodecKind) -> Option<Arc<dyn FrameCodec>> {
 /// (in the client's order of preference).
 ///
 /// No offer at all means JSON (plain browser `new WebSocket(url)`); offers that
-/// are all unknown are refused with the reason.
+/// are all unknown are refused with the reason, which names what was offered
+/// and everything this build supports.
 ///
 /// ```
-/// use tidings_codec::{negotiate, SUBPROTOCOL_JSON};
+/// use tidings_codec::{negotiate, SUBPROTOCOL_BIN, SUBPROTOCOL_JSON};
 /// assert_eq!(negotiate(&["x", SUBPROTOCOL_JSON]).unwrap().1, SUBPROTOCOL_JSON);
+/// assert_eq!(negotiate(&[]).unwrap().1, SUBPROTOCOL_JSON);
 /// let err = negotiate(&["tidings.v9.bin"]).unwrap_err();
 /// assert!(err.to_string().contains("tidings.v9.bin"));
+/// # #[cfg(feature = "binary")] {
+/// assert_eq!(negotiate(&[SUBPROTOCOL_BIN, SUBPROTOCOL_JSON]).unwrap().1, SUBPROTOCOL_BIN);
+/// assert_eq!(
+///     err.to_string(),
+///     r#"unsupported subprotocol(s) ["tidings.v9.bin"]: this server speaks ["tidings.v1.json", "tidings.v1.bin"]"#
+/// );
+/// # }
 /// ```
 pub fn negotiate(
     offered: &[&str],

@@ -20,8 +20,10 @@
 
 mod backoff;
 mod codec;
+mod driver;
 mod error;
 mod frame;
+mod frame_log;
 mod ids;
 mod inbound;
 mod limits;
@@ -30,9 +32,12 @@ mod pump;
 mod replay;
 mod session;
 mod transport;
+#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+mod wasm_timer;
 
 pub use backoff::Backoff;
 pub use codec::{CodecKind, FrameCodec, FrameEncoder};
+pub use driver::{Connected, Connector, SharedClient, drive};
 pub use error::{CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError};
 pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
@@ -51,6 +56,8 @@ pub use session::server::{
     ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
 };
 pub use transport::{
-    BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics,
+    Attachment, BoxFuture, MaybeSend, Transport, TransportExt, TransportKind, TransportMetrics,
 };
+#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+pub use wasm_timer::WasmTimer;
 pub use web_time::Instant;

@@ -181,19 +181,34 @@ async fn close_within_grace<T, P, M>(
     M: Timer + ?Sized,
 {
     timer.reset(Some(now + CLOSE_GRACE));
-    let closing = async {
-        // A failed flush (peer gone or already closing) still gets its close attempt.
-        let _ = flush_all(target, transport).await;
-        let _ = poll_fn(|cx| transport.poll_close(cx, code, reason)).await;
+    let finished = {
+        let closing = async {
+            // A failed flush (peer gone or already closing) still gets its close attempt.
+            let _ = flush_all(target, transport).await;
+            let _ = poll_fn(|cx| transport.poll_close(cx, code, reason)).await;
+        };
+        let mut closing = std::pin::pin!(closing);
+        poll_fn(|cx| {
+            if closing.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            if timer.poll_elapsed(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await
     };
-    let mut closing = std::pin::pin!(closing);
-    poll_fn(|cx| {
-        if closing.as_mut().poll(cx).is_ready() || timer.poll_elapsed(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    })
-    .await;
+    if !finished {
+        // Out of time (the peer does not read): one last, non-blocking close
+        // attempt, so the transport still learns the code (SSE records it and
+        // ends its stream; a socket transport is dropped right after anyway).
+        poll_fn(|cx| {
+            let _ = transport.poll_close(cx, code, reason);
+            Poll::Ready(())
+        })
+        .await;
+    }
 }
 
 async fn flush_all<T, P>(target: &P, transport: &mut T) -> Result<(), TransportError>

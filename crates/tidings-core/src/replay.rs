@@ -7,7 +7,7 @@ use crate::ids::ChannelName;
 use crate::message::SharedMessage;
 
 /// Bookkeeping bytes charged per buffered message on top of its payload.
-const ENTRY_OVERHEAD: usize = 64;
+pub(crate) const ENTRY_OVERHEAD: usize = 64;
 
 fn cost(m: &SharedMessage) -> usize {
     m.message().payload.len() + ENTRY_OVERHEAD
@@ -46,7 +46,13 @@ pub struct Replay {
 impl ReplayBuffer {
     /// An empty buffer holding at most `budget` bytes.
     pub fn new(budget: usize) -> Self {
-        Self { entries: VecDeque::new(), acked: HashMap::new(), evicted: HashMap::new(), bytes: 0, budget }
+        Self {
+            entries: VecDeque::new(),
+            acked: HashMap::new(),
+            evicted: HashMap::new(),
+            bytes: 0,
+            budget,
+        }
     }
 
     /// Bytes held now.
@@ -63,7 +69,9 @@ impl ReplayBuffer {
         self.bytes += cost(&message);
         self.entries.push_back(message);
         while self.bytes > self.budget {
-            let Some(oldest) = self.entries.pop_front() else { break };
+            let Some(oldest) = self.entries.pop_front() else {
+                break;
+            };
             self.bytes -= cost(&oldest);
             if !self.is_acked(&oldest) {
                 let e = self.evicted.entry(oldest.channel().clone()).or_insert(0);
@@ -112,15 +120,22 @@ impl ReplayBuffer {
     /// What to re-send to a peer whose last received sequence on `channel` is `after`.
     pub fn replay(&mut self, channel: &ChannelName, after: u64) -> Replay {
         self.ack(channel, after);
-        let messages: Vec<Arc<SharedMessage>> =
-            self.entries.iter().filter(|m| m.channel() == channel && m.seq() > after).cloned().collect();
+        let messages: Vec<Arc<SharedMessage>> = self
+            .entries
+            .iter()
+            .filter(|m| m.channel() == channel && m.seq() > after)
+            .cloned()
+            .collect();
         let evicted = self.evicted.get(channel).copied().unwrap_or(0);
         let gap_end = match messages.first().map(|m| m.seq()) {
             Some(first) if first > after + 1 => Some(first - 1),
             None if evicted > after => Some(evicted),
             _ => None,
         };
-        Replay { gap: gap_end.map(|to| (after + 1, to)), messages }
+        Replay {
+            gap: gap_end.map(|to| (after + 1, to)),
+            messages,
+        }
     }
 }
 

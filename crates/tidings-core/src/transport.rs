@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use crate::error::TransportError;
+use crate::ids::{ResumeToken, SessionId};
 
 /// `Send` on native targets, nothing on wasm32 (browser objects are not `Send`).
 #[cfg(not(target_arch = "wasm32"))]
@@ -84,6 +85,53 @@ pub trait Transport: MaybeSend + Unpin {
 
     /// Counters so far.
     fn metrics(&self) -> TransportMetrics;
+
+    /// True when the transport shows frame numbers to its peer (SSE event
+    /// ids), so that the peer can later resume by frame number
+    /// ([`Transport::resume_after_frame`]). The server session then records
+    /// which channel position each frame carries. Default: `false`.
+    fn numbers_frames(&self) -> bool {
+        false
+    }
+
+    /// For a peer that resumes by frame number instead of per-channel
+    /// positions: `Some(n)` when it received every frame of the session named
+    /// by its `Hello`'s resume token up to number `n` (SSE: from its
+    /// `Last-Event-ID`). Default: `None` (positions come in the `Hello`).
+    fn resume_after_frame(&self) -> Option<u64> {
+        None
+    }
+
+    /// The server attached this connection to a session: frames sent from now
+    /// on are numbered `attachment.next_frame`, `+1`, … in the order
+    /// [`Transport::start_send`] gets them. Default: ignored.
+    fn attached(&mut self, attachment: &Attachment) {
+        let _ = attachment;
+    }
+}
+
+/// What a server tells a transport when it attaches the connection to a
+/// session ([`Transport::attached`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Attachment {
+    /// The session's id.
+    pub session: SessionId,
+    /// The session's resume token (the secret that authenticates the peer).
+    pub token: ResumeToken,
+    /// Number of the next frame the session sends on this connection.
+    pub next_frame: u64,
+}
+
+impl Attachment {
+    /// An attachment of `session` (`token`) whose next frame is number `next_frame`.
+    pub fn new(session: SessionId, token: ResumeToken, next_frame: u64) -> Self {
+        Self {
+            session,
+            token,
+            next_frame,
+        }
+    }
 }
 
 /// `async` conveniences over any [`Transport`].
@@ -149,5 +197,14 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn metrics(&self) -> TransportMetrics {
         (**self).metrics()
+    }
+    fn numbers_frames(&self) -> bool {
+        (**self).numbers_frames()
+    }
+    fn resume_after_frame(&self) -> Option<u64> {
+        (**self).resume_after_frame()
+    }
+    fn attached(&mut self, attachment: &Attachment) {
+        (**self).attached(attachment)
     }
 }

@@ -1,16 +1,13 @@
 //! The `Client` handle: subscribe, publish, read events; the session reconnects and resumes by itself.
 
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_codec::SUBPROTOCOL_JSON;
-use tidings_core::{ChannelName, ClientConfig, ClientEvent, ClientSession, ClientState, Instant};
+use tidings_core::{ClientConfig, ClientEvent, ClientSession, ClientState, Instant, SharedClient};
 
 use crate::config::WsConfig;
-use crate::driver::Shared;
 use crate::error::Error;
 
 /// Builder of a [`Client`].
@@ -37,6 +34,17 @@ impl ClientBuilder {
     }
 
     /// Subprotocols to offer, in order of preference (default `tidings.v1.json`).
+    ///
+    /// Prefer the zero-copy binary codec and fall back to JSON on servers
+    /// without it (binary WebSocket messages when the server agrees):
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), tidings_ws::Error> {
+    /// let client = tidings_ws::Client::builder("ws://127.0.0.1:3000/ws")
+    ///     .subprotocols(["tidings.v1.bin", "tidings.v1.json"])
+    ///     .connect()?;
+    /// # Ok(()) }
+    /// ```
     pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -67,7 +75,7 @@ impl ClientBuilder {
         }
         let seed = seed();
         let session = ClientSession::new(self.session.clone(), seed, Instant::now());
-        let shared = Arc::new(Shared::new(session));
+        let shared = Arc::new(SharedClient::new(session));
         crate::platform::spawn_driver(shared.clone(), self)?;
         Ok(Client { shared })
     }
@@ -99,7 +107,7 @@ fn seed() -> u64 {
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    shared: Arc<Shared>,
+    shared: Arc<SharedClient>,
 }
 
 impl Client {
@@ -116,72 +124,39 @@ impl Client {
 
     /// Subscribes to `channel`; kept across reconnects.
     pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
-        let mut session = self.shared.lock();
-        let channel = session.channel(channel)?;
-        session.subscribe(Instant::now(), channel)?;
-        drop(session);
-        self.shared.wake_driver();
-        Ok(())
+        Ok(self.shared.subscribe(channel)?)
     }
 
     /// Leaves `channel`.
     pub fn unsubscribe(&self, channel: &str) -> Result<(), Error> {
-        let channel = ChannelName::new(channel)?;
-        self.shared.lock().unsubscribe(Instant::now(), &channel);
-        self.shared.wake_driver();
-        Ok(())
+        Ok(self.shared.unsubscribe(channel)?)
     }
 
     /// Publishes `payload` on `channel`. Delivered exactly once while the
     /// session resumes; queued while disconnected. Fails fast with
     /// [`Error::is_queue_full`] when too much is unacknowledged.
     pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
-        let mut session = self.shared.lock();
-        let channel = session.channel(channel)?;
-        let seq = session.publish(Instant::now(), channel, payload.into())?;
-        drop(session);
-        self.shared.wake_driver();
-        Ok(seq)
+        Ok(self.shared.publish(channel, payload.into())?)
     }
 
     /// The next event; `None` once the client is closed and every event was read.
     pub async fn next_event(&self) -> Option<ClientEvent> {
-        poll_fn(|cx| {
-            self.shared.register_app(cx.waker());
-            let mut s = self.shared.lock();
-            if let Some(ev) = s.poll_event() {
-                let remaining = s.pending_events();
-                drop(s);
-                self.shared.event_taken(remaining);
-                return Poll::Ready(Some(ev));
-            }
-            if s.state() == ClientState::Closed {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
+        self.shared.next_event().await
     }
 
     /// The session's state.
     pub fn state(&self) -> ClientState {
-        self.shared.lock().state()
+        self.shared.state()
     }
 
     /// Publishes not yet acknowledged by the server.
     pub fn unacked(&self) -> usize {
-        self.shared.lock().unacked_len()
+        self.shared.unacked()
     }
 
     /// Ends the session (sends `Close` when connected). Idempotent.
     pub fn close(&self) {
-        {
-            let mut s = self.shared.lock();
-            if s.state() != ClientState::Closed {
-                s.close(Instant::now(), "client closed");
-            }
-        }
-        self.shared.wake_driver();
+        self.shared.close();
     }
 }
 

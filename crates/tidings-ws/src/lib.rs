@@ -1,9 +1,9 @@
 //! WebSocket transport of tidings: native server and client on tokio-tungstenite, browser client on web-sys.
 //!
 //! * [`WsServer`] — a standalone server with connection limits, a handshake
-//!   timeout, an idle timeout, subprotocol negotiation (`tidings.v1.json`;
-//!   unknown subprotocols are refused with HTTP 400 and the reason) and a
-//!   graceful shutdown that sends close frames (1001). [`raw_echo`] is its
+//!   timeout, an idle timeout, subprotocol negotiation (`tidings.v1.json`,
+//!   `tidings.v1.bin`; unknown subprotocols are refused with HTTP 400 and the
+//!   reason) and a graceful shutdown that sends close frames (1001). [`raw_echo`] is its
 //!   plain echo mode, used by the RFC 6455 conformance tests and benchmarks.
 //! * [`WsTransport`] — the tidings `Transport` over any tokio-tungstenite
 //!   stream (also used by `tidings-axum` after an axum upgrade).
@@ -20,8 +20,6 @@
 #[cfg(feature = "client")]
 mod client;
 mod config;
-#[cfg(feature = "client")]
-mod driver;
 mod error;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 #[path = "native.rs"]
@@ -42,11 +40,14 @@ pub use client::{Client, ClientBuilder};
 pub use config::{ServerConfig, WsConfig};
 pub use error::Error;
 #[cfg(all(feature = "client", target_arch = "wasm32"))]
-pub use platform::{WasmTimer, WasmWsTransport};
+pub use platform::WasmWsTransport;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub use server::{
     Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, offered_subprotocols, raw_echo,
 };
+/// The browser `setTimeout` timer of the client driver (now in `tidings-core`).
+#[cfg(all(feature = "client", target_arch = "wasm32"))]
+pub use tidings_core::WasmTimer;
 #[cfg(all(
     not(target_arch = "wasm32"),
     any(feature = "server", feature = "client")

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
-use tidings_core::{BoxFuture, CodecKind, TokioTimer, TransportError};
+use tidings_core::{
+    BoxFuture, CodecKind, Connected, Connector, SharedClient, TokioTimer, TransportError, drive,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
 use crate::client::ClientBuilder;
 use crate::config::WsConfig;
-use crate::driver::{Connected, Platform, Shared, drive};
 use crate::error::Error;
 use crate::transport::{WsTransport, map_ws_error};
 
@@ -21,7 +22,7 @@ struct Native {
     connect_timeout: Duration,
 }
 
-impl Platform for Native {
+impl Connector for Native {
     type Timer = TokioTimer;
 
     fn timer(&self) -> TokioTimer {
@@ -87,7 +88,7 @@ pub(crate) async fn connect(
     Ok((Box::new(transport), codec))
 }
 
-pub(crate) fn spawn_driver(shared: Arc<Shared>, builder: ClientBuilder) -> Result<(), Error> {
+pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
     let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let platform = Native {
         url: builder.url,

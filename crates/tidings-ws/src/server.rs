@@ -263,7 +263,9 @@ async fn refuse(mut stream: TcpStream, status: StatusCode, reason: &str) {
 
 /// The subprotocols a WebSocket upgrade request offers, in the client's order
 /// (every `Sec-WebSocket-Protocol` header, comma-separated, trimmed).
-pub fn offered_subprotocols(headers: &tokio_tungstenite::tungstenite::http::HeaderMap) -> Vec<&str> {
+pub fn offered_subprotocols(
+    headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
+) -> Vec<&str> {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()

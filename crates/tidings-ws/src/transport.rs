@@ -81,7 +81,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// True when the idle timer fired with no activity since it was armed.
     fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let (Some(idle), Some(t)) = (self.idle.as_mut(), self.idle_timeout) else { return false };
+        let (Some(idle), Some(t)) = (self.idle.as_mut(), self.idle_timeout) else {
+            return false;
+        };
         while idle.as_mut().poll(cx).is_ready() {
             if !std::mem::take(&mut self.active) {
                 return true;

@@ -350,12 +350,15 @@ impl ClientSession {
         });
         // The limit applies to the encoded frame; before the first connection
         // the codec is unknown, so leave room for the envelope.
-        let encoded = match &self.codec {
-            Some(codec) => Some(self.encoder.encode(&**codec, &frame).map_err(|e| {
-                SessionError::Closed { reason: format!("cannot encode publish: {e}") }
-            })?),
-            None => None,
-        };
+        let encoded =
+            match &self.codec {
+                Some(codec) => Some(self.encoder.encode(&**codec, &frame).map_err(|e| {
+                    SessionError::Closed {
+                        reason: format!("cannot encode publish: {e}"),
+                    }
+                })?),
+                None => None,
+            };
         let size = encoded
             .as_ref()
             .map_or(payload.len() + channel.as_str().len() + 128, |b| b.len());

@@ -11,8 +11,10 @@ use super::{AckBatch, decode_checked, earliest};
 use crate::codec::{FrameCodec, FrameEncoder};
 use crate::error::{CloseCode, ErrorCode, ProtocolError};
 use crate::frame::{
-    Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck, Subscribed, Welcome,
+    ChannelPosition, Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck,
+    Subscribed, Welcome,
 };
+use crate::frame_log::FrameLog;
 use crate::ids::{ChannelName, ResumeToken, SessionId};
 use crate::limits::Limits;
 use crate::message::SharedMessage;
@@ -175,12 +177,38 @@ pub struct ServerSession {
     ack_batch: AckBatch,
     subs: HashMap<ChannelName, Sub>,
     replay: ReplayBuffer,
-    /// Encoded frames to write; the flag marks `Message` frames, the only ones
-    /// the drop-oldest policy may shed.
-    transmit: VecDeque<(Bytes, bool)>,
+    /// Encoded frames to write, with what they are (see [`Mark`]).
+    transmit: VecDeque<(Bytes, Mark)>,
     queued_bytes: usize,
     events: VecDeque<ServerEvent>,
     encoder: FrameEncoder,
+    /// Frames handed out by `poll_transmit` so far: the number of the last one.
+    frames_sent: u64,
+    /// Channel positions by frame number, for peers that resume by frame
+    /// number ([`ServerSession::record_frame_positions`]); off by default.
+    frame_log: Option<FrameLog>,
+}
+
+/// What a queued frame is.
+#[derive(Debug)]
+enum Mark {
+    /// A control frame (`Welcome`, acks, errors, `Close`...): never shed.
+    Control,
+    /// A `Message` frame: the drop-oldest policy may shed it.
+    Message,
+    /// A frame that moves the client to position `seq` on `channel`
+    /// (`Message`, `Gap`, `Subscribed`), queued while the frame log is on.
+    Position {
+        channel: ChannelName,
+        seq: u64,
+        message: bool,
+    },
+}
+
+impl Mark {
+    fn is_message(&self) -> bool {
+        matches!(self, Mark::Message | Mark::Position { message: true, .. })
+    }
 }
 
 impl ServerSession {
@@ -255,9 +283,75 @@ impl ServerSession {
             queued_bytes: 0,
             events: VecDeque::new(),
             encoder: FrameEncoder::default(),
+            frames_sent: 0,
+            frame_log: None,
         };
         s.queue_welcome(false);
         s
+    }
+
+    /// Records which channel position every frame handed out carries, so that
+    /// [`ServerSession::resume_after_frame`] can map a frame number back to
+    /// positions. For transports that show frame numbers to their peer (SSE
+    /// event ids); costs one bounded log entry per `Message` / `Gap` /
+    /// `Subscribed` frame sent, so it is off unless asked for. Idempotent.
+    pub fn record_frame_positions(&mut self) {
+        if self.frame_log.is_none() {
+            // As many entries as the replay buffer can hold messages: the log
+            // never forgets a position the replay buffer could still serve.
+            let cap = self.config.limits.replay_buffer_bytes / crate::replay::ENTRY_OVERHEAD;
+            self.frame_log = Some(FrameLog::new(cap.max(1024)));
+        }
+    }
+
+    /// Number of the last frame handed out by [`ServerSession::poll_transmit`].
+    ///
+    /// Frames are numbered 1, 2, 3, … over the session's whole life, across
+    /// connections; numbers are never reused. The next frame sent gets
+    /// `frames_sent() + 1`.
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent
+    }
+
+    /// Attaches a new connection whose peer received every frame of this
+    /// session up to number `frame` (SSE: the number in its `Last-Event-ID`)
+    /// instead of reporting per-channel positions in a `Hello`.
+    ///
+    /// The positions are derived from the frame log (turned on here if it was
+    /// not), then the session resumes as with [`ServerSession::resume`]:
+    /// what the peer missed is re-sent under new frame numbers, lost history is
+    /// an explicit `Gap`. When the log no longer knows a position the answer
+    /// is the lower, safe one (duplicates the client drops, or a gap).
+    ///
+    /// Returns the new epoch, or `None` when `frame` was never sent (a forged
+    /// or foreign id): the caller should start a new session instead.
+    pub fn resume_after_frame(
+        &mut self,
+        now: Instant,
+        codec: Arc<dyn FrameCodec>,
+        frame: u64,
+    ) -> Option<u64> {
+        if frame > self.frames_sent || self.state == ServerState::Closed {
+            return None;
+        }
+        self.record_frame_positions();
+        let positions = match self.frame_log.as_mut() {
+            Some(log) => {
+                log.truncate_after(frame);
+                log.positions_at(frame)
+            }
+            None => HashMap::new(),
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            resume: Some(self.token.clone()),
+            positions: positions
+                .into_iter()
+                .filter(|(c, _)| self.subs.contains_key(c))
+                .map(|(channel, seq)| ChannelPosition { channel, seq })
+                .collect(),
+        };
+        Some(self.resume(now, codec, &hello))
     }
 
     /// Attaches a new connection to this session (the client presented its
@@ -286,10 +380,14 @@ impl ServerSession {
                 // confirm again and replay from the start of the subscription.
                 (None, Some(Sub::Active { start, .. })) => {
                     let start = *start;
-                    self.queue(&Frame::Subscribed(Subscribed {
-                        channel: channel.clone(),
-                        seq: start,
-                    }));
+                    self.queue_at(
+                        &Frame::Subscribed(Subscribed {
+                            channel: channel.clone(),
+                            seq: start,
+                        }),
+                        &channel,
+                        start,
+                    );
                     start
                 }
                 // Still pending: `subscribed` will confirm it on this connection.
@@ -297,11 +395,15 @@ impl ServerSession {
             };
             let replay = self.replay.replay(&channel, after);
             if let Some((from, to)) = replay.gap {
-                self.queue(&Frame::Gap(Gap {
-                    channel: channel.clone(),
-                    from,
+                self.queue_at(
+                    &Frame::Gap(Gap {
+                        channel: channel.clone(),
+                        from,
+                        to,
+                    }),
+                    &channel,
                     to,
-                }));
+                );
             }
             for m in replay.messages {
                 self.queue_message(&m);
@@ -409,7 +511,12 @@ impl ServerSession {
                 });
                 self.note_publish(now);
             }
-            Frame::Ack(a) => self.replay.ack(&a.channel, a.seq),
+            Frame::Ack(a) => {
+                self.replay.ack(&a.channel, a.seq);
+                if let Some(log) = self.frame_log.as_mut() {
+                    log.ack(&a.channel, a.seq);
+                }
+            }
             Frame::Subscribe(s) => {
                 if self.subs.contains_key(&s.channel) {
                     return Ok(());
@@ -433,6 +540,9 @@ impl ServerSession {
             Frame::Unsubscribe(u) => {
                 if self.subs.remove(&u.channel).is_some() {
                     self.replay.remove(&u.channel);
+                    if let Some(log) = self.frame_log.as_mut() {
+                        log.remove(&u.channel);
+                    }
                     self.events
                         .push_back(ServerEvent::Unsubscribe { channel: u.channel });
                 }
@@ -508,16 +618,24 @@ impl ServerSession {
             start: start.position,
             last: start.position,
         };
-        self.queue(&Frame::Subscribed(Subscribed {
-            channel: channel.clone(),
-            seq: start.position,
-        }));
-        if let Some((from, to)) = start.gap {
-            self.queue(&Frame::Gap(Gap {
+        self.queue_at(
+            &Frame::Subscribed(Subscribed {
                 channel: channel.clone(),
-                from,
+                seq: start.position,
+            }),
+            channel,
+            start.position,
+        );
+        if let Some((from, to)) = start.gap {
+            self.queue_at(
+                &Frame::Gap(Gap {
+                    channel: channel.clone(),
+                    from,
+                    to,
+                }),
+                channel,
                 to,
-            }));
+            );
             if let Some(Sub::Active { last, .. }) = self.subs.get_mut(channel) {
                 *last = (*last).max(to);
             }
@@ -564,7 +682,18 @@ impl ServerSession {
 
     fn queue_message(&mut self, message: &SharedMessage) {
         match message.encoded(&*self.codec) {
-            Ok(bytes) => self.push_transmit(bytes, true),
+            Ok(bytes) => {
+                let mark = if self.frame_log.is_some() {
+                    Mark::Position {
+                        channel: message.channel().clone(),
+                        seq: message.seq(),
+                        message: true,
+                    }
+                } else {
+                    Mark::Message
+                };
+                self.push_transmit(bytes, mark);
+            }
             Err(e) => {
                 let code = ErrorCode::Internal;
                 self.queue(&Frame::Error(ErrorFrame {
@@ -599,7 +728,8 @@ impl ServerSession {
                 // Shed the oldest messages (the client sees a gap); control frames
                 // (Welcome, Subscribed, acks, errors, Close) are never dropped.
                 while self.queued_bytes > limit {
-                    let Some(i) = self.transmit.iter().position(|(_, message)| *message) else {
+                    let Some(i) = self.transmit.iter().position(|(_, mark)| mark.is_message())
+                    else {
                         break;
                     };
                     if let Some((b, _)) = self.transmit.remove(i) {
@@ -688,9 +818,15 @@ impl ServerSession {
     }
 
     /// Next encoded frame to write.
+    ///
+    /// Frames are numbered as they are handed out (see [`ServerSession::frames_sent`]).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let (b, _) = self.transmit.pop_front()?;
+        let (b, mark) = self.transmit.pop_front()?;
         self.queued_bytes -= b.len();
+        self.frames_sent += 1;
+        if let (Mark::Position { channel, seq, .. }, Some(log)) = (mark, self.frame_log.as_mut()) {
+            log.record(self.frames_sent, channel, seq);
+        }
         Some(b)
     }
 
@@ -704,9 +840,27 @@ impl ServerSession {
         self.events.pop_front()
     }
 
+    /// Queues a frame that moves the client to `seq` on `channel`.
+    fn queue_at(&mut self, frame: &Frame, channel: &ChannelName, seq: u64) {
+        let mark = if self.frame_log.is_some() {
+            Mark::Position {
+                channel: channel.clone(),
+                seq,
+                message: false,
+            }
+        } else {
+            Mark::Control
+        };
+        self.queue_marked(frame, mark);
+    }
+
     fn queue(&mut self, frame: &Frame) {
+        self.queue_marked(frame, Mark::Control);
+    }
+
+    fn queue_marked(&mut self, frame: &Frame, mark: Mark) {
         match self.encoder.encode(&*self.codec, frame) {
-            Ok(b) => self.push_transmit(b, false),
+            Ok(b) => self.push_transmit(b, mark),
             Err(e) => debug_assert!(
                 false,
                 "control frame {:?} failed to encode: {e}",
@@ -715,8 +869,8 @@ impl ServerSession {
         }
     }
 
-    fn push_transmit(&mut self, b: Bytes, message: bool) {
+    fn push_transmit(&mut self, b: Bytes, mark: Mark) {
         self.queued_bytes += b.len();
-        self.transmit.push_back((b, message));
+        self.transmit.push_back((b, mark));
     }
 }

@@ -184,6 +184,14 @@ pub struct Net {
     pub blackhole_s2c: bool,
     /// Frames the client writes are lost (the client looks dead to the server).
     pub blackhole_c2s: bool,
+    /// Resume by frame number, as over SSE: the server records frame
+    /// positions and a reconnect resumes with `resume_after_frame(last_frame)`
+    /// instead of the `Hello`'s positions (the `Hello` still names the session).
+    /// Not meant to be combined with `blackhole_s2c` (an ordered stream never
+    /// delivers a frame after losing an earlier one).
+    pub frame_mode: bool,
+    /// Number of the last server frame the client received (frame mode).
+    pub last_frame: u64,
     disconnect_requested: bool,
     sessions: u64,
     codec: Arc<dyn FrameCodec>,
@@ -209,6 +217,8 @@ impl Net {
             connected: false,
             blackhole_s2c: false,
             blackhole_c2s: false,
+            frame_mode: false,
+            last_frame: 0,
             disconnect_requested: false,
             sessions: 0,
             codec: codec(),
@@ -245,7 +255,13 @@ impl Net {
         let known = self.server.as_ref().is_some_and(|s| {
             s.state() != ServerState::Closed && hello.resume.as_ref() == Some(s.token())
         });
-        if known {
+        if known && self.frame_mode {
+            let (now, frame) = (self.now, self.last_frame);
+            let codec = self.codec.clone();
+            self.server()
+                .resume_after_frame(now, codec, frame)
+                .expect("the client's last frame was sent by this session");
+        } else if known {
             let now = self.now;
             let codec = self.codec.clone();
             self.server().resume(now, codec, &hello);
@@ -259,6 +275,10 @@ impl Net {
                 self.codec.clone(),
                 self.now,
             ));
+            self.last_frame = 0;
+            if self.frame_mode {
+                self.server().record_frame_positions();
+            }
         }
         self.connected = true;
         self.disconnect_requested = false;
@@ -300,6 +320,21 @@ impl Net {
             s.detach(now);
         }
         self.collect();
+    }
+
+    /// The link breaks while up to `n` server frames are in flight: they were
+    /// handed out (and numbered) by the server but never reach the client.
+    pub fn cut_in_flight(&mut self, n: usize) {
+        if !self.connected {
+            return;
+        }
+        for _ in 0..n {
+            let Some(b) = self.server.as_mut().and_then(ServerSession::poll_transmit) else {
+                break;
+            };
+            self.s2c.push(dec(&b));
+        }
+        self.drop_link();
     }
 
     /// Publishes from another node of the hub: next seq, delivered to the session.
@@ -373,10 +408,11 @@ impl Net {
             return false;
         };
         self.s2c.push(dec(&b));
-        if !self.blackhole_s2c
-            && let Err(e) = self.client.handle_input(self.now, b)
-        {
-            self.client_errors.push(e);
+        if !self.blackhole_s2c {
+            self.last_frame = self.server.as_ref().map_or(0, ServerSession::frames_sent);
+            if let Err(e) = self.client.handle_input(self.now, b) {
+                self.client_errors.push(e);
+            }
         }
         self.collect();
         self.after_step();

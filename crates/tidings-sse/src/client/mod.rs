@@ -1,0 +1,340 @@
+//! The SSE `Client`: the session driver of `tidings-core` over an event stream (down) and POSTs (up), natively or in the browser.
+
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "native.rs"]
+mod platform;
+#[cfg(target_arch = "wasm32")]
+#[path = "wasm.rs"]
+mod platform;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tidings_core::{
+    ClientConfig, ClientEvent, ClientSession, ClientState, Frame, FrameCodec, ProtocolError, SessionError,
+    SharedClient, TransportError,
+};
+
+use crate::parser::DEFAULT_MAX_EVENT_BYTES;
+
+/// Frames are batched into one POST up to this many bytes.
+pub(crate) const MAX_BATCH: usize = 256 << 10;
+
+/// An error of the SSE [`Client`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not an `http://` / `https://` URL.
+    #[error("invalid SSE URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `Client::connect` was called outside a tokio runtime (native only).
+    #[error("Client::connect must be called inside a tokio runtime")]
+    NoRuntime,
+    /// The session refused the operation (queue full, closed, invalid channel...).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Session(SessionError::Protocol(e))
+    }
+}
+
+impl Error {
+    /// True when the send queue is full (slow down, retry after acks).
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, Error::Session(e) if e.is_queue_full())
+    }
+}
+
+/// Builder of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    pub(crate) url: String,
+    pub(crate) session: ClientConfig,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) post_timeout: Duration,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl ClientBuilder {
+    /// Session settings (heartbeat, backoff, limits).
+    pub fn session_config(mut self, config: ClientConfig) -> Self {
+        self.session = config;
+        self
+    }
+
+    /// Time allowed to open the event stream (up to the response headers).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Time allowed for one POST.
+    pub fn post_timeout(mut self, t: Duration) -> Self {
+        self.post_timeout = t;
+        self
+    }
+
+    /// Largest event (line or data) accepted from the server; a larger one
+    /// fails the connection. Default 16 MiB.
+    pub fn max_event_bytes(mut self, n: usize) -> Self {
+        self.max_event_bytes = n;
+        self
+    }
+
+    /// A header sent with every request, e.g. credentials for the server's
+    /// auth hook. Native only: a browser `EventSource` cannot send headers
+    /// (it sends the page's cookies).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts the client: a background task opens the event stream, and
+    /// reconnects whenever it drops, resuming the session with `Last-Event-ID`.
+    ///
+    /// Natively this must run inside a tokio runtime; in the browser it uses
+    /// the page's event loop.
+    pub fn connect(self) -> Result<Client, Error> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(Error::InvalidUrl { url: self.url, reason: "scheme must be http:// or https://".into() });
+        }
+        let session = ClientSession::new(self.session.clone(), seed(), tidings_core::Instant::now());
+        let shared = Arc::new(SharedClient::new(session));
+        platform::spawn_driver(shared.clone(), self)?;
+        Ok(Client { shared })
+    }
+}
+
+fn seed() -> u64 {
+    // Jitter only needs to differ between clients; the clock's low bits do.
+    let t = web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (std::ptr::addr_of!(t) as u64).rotate_left(32)
+}
+
+/// A tidings client over Server-Sent Events (down) and POSTs (up).
+///
+/// The same API as the WebSocket client: subscriptions survive reconnects,
+/// publishes are delivered exactly once while the session resumes, messages
+/// arrive in order and never twice, losses are reported as gaps.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tidings_sse::Error> {
+/// use tidings_core::ClientEvent;
+/// let client = tidings_sse::Client::builder("http://127.0.0.1:3000/sse").connect()?;
+/// client.subscribe("room:lobby")?;
+/// client.publish("room:lobby", r#"{"text":"hello"}"#)?;
+/// while let Some(event) = client.next_event().await {
+///     if let ClientEvent::Message(m) = event {
+///         println!("{}: {:?}", m.channel, m.payload);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    shared: Arc<SharedClient>,
+}
+
+impl Client {
+    /// A builder for a client of `url` (`http://host:port/sse`, the path the
+    /// server mounted the SSE route on).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            session: ClientConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            post_timeout: Duration::from_secs(30),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Subscribes to `channel`; kept across reconnects.
+    pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
+        Ok(self.shared.subscribe(channel)?)
+    }
+
+    /// Leaves `channel`.
+    pub fn unsubscribe(&self, channel: &str) -> Result<(), Error> {
+        Ok(self.shared.unsubscribe(channel)?)
+    }
+
+    /// Publishes `payload` on `channel`. Delivered exactly once while the
+    /// session resumes; queued while disconnected. Fails fast with
+    /// [`Error::is_queue_full`] when too much is unacknowledged.
+    pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
+        Ok(self.shared.publish(channel, payload.into())?)
+    }
+
+    /// The next event; `None` once the client is closed and every event was read.
+    pub async fn next_event(&self) -> Option<ClientEvent> {
+        self.shared.next_event().await
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> ClientState {
+        self.shared.state()
+    }
+
+    /// Publishes not yet acknowledged by the server.
+    pub fn unacked(&self) -> usize {
+        self.shared.unacked()
+    }
+
+    /// Ends the session (sends `Close` when connected). Idempotent.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What outlives one connection: where to resume from, and how long to wait first.
+#[derive(Debug, Default)]
+pub(crate) struct StreamState {
+    /// The last event id received (sent back as `Last-Event-ID`).
+    pub(crate) last_event_id: Option<String>,
+    /// The server's `retry:` hint.
+    pub(crate) retry: Option<Duration>,
+    /// A connection was attempted before: the next one is a reconnect.
+    pub(crate) reconnecting: bool,
+}
+
+/// The upstream half of a client connection: the session's frames become
+/// newline-delimited POST bodies to `<stream URL>/<session id>`.
+///
+/// The first frame the session sends on a connection is its `Hello`: over SSE
+/// the GET request itself is the hello (the server resumes from
+/// `Last-Event-ID`), so it is dropped. The POST address and token come from
+/// the `welcome`, the first event of every stream.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    base: String,
+    codec: Arc<dyn FrameCodec>,
+    hello_seen: bool,
+    target: Option<(String, String)>,
+    batch: BytesMut,
+}
+
+impl Upstream {
+    pub(crate) fn new(stream_url: &str, codec: Arc<dyn FrameCodec>) -> Self {
+        let end = stream_url.find(['?', '#']).unwrap_or(stream_url.len());
+        let base = stream_url[..end].trim_end_matches('/').to_string();
+        Self { base, codec, hello_seen: false, target: None, batch: BytesMut::new() }
+    }
+
+    /// Bytes waiting for a POST.
+    pub(crate) fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// A frame from the session.
+    pub(crate) fn send(&mut self, frame: &Bytes) {
+        if !self.hello_seen {
+            self.hello_seen = true;
+            if matches!(self.codec.decode(frame), Ok(Frame::Hello(_))) {
+                return;
+            }
+        }
+        self.batch.reserve(frame.len() + 1);
+        self.batch.put_slice(frame);
+        self.batch.put_u8(b'\n');
+    }
+
+    /// A frame from the server: the first `welcome` names the POST address.
+    pub(crate) fn received(&mut self, frame: &Bytes) {
+        if self.target.is_none()
+            && let Ok(Frame::Welcome(w)) = self.codec.decode(frame)
+        {
+            let url = format!("{}/{}", self.base, encode_segment(&w.session.0));
+            self.target = Some((url, w.resume_token.0));
+        }
+    }
+
+    /// The next POST to make: `(url, token, body)`; `None` when there is
+    /// nothing to send, or no `welcome` yet to say where.
+    pub(crate) fn take_batch(&mut self) -> Option<(String, String, Bytes)> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        let (url, token) = self.target.clone()?;
+        Some((url, token, self.batch.split().freeze()))
+    }
+}
+
+/// Percent-encodes a path segment (everything but unreserved characters).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with `last_event_id=<id>` added to its query (for a browser
+/// `EventSource`, which cannot send the header on its first request).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn with_last_event_id(url: &str, id: &str) -> String {
+    let (url, fragment) = match url.find('#') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}last_event_id={}{fragment}", encode_segment(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidings_codec::JsonCodec;
+
+    #[test]
+    fn upstream_swallows_the_hello_and_posts_after_the_welcome() {
+        let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
+        let mut up = Upstream::new("http://h:1/sse/?x=1#f", codec);
+        up.send(&Bytes::from_static(br#"{"type":"hello","version":1,"positions":[]}"#));
+        assert_eq!(up.pending(), 0);
+        up.send(&Bytes::from_static(br#"{"type":"ping","nonce":1}"#));
+        assert!(up.take_batch().is_none(), "no welcome yet");
+        up.received(&Bytes::from_static(
+            br#"{"type":"welcome","version":1,"session":"s1 /x","resume_token":"tok","resumed":false,"heartbeat_ms":1,"max_frame":9,"publish_acked":0}"#,
+        ));
+        up.send(&Bytes::from_static(br#"{"type":"ping","nonce":2}"#));
+        let (url, token, body) = up.take_batch().unwrap();
+        assert_eq!(url, "http://h:1/sse/s1%20%2Fx");
+        assert_eq!(token, "tok");
+        assert_eq!(&body[..], b"{\"type\":\"ping\",\"nonce\":1}\n{\"type\":\"ping\",\"nonce\":2}\n");
+        assert!(up.take_batch().is_none());
+    }
+
+    #[test]
+    fn last_event_id_in_the_query() {
+        assert_eq!(with_last_event_id("http://h/sse", "t.5"), "http://h/sse?last_event_id=t.5");
+        assert_eq!(with_last_event_id("http://h/sse?a=1#x", "t.5"), "http://h/sse?a=1&last_event_id=t.5#x");
+    }
+}

@@ -1,0 +1,260 @@
+//! Browser platform of the SSE client: `web_sys::EventSource` down, `fetch` POSTs up, `setTimeout` timers.
+//!
+//! The browser's own reconnect is not used: when the stream fails the
+//! `EventSource` is closed and the session driver reconnects (with its
+//! backoff) through a new one whose URL carries `last_event_id=<id>` (a script
+//! cannot set `Last-Event-ID`). Browsers do not show the `retry:` field to
+//! scripts, so the reconnect delay is the session's backoff.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tidings_codec::JsonCodec;
+use tidings_core::{
+    BoxFuture, Connected, Connector, FrameCodec, SharedClient, Transport, TransportError, TransportKind,
+    TransportMetrics, WasmTimer, drive,
+};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{EventSource, Headers, MessageEvent, Request, RequestInit, Response};
+
+use super::{ClientBuilder, Error, MAX_BATCH, StreamState, Upstream, with_last_event_id};
+use crate::TOKEN_HEADER;
+
+/// `EventSource.readyState` once closed.
+const CLOSED: u16 = 2;
+
+#[derive(Default)]
+struct Inbox {
+    /// Frames and the last event id they came with.
+    frames: VecDeque<(Bytes, String)>,
+    opened: bool,
+    ended: bool,
+    waker: Option<Waker>,
+}
+
+impl Inbox {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+fn js_error(what: &str, e: JsValue) -> TransportError {
+    TransportError::Protocol(format!("{what}: {e:?}"))
+}
+
+/// POSTs `body` with `fetch`; resolves once the server accepted it.
+async fn post(url: String, token: String, body: Bytes) -> Result<(), TransportError> {
+    let window = web_sys::window().ok_or_else(|| TransportError::Protocol("no window".into()))?;
+    let headers = Headers::new().map_err(|e| js_error("Headers", e))?;
+    headers.set(TOKEN_HEADER, &token).map_err(|e| js_error("Headers.set", e))?;
+    headers.set("content-type", "application/x-ndjson").map_err(|e| js_error("Headers.set", e))?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| TransportError::Protocol("SSE carries text: a frame is not UTF-8".into()))?;
+    init.set_body(&JsValue::from_str(&text));
+    let request = Request::new_with_str_and_init(&url, &init).map_err(|e| js_error("Request", e))?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|e| TransportError::Io(std::io::Error::other(format!("POST {url}: {e:?}"))))?
+        .dyn_into()
+        .map_err(|e| js_error("fetch result", e))?;
+    if response.ok() {
+        return Ok(());
+    }
+    let status = response.status();
+    let reason = match response.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|v| v.as_string()).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Err(TransportError::Protocol(format!("POST {url}: HTTP {status}: {reason}")))
+}
+
+/// A browser `EventSource` plus `fetch` POSTs as a tidings [`Transport`].
+struct WasmSseTransport {
+    es: EventSource,
+    inbox: Rc<RefCell<Inbox>>,
+    state: Rc<RefCell<StreamState>>,
+    up: Upstream,
+    in_flight: Option<Pin<Box<dyn Future<Output = Result<(), TransportError>>>>>,
+    _callbacks: [Closure<dyn FnMut(web_sys::Event)>; 3],
+    metrics: TransportMetrics,
+}
+
+impl Drop for WasmSseTransport {
+    fn drop(&mut self) {
+        self.es.set_onopen(None);
+        self.es.set_onmessage(None);
+        self.es.set_onerror(None);
+        self.es.close();
+    }
+}
+
+impl Transport for WasmSseTransport {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
+        let mut inbox = self.inbox.borrow_mut();
+        if let Some((frame, id)) = inbox.frames.pop_front() {
+            drop(inbox);
+            self.state.borrow_mut().last_event_id = Some(id);
+            self.up.received(&frame);
+            self.metrics.frames_received += 1;
+            self.metrics.bytes_received += frame.len() as u64;
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if inbox.ended {
+            return Poll::Ready(None);
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        if self.up.pending() < MAX_BATCH {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending if self.up.pending() < MAX_BATCH => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        self.metrics.frames_sent += 1;
+        self.metrics.bytes_sent += frame.len() as u64;
+        self.up.send(&frame);
+        Ok(())
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        loop {
+            if let Some(post) = self.in_flight.as_mut() {
+                match post.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => {
+                        self.in_flight = None;
+                        r?;
+                    }
+                }
+            }
+            let Some((url, token, body)) = self.up.take_batch() else {
+                return Poll::Ready(Ok(()));
+            };
+            self.in_flight = Some(Box::pin(post(url, token, body)));
+        }
+    }
+
+    fn poll_close(&mut self, _cx: &mut Context<'_>, _code: u16, _reason: &str) -> Poll<Result<(), TransportError>> {
+        self.es.close();
+        Poll::Ready(Ok(()))
+    }
+
+    fn kind(&self) -> TransportKind {
+        TransportKind::Sse
+    }
+
+    fn metrics(&self) -> TransportMetrics {
+        self.metrics
+    }
+}
+
+/// Opens an `EventSource` on `url` and waits until it is open.
+async fn connect(url: String, state: Rc<RefCell<StreamState>>) -> Result<Connected, TransportError> {
+    let last_event_id = state.borrow().last_event_id.clone().filter(|id| !id.is_empty());
+    let target = match &last_event_id {
+        Some(id) => with_last_event_id(&url, id),
+        None => url.clone(),
+    };
+    let es = EventSource::new(&target)
+        .map_err(|e| TransportError::Handshake { status: None, reason: format!("EventSource {target}: {e:?}") })?;
+    let inbox = Rc::new(RefCell::new(Inbox::default()));
+
+    let i = inbox.clone();
+    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        let mut inbox = i.borrow_mut();
+        inbox.opened = true;
+        inbox.wake();
+    });
+    let i = inbox.clone();
+    let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+        let Ok(e) = e.dyn_into::<MessageEvent>() else { return };
+        let Some(data) = e.data().as_string() else { return };
+        let mut inbox = i.borrow_mut();
+        inbox.frames.push_back((Bytes::from(data), e.last_event_id()));
+        inbox.wake();
+    });
+    let i = inbox.clone();
+    let source = es.clone();
+    let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        // The stream failed: stop the browser's own retry, the driver reconnects.
+        source.close();
+        let mut inbox = i.borrow_mut();
+        inbox.ended = true;
+        inbox.wake();
+    });
+    es.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+    es.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    es.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+
+    std::future::poll_fn(|cx| {
+        let mut inbox = inbox.borrow_mut();
+        if inbox.opened {
+            return Poll::Ready(Ok(()));
+        }
+        if inbox.ended || es.ready_state() == CLOSED {
+            return Poll::Ready(Err(TransportError::Handshake {
+                status: None,
+                reason: format!("EventSource to {url} failed to open"),
+            }));
+        }
+        inbox.waker = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await?;
+
+    let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
+    let transport = WasmSseTransport {
+        es,
+        inbox,
+        state,
+        up: Upstream::new(&url, codec.clone()),
+        in_flight: None,
+        _callbacks: [onopen, onmessage, onerror],
+        metrics: TransportMetrics::default(),
+    };
+    Ok((Box::new(transport), codec))
+}
+
+struct Browser {
+    url: String,
+    state: Rc<RefCell<StreamState>>,
+}
+
+impl Connector for Browser {
+    type Timer = WasmTimer;
+
+    fn timer(&self) -> WasmTimer {
+        WasmTimer::default()
+    }
+
+    fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>> {
+        Box::pin(connect(self.url.clone(), self.state.clone()))
+    }
+}
+
+pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
+    let connector = Browser { url: builder.url, state: Rc::new(RefCell::new(StreamState::default())) };
+    wasm_bindgen_futures::spawn_local(drive(shared, connector));
+    Ok(())
+}

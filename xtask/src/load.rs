@@ -1,0 +1,1034 @@
+//! `cargo xtask load`: the server under test and a load generator as separate processes on loopback, for tidings and the two baselines (raw tokio-tungstenite, fastwebsockets), one run, one report.
+//!
+//! Builds `tidings-load` (benches/src/bin/tidings-load) in release mode, then for each
+//! server kind starts `tidings-load server` and `tidings-load gen` against it, reads the
+//! generator's `RESULT {json}` line, and finally adds a run with the real
+//! `tidings_ws::Client` (fewer connections) and the leak check (`tidings-load leak`:
+//! connect/disconnect cycles against a tidings server with a short resume window). The
+//! "Load" section goes to the end of `<target>/bench-report.md` (replacing the one of an
+//! earlier load run; `cargo xtask bench` rewrites the file without it). The raw results
+//! are kept in `<target>/load-results.txt`.
+//!
+//! `--profile` also runs the tidings server under `perf record` during a closed-loop
+//! echo run and writes `perf report` to `<target>/load-profile.txt`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::json::{self, Value};
+use crate::util::{self, Result};
+
+/// The server kinds, in the order of the report's columns.
+const KINDS: [&str; 3] = ["tidings", "tokio-tungstenite", "fastwebsockets"];
+
+/// Marks the start of the load section in bench-report.md.
+const MARKER: &str = "<!-- cargo xtask load -->";
+
+/// What one `cargo xtask load` does.
+#[derive(Clone, Debug)]
+struct Plan {
+    quick: bool,
+    conns: u64,
+    secs: f64,
+    warmup: f64,
+    paced_secs: f64,
+    settle: f64,
+    fanout_rounds: u64,
+    real_conns: u64,
+    leak_cycles: u64,
+    leak_parallel: u64,
+    leak_rounds: u64,
+    resume_ms: u64,
+    only: Vec<String>,
+    profile: bool,
+}
+
+impl Plan {
+    fn parse(args: &[String]) -> Result<Self> {
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut plan = if quick {
+            Plan {
+                quick,
+                conns: 500,
+                secs: 3.0,
+                warmup: 1.0,
+                paced_secs: 2.0,
+                settle: 1.0,
+                fanout_rounds: 3,
+                real_conns: 50,
+                leak_cycles: 5_000,
+                leak_parallel: 16,
+                leak_rounds: 3,
+                resume_ms: 1_000,
+                only: Vec::new(),
+                profile: false,
+            }
+        } else {
+            Plan {
+                quick,
+                conns: 10_000,
+                secs: 10.0,
+                warmup: 2.0,
+                paced_secs: 5.0,
+                settle: 2.0,
+                fanout_rounds: 5,
+                real_conns: 200,
+                leak_cycles: 100_000,
+                leak_parallel: 32,
+                leak_rounds: 5,
+                resume_ms: 1_000,
+                only: Vec::new(),
+                profile: false,
+            }
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            let number = |name: &str, v: String| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|n| *n > 0.0)
+                    .ok_or_else(|| format!("{name}: expected a positive number, got `{v}`"))
+            };
+            match arg.as_str() {
+                "--quick" => {}
+                "--profile" => plan.profile = true,
+                "--conns" => plan.conns = number(arg, value(arg)?)? as u64,
+                "--secs" => plan.secs = number(arg, value(arg)?)?,
+                "--leak-cycles" => plan.leak_cycles = number(arg, value(arg)?)? as u64,
+                "--real-conns" => plan.real_conns = number(arg, value(arg)?)? as u64,
+                "--only" => {
+                    plan.only = value(arg)?.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = plan.only.iter().find(|k| {
+                        !KINDS.contains(&k.as_str())
+                            && !["client", "leak", "profile"].contains(&k.as_str())
+                    }) {
+                        return Err(format!(
+                            "--only: unknown `{bad}` (tidings, tokio-tungstenite, fastwebsockets, client, leak, profile)"
+                        ));
+                    }
+                }
+                other => return Err(format!("unexpected argument `{other}`")),
+            }
+        }
+        plan.profile |= plan.only.iter().any(|k| k == "profile");
+        Ok(plan)
+    }
+
+    fn runs(&self, what: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|k| k == what)
+    }
+}
+
+/// `cargo xtask load [--conns N] [--secs S] [--quick] [--profile] [--only K,...]`.
+pub(crate) fn run(root: &Path, args: &[String]) -> Result {
+    let plan = Plan::parse(args)?;
+    let started = Instant::now();
+    let target = util::target_dir(root);
+    let machine = machine_notes(plan.conns);
+    for line in &machine {
+        println!("load: {line}");
+    }
+    util::run(
+        util::cargo()
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "tidings-benches",
+                "--bin",
+                "tidings-load",
+            ])
+            .current_dir(root),
+    )?;
+    let bin = target.join("release").join("tidings-load");
+    let built = started.elapsed();
+    let started = Instant::now();
+    let mut results = Results::default();
+    let mut raw_lines = String::new();
+
+    for kind in KINDS {
+        if !plan.runs(kind) {
+            continue;
+        }
+        println!("\nload: {kind}, {} connections", plan.conns);
+        let result = run_gen(&bin, kind, &[], &plan, &gen_args(&plan, plan.conns, false))?;
+        let _ = writeln!(raw_lines, "{kind} {}", result.1);
+        results.kinds.push((kind.to_owned(), result.0));
+    }
+    if plan.runs("client") {
+        println!(
+            "\nload: tidings with the real tidings_ws::Client, {} connections",
+            plan.real_conns
+        );
+        let result = run_gen(
+            &bin,
+            "tidings",
+            &[],
+            &plan,
+            &gen_args(&plan, plan.real_conns, true),
+        )?;
+        let _ = writeln!(raw_lines, "tidings+Client {}", result.1);
+        results.client = Some(result.0);
+    }
+    if plan.runs("leak") {
+        println!(
+            "\nload: leak check, {} connect/disconnect cycles",
+            plan.leak_cycles
+        );
+        let result = run_leak(&bin, &plan)?;
+        let _ = writeln!(raw_lines, "leak {}", result.1);
+        results.leak = Some(result.0);
+    }
+    let mut profile_note = None;
+    if plan.profile {
+        println!("\nload: profile of the tidings server (perf record)");
+        profile_note = Some(run_profile(&bin, &plan, &target)?);
+    }
+
+    if results.kinds.is_empty() && results.client.is_none() && results.leak.is_none() {
+        // A profile-only run: keep the report of the last full run.
+        if let Some(note) = &profile_note {
+            println!("{note}");
+        }
+        return Ok(());
+    }
+    let (text, markdown) = render(&plan, &machine, &results, started.elapsed());
+    println!(
+        "load: build {}, runs {}",
+        util::secs(built),
+        util::secs(started.elapsed())
+    );
+    print!("\n{text}");
+    if let Some(note) = &profile_note {
+        println!("{note}");
+    }
+    fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+    let raw = target.join("load-results.txt");
+    fs::write(&raw, raw_lines).map_err(|e| format!("writing {}: {e}", raw.display()))?;
+    let report = target.join("bench-report.md");
+    let existing = fs::read_to_string(&report).unwrap_or_default();
+    let kept = match existing.find(MARKER) {
+        Some(at) => existing[..at].trim_end().to_owned(),
+        None => existing.trim_end().to_owned(),
+    };
+    let combined = if kept.is_empty() {
+        format!("# Benchmark report\n\n{markdown}")
+    } else {
+        format!("{kept}\n\n{markdown}")
+    };
+    fs::write(&report, combined).map_err(|e| format!("writing {}: {e}", report.display()))?;
+    println!(
+        "load: report written to {} (raw results: {})",
+        report.display(),
+        raw.display()
+    );
+    Ok(())
+}
+
+/// Kernel and process limits that bound the run, for the log and the report.
+fn machine_notes(conns: u64) -> Vec<String> {
+    let read = |p: &str| {
+        fs::read_to_string(p)
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".to_owned())
+    };
+    let range = read("/proc/sys/net/ipv4/ip_local_port_range");
+    let ports = {
+        let parts: Vec<u64> = range.split(' ').filter_map(|p| p.parse().ok()).collect();
+        match parts[..] {
+            [lo, hi] if hi >= lo => Some(hi - lo + 1),
+            _ => None,
+        }
+    };
+    let nofile = fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(3)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    let mut notes = vec![
+        format!(
+            "cores {}, load average {}",
+            thread::available_parallelism().map_or(0, |n| n.get()),
+            read("/proc/loadavg")
+                .split(' ')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        format!(
+            "ip_local_port_range {range} ({} ports), tcp_tw_reuse {}, somaxconn {}, open files here (soft/hard) {nofile}; both load processes raise RLIMIT_NOFILE themselves",
+            ports.map_or("?".to_owned(), |p| p.to_string()),
+            read("/proc/sys/net/ipv4/tcp_tw_reuse"),
+            read("/proc/sys/net/core/somaxconn"),
+        ),
+    ];
+    if let Some(ports) = ports
+        && ports < conns + 100
+    {
+        notes.push(format!(
+            "WARNING: {conns} connections need more ephemeral ports than the {ports} available"
+        ));
+    }
+    notes
+}
+
+fn gen_args(plan: &Plan, conns: u64, real: bool) -> Vec<String> {
+    let mut args = vec![
+        "--conns".to_owned(),
+        conns.to_string(),
+        "--secs".to_owned(),
+        plan.secs.to_string(),
+        "--warmup-secs".to_owned(),
+        plan.warmup.to_string(),
+        "--settle-secs".to_owned(),
+        plan.settle.to_string(),
+    ];
+    if real {
+        args.push("--real-client".to_owned());
+    } else {
+        args.extend([
+            "--paced-secs".to_owned(),
+            plan.paced_secs.to_string(),
+            // One message per connection per second.
+            "--rate".to_owned(),
+            conns.to_string(),
+            "--fanout-rounds".to_owned(),
+            plan.fanout_rounds.to_string(),
+        ]);
+    }
+    args
+}
+
+/// A running `tidings-load server`; it exits when its standard input closes.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    ws: String,
+    control: String,
+    pid: String,
+}
+
+impl Server {
+    fn start(bin: &Path, kind: &str, extra: &[&str], wrapper: &[String]) -> Result<Self> {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["server", "--kind", kind])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let line = util::display(&cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start `{line}`: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no server stdout")?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let _ = tx.send(first);
+            // Keep draining so the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let field = |key: &str| {
+            first
+                .split_whitespace()
+                .find_map(|t| t.strip_prefix(key))
+                .map(str::to_owned)
+        };
+        let mut server = Server {
+            child,
+            stdin,
+            ws: String::new(),
+            control: String::new(),
+            pid: String::new(),
+        };
+        match (field("ws="), field("control="), field("pid=")) {
+            (Some(ws), Some(control), Some(pid)) => {
+                server.ws = ws;
+                server.control = control;
+                server.pid = pid;
+                Ok(server)
+            }
+            _ => Err(format!(
+                "`{line}` did not report its address (first line: {first:?})"
+            )),
+        }
+    }
+
+    fn args(&self) -> [String; 6] {
+        [
+            "--addr".to_owned(),
+            self.ws.clone(),
+            "--control".to_owned(),
+            self.control.clone(),
+            "--server-pid".to_owned(),
+            self.pid.clone(),
+        ]
+    }
+
+    /// Closes its standard input and waits for it (and, under perf, for perf) to exit.
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.stdin.is_some() {
+            drop(self.stdin.take());
+            thread::sleep(Duration::from_millis(200));
+            if !matches!(self.child.try_wait(), Ok(Some(_))) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Runs a `tidings-load` client command (progress on our stderr), returns its RESULT.
+fn run_client(bin: &Path, args: &[String], limit: Duration) -> Result<(Value, String)> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let line = util::display(&cmd);
+    println!("$ {line}");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start `{line}`: {e}"))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for `{line}`: {e}")),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(format!("`{line}` took longer than {}", util::secs(limit)));
+    };
+    let result = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or_else(|| format!("`{line}` ({status}) printed no RESULT line"))?;
+    let value = json::parse(result)?;
+    Ok((value, result.to_owned()))
+}
+
+/// Time one generator run may take: connecting, the phases, fan-out, closing, and slack.
+fn gen_limit(plan: &Plan) -> Duration {
+    Duration::from_secs_f64(
+        120.0 + plan.settle + plan.warmup + plan.secs + plan.paced_secs + 20.0 * 3.0,
+    )
+}
+
+fn run_gen(
+    bin: &Path,
+    kind: &str,
+    wrapper: &[String],
+    plan: &Plan,
+    args: &[String],
+) -> Result<(Value, String)> {
+    let server = Server::start(bin, kind, &[], wrapper)?;
+    let mut full = vec!["gen".to_owned(), "--kind".to_owned(), kind.to_owned()];
+    full.extend(server.args());
+    full.extend(args.iter().cloned());
+    let result = run_client(bin, &full, gen_limit(plan));
+    server.stop();
+    result
+}
+
+fn run_leak(bin: &Path, plan: &Plan) -> Result<(Value, String)> {
+    let resume = plan.resume_ms.to_string();
+    let server = Server::start(bin, "tidings", &["--resume-ms", &resume], &[])?;
+    let mut args = vec!["leak".to_owned()];
+    args.extend(server.args());
+    args.extend([
+        "--cycles".to_owned(),
+        plan.leak_cycles.to_string(),
+        "--parallel".to_owned(),
+        plan.leak_parallel.to_string(),
+        "--rounds".to_owned(),
+        plan.leak_rounds.to_string(),
+        "--resume-ms".to_owned(),
+        resume.clone(),
+        "--limit-secs".to_owned(),
+        "150".to_owned(),
+    ]);
+    let result = run_client(bin, &args, Duration::from_secs(300));
+    server.stop();
+    result
+}
+
+/// Closed-loop echo against the tidings server running under `perf record`; returns the
+/// top of `perf report`.
+fn run_profile(bin: &Path, plan: &Plan, target: &Path) -> Result<String> {
+    if !util::succeeds(Command::new("perf").arg("--version")) {
+        return Err("--profile needs perf (apt-get install linux-perf)".into());
+    }
+    let data = target.join("load-perf.data");
+    // No hardware counters on this kind of VM: sample the CPU clock. Release builds have no
+    // frame pointers, so unwind with DWARF (line-tables-only debug info names the frames).
+    let wrapper: Vec<String> = [
+        "perf",
+        "record",
+        "-e",
+        "cpu-clock",
+        "-F",
+        "499",
+        "--call-graph",
+        "dwarf,16384",
+        "-o",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([data.display().to_string(), "--".to_owned()])
+    .collect();
+    let mut profile_plan = plan.clone();
+    profile_plan.paced_secs = 0.0;
+    profile_plan.fanout_rounds = 0;
+    let args = gen_args(&profile_plan, plan.conns, false);
+    run_gen(bin, "tidings", &wrapper, &profile_plan, &args)?;
+    let report = target.join("load-profile.txt");
+    let mut text = String::new();
+    for (title, extra) in [
+        ("self time by symbol", &["--no-children"][..]),
+        ("inclusive time by symbol", &["--children"][..]),
+    ] {
+        let out = util::capture(
+            Command::new("perf")
+                .args(["report", "--stdio", "--no-demangle", "-i"])
+                .arg(&data)
+                .args(extra)
+                .args(["--sort", "symbol", "-g", "none", "--percent-limit", "0.5"]),
+            Duration::from_secs(600),
+        )?;
+        let _ = writeln!(text, "==== {title} ====\n{}", out.stdout);
+    }
+    fs::write(&report, &text).map_err(|e| format!("writing {}: {e}", report.display()))?;
+    Ok(format!(
+        "load: profile in {} (perf data: {})",
+        report.display(),
+        data.display()
+    ))
+}
+
+#[derive(Default)]
+struct Results {
+    kinds: Vec<(String, Value)>,
+    client: Option<Value>,
+    leak: Option<Value>,
+}
+
+fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+/// How a figure compares: is more better?
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    More,
+    Less,
+}
+
+struct Row {
+    label: String,
+    key: &'static str,
+    better: Better,
+    format: fn(f64) -> String,
+}
+
+fn int(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn us(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1e3)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+fn one(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn two(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.1} ms")
+}
+
+/// The load section: markdown for the report, plain text for the terminal.
+fn render(plan: &Plan, machine: &[String], results: &Results, took: Duration) -> (String, String) {
+    use Better::{Less, More};
+    let mut md = String::new();
+    let _ = writeln!(md, "{MARKER}");
+    let _ = writeln!(
+        md,
+        "## Load (`cargo xtask load{}`)\n",
+        if plan.quick { " --quick" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "Server and load generator in separate processes on loopback, both on 2-worker tokio \
+         runtimes sharing this machine's cores; 32-byte messages; tidings and \
+         tokio-tungstenite with 4 KiB read / 16 KiB write buffers. Closed loop: every \
+         connection keeps one message in flight (raw echo, or on tidings a publish to the \
+         connection's own channel delivered back by the hub, with the client's `ack` every \
+         64 messages or 20 ms). Paced: one message per connection per second. KiB per \
+         connection = (server RSS − RSS before the first connection) / connections. CPU = \
+         server utime+stime over the measured window / messages. Ratios are tidings ÷ \
+         baseline. Took {}.\n",
+        util::secs(took)
+    );
+    for line in machine {
+        let _ = writeln!(md, "- {line}");
+    }
+    let kinds: Vec<&(String, Value)> = results.kinds.iter().collect();
+    let find = |k: &str| kinds.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    let tidings = find("tidings");
+    let baselines: Vec<&str> = ["tokio-tungstenite", "fastwebsockets"]
+        .into_iter()
+        .filter(|b| find(b).is_some())
+        .collect();
+    let paced_rate = kinds
+        .iter()
+        .find_map(|(_, v)| num(v, "paced_rate"))
+        .unwrap_or(0.0);
+    let paced = format!("paced, {} msg/s", int(paced_rate));
+    let row = |label: &str, key: &'static str, better: Better, format: fn(f64) -> String| Row {
+        label: label.to_owned(),
+        key,
+        better,
+        format,
+    };
+
+    let rows = [
+        row("connections held (of N)", "held", More, int),
+        row("connect all, s", "connect_secs", Less, two),
+        row("echo msg/s (closed loop)", "echo_msg_s", More, int),
+        row("round trip p50 (closed loop)", "echo_p50_us", Less, us),
+        row("round trip p99 (closed loop)", "echo_p99_us", Less, us),
+        row("round trip p99.9 (closed loop)", "echo_p999_us", Less, us),
+        row(
+            &format!("round trip p50 ({paced})"),
+            "paced_p50_us",
+            Less,
+            us,
+        ),
+        row(
+            &format!("round trip p99 ({paced})"),
+            "paced_p99_us",
+            Less,
+            us,
+        ),
+        row(
+            &format!("round trip p99.9 ({paced})"),
+            "paced_p999_us",
+            Less,
+            us,
+        ),
+        row(
+            "round trips per connection in the window, 1st percentile",
+            "echo_conn_p1",
+            More,
+            int,
+        ),
+        row(
+            "round trips per connection in the window, median",
+            "echo_conn_p50",
+            More,
+            int,
+        ),
+        row("server CPU s per 1M msgs", "server_cpu_s_per_m", Less, two),
+        row("server CPU, cores busy", "server_cpu_share", Less, two),
+        row("generator CPU s per 1M msgs", "gen_cpu_s_per_m", Less, two),
+        row(
+            "other processes' CPU, cores (closed loop)",
+            "other_cpu_share",
+            Less,
+            two,
+        ),
+        row(
+            &format!("other processes' CPU, cores ({paced})"),
+            "paced_other_cpu_share",
+            Less,
+            two,
+        ),
+        row(
+            "server KiB per idle connection",
+            "idle_kib_per_conn",
+            Less,
+            one,
+        ),
+        row(
+            "server KiB per busy connection",
+            "busy_kib_per_conn",
+            Less,
+            one,
+        ),
+        row(
+            "fan-out 1 → N, last receipt (median)",
+            "fanout_median_ms",
+            Less,
+            ms,
+        ),
+        row(
+            "fan-out 1 → N, last receipt (max)",
+            "fanout_max_ms",
+            Less,
+            ms,
+        ),
+    ];
+    let n = tidings
+        .or_else(|| kinds.first().map(|(_, v)| v))
+        .and_then(|v| num(v, "conns"))
+        .unwrap_or(plan.conns as f64);
+    let _ = writeln!(md, "\n### Echo and fan-out, N = {} connections\n", int(n));
+    let mut header = vec!["metric".to_owned()];
+    header.extend(kinds.iter().map(|(k, _)| k.clone()));
+    if tidings.is_some() {
+        header.extend(baselines.iter().map(|b| format!("tidings ÷ {b}")));
+    }
+    let mut table: Vec<Vec<String>> = Vec::new();
+    for row in &rows {
+        if kinds.iter().all(|(_, v)| num(v, row.key).is_none()) {
+            continue;
+        }
+        let mut cells = vec![row.label.clone()];
+        for (_, v) in &kinds {
+            cells.push(num(v, row.key).map_or("–".to_owned(), row.format));
+        }
+        if let Some(t) = tidings {
+            for b in &baselines {
+                let ratio = match (num(t, row.key), find(b).and_then(|v| num(v, row.key))) {
+                    (Some(t), Some(b)) if b > 0.0 => {
+                        let mark = match row.better {
+                            Better::More if t / b >= 0.9 => "",
+                            Better::Less if t / b <= 1.1 => "",
+                            _ => " ⚠",
+                        };
+                        format!("{:.2}x{mark}", t / b)
+                    }
+                    _ => "–".to_owned(),
+                };
+                cells.push(ratio);
+            }
+        }
+        table.push(cells);
+    }
+    md_table(&mut md, &header, &table);
+    let _ = writeln!(
+        md,
+        "\n⚠ = more than 10% worse than the baseline. Higher is better for msg/s and connections held, lower for everything else."
+    );
+
+    if let Some(c) = &results.client {
+        let _ = writeln!(
+            md,
+            "\n### tidings with the real `tidings_ws::Client`, N = {} connections\n",
+            int(num(c, "conns").unwrap_or(0.0))
+        );
+        let raw_gen = tidings.and_then(|t| num(t, "gen_cpu_s_per_m"));
+        let mut rows = vec![
+            vec![
+                "connections held".to_owned(),
+                int(num(c, "held").unwrap_or(0.0)),
+            ],
+            vec![
+                "echo msg/s (closed loop)".to_owned(),
+                int(num(c, "echo_msg_s").unwrap_or(0.0)),
+            ],
+        ];
+        for (label, key) in [
+            ("round trip p50", "echo_p50_us"),
+            ("round trip p99", "echo_p99_us"),
+            ("round trip p99.9", "echo_p999_us"),
+        ] {
+            rows.push(vec![label.to_owned(), us(num(c, key).unwrap_or(0.0))]);
+        }
+        rows.push(vec![
+            "server CPU s per 1M msgs".to_owned(),
+            two(num(c, "server_cpu_s_per_m").unwrap_or(0.0)),
+        ]);
+        rows.push(vec![
+            "client-side CPU s per 1M msgs".to_owned(),
+            format!(
+                "{}{}",
+                two(num(c, "gen_cpu_s_per_m").unwrap_or(0.0)),
+                raw_gen.map_or(String::new(), |g| format!(
+                    " (hand-written JSON generator: {})",
+                    two(g)
+                ))
+            ),
+        ]);
+        rows.push(vec![
+            "server KiB per idle connection".to_owned(),
+            one(num(c, "idle_kib_per_conn").unwrap_or(0.0)),
+        ]);
+        md_table(
+            &mut md,
+            &["metric".to_owned(), "tidings + Client".to_owned()],
+            &rows,
+        );
+    }
+
+    if let Some(l) = &results.leak {
+        let g = |k: &str| num(l, k).unwrap_or(0.0);
+        let ratio = g("rss_ratio");
+        let verdict = if (0.9..=1.1).contains(&ratio) && g("sessions_after") == 0.0 {
+            "ok"
+        } else {
+            "CHECK"
+        };
+        let _ = writeln!(
+            md,
+            "\n### Leak check: connect/disconnect cycles against tidings\n\n\
+             Cycles end in turn with an orderly tidings close, a TCP reset after a full \
+             session, or a FIN before `hello`; {} workers in parallel, resume window {} ms. \
+             Baseline = RSS after the first round once its sessions expired.\n",
+            int(g("parallel")),
+            int(g("resume_ms"))
+        );
+        let rows = vec![
+            vec![
+                "cycles done / failed".to_owned(),
+                format!("{} / {}", int(g("cycles_done")), int(g("cycles_failed"))),
+            ],
+            vec![
+                "cycles per second".to_owned(),
+                int(g("cycles_done") / g("cycles_secs").max(1e-9)),
+            ],
+            vec![
+                "server RSS, empty".to_owned(),
+                format!("{} KiB", int(g("rss_start_kib"))),
+            ],
+            vec![
+                "server RSS after each round".to_owned(),
+                format!(
+                    "{} KiB",
+                    l.get("rss_rounds_kib")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                ),
+            ],
+            vec![
+                "server RSS peak".to_owned(),
+                format!("{} KiB", int(g("rss_peak_kib"))),
+            ],
+            vec![
+                "last round ÷ first round".to_owned(),
+                format!("{:.1}% ({verdict}: within ±10%)", ratio * 100.0),
+            ],
+            vec![
+                "hub sessions / connections after the resume window".to_owned(),
+                format!(
+                    "{} / {} (after {:.1} s)",
+                    int(g("sessions_after")),
+                    int(g("connections_after")),
+                    g("wait_secs")
+                ),
+            ],
+        ];
+        md_table(&mut md, &["metric".to_owned(), "tidings".to_owned()], &rows);
+    }
+
+    // Targets of issue 10 / DESIGN §7.
+    let mut targets = Vec::new();
+    if let (Some(t), Some(b)) = (tidings, find("tokio-tungstenite")) {
+        let tput = num(t, "echo_msg_s").unwrap_or(0.0) / num(b, "echo_msg_s").unwrap_or(1.0);
+        let p50 = num(t, "paced_p50_us").unwrap_or(0.0) / num(b, "paced_p50_us").unwrap_or(1.0);
+        targets.push(format!(
+            "overhead vs tokio-tungstenite ≤ 10%: throughput {:.2}x, paced p50 {:.2}x → {}",
+            tput,
+            p50,
+            pass(tput >= 0.9 && p50 <= 1.1)
+        ));
+    }
+    if let Some(t) = tidings {
+        let idle = num(t, "idle_kib_per_conn").unwrap_or(f64::MAX);
+        targets.push(format!(
+            "≤ 16 KiB per idle connection: {idle:.1} KiB → {}",
+            pass(idle <= 16.0)
+        ));
+        let held = num(t, "held").unwrap_or(0.0);
+        targets.push(format!(
+            "{} connections held: {} → {}",
+            int(n),
+            int(held),
+            pass(held >= n)
+        ));
+    }
+    if let Some(l) = &results.leak {
+        let ratio = num(l, "rss_ratio").unwrap_or(0.0);
+        let sessions = num(l, "sessions_after").unwrap_or(1.0);
+        targets.push(format!(
+            "no leak: RSS last/first round {:.1}%, {} sessions left → {}",
+            ratio * 100.0,
+            int(sessions),
+            pass((0.9..=1.1).contains(&ratio) && sessions == 0.0)
+        ));
+    }
+    if !targets.is_empty() {
+        let _ = writeln!(md, "\n### Targets\n");
+        for t in &targets {
+            let _ = writeln!(md, "- {t}");
+        }
+    }
+    let text = md
+        .lines()
+        .filter(|l| *l != MARKER)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (text, md)
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn md_table(md: &mut String, header: &[String], rows: &[Vec<String>]) {
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let rule: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(md, "|{}|", rule.join("|"));
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> Value {
+        json::parse(text).expect("json")
+    }
+
+    #[test]
+    fn plan_defaults_and_flags() {
+        let plan = Plan::parse(&[]).expect("plan");
+        assert_eq!((plan.conns, plan.leak_cycles), (10_000, 100_000));
+        let args: Vec<String> = ["--quick", "--conns", "800", "--only", "tidings,leak"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let plan = Plan::parse(&args).expect("plan");
+        assert!(plan.quick && plan.runs("leak") && !plan.runs("fastwebsockets"));
+        assert_eq!(plan.conns, 800);
+        assert!(Plan::parse(&["--only".to_owned(), "nginx".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn report_has_ratios_and_targets() {
+        let plan = Plan::parse(&[]).expect("plan");
+        let results = Results {
+            kinds: vec![
+                (
+                    "tidings".to_owned(),
+                    value(
+                        r#"{"conns":100,"held":100,"echo_msg_s":90,"paced_p50_us":50,"idle_kib_per_conn":12}"#,
+                    ),
+                ),
+                (
+                    "tokio-tungstenite".to_owned(),
+                    value(
+                        r#"{"conns":100,"held":100,"echo_msg_s":100,"paced_p50_us":40,"idle_kib_per_conn":8}"#,
+                    ),
+                ),
+            ],
+            client: None,
+            leak: Some(value(
+                r#"{"rss_ratio":1.02,"sessions_after":0,"cycles_done":10,"cycles_secs":1,"rss_rounds_kib":"1 2"}"#,
+            )),
+        };
+        let (_, md) = render(&plan, &[], &results, Duration::from_secs(1));
+        assert!(md.starts_with(MARKER), "{md}");
+        assert!(
+            md.contains("| echo msg/s (closed loop) | 90 | 100 | 0.90x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| server KiB per idle connection | 12.0 | 8.0 | 1.50x ⚠ |"),
+            "{md}"
+        );
+        assert!(md.contains("paced p50 1.25x → NOT met"), "{md}");
+        assert!(
+            md.contains("≤ 16 KiB per idle connection: 12.0 KiB → met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("no leak: RSS last/first round 102.0%, 0 sessions left → met"),
+            "{md}"
+        );
+        assert_eq!(int(1_234_567.0), "1,234,567");
+    }
+}
