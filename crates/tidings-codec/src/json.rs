@@ -39,24 +39,24 @@ struct WireIn<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow, default)]
-    channel: Option<Cow<'a, str>>,
+    channel: Option<Str<'a>>,
     seq: Option<u64>,
     #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Str<'a>>,
     /// `Some` whenever the field is present, even as `null` (a valid JSON payload).
     #[serde(borrow, default, deserialize_with = "present_raw")]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    data_b64: Option<Cow<'a, str>>,
+    data_b64: Option<Str<'a>>,
     version: Option<u32>,
     #[serde(borrow, default)]
-    resume: Option<Cow<'a, str>>,
+    resume: Option<Str<'a>>,
     #[serde(borrow, default)]
     positions: Option<Vec<PositionIn<'a>>>,
     #[serde(borrow, default)]
-    session: Option<Cow<'a, str>>,
+    session: Option<Str<'a>>,
     #[serde(borrow, default)]
-    resume_token: Option<Cow<'a, str>>,
+    resume_token: Option<Str<'a>>,
     resumed: Option<bool>,
     heartbeat_ms: Option<u64>,
     max_frame: Option<u32>,
@@ -68,9 +68,51 @@ struct WireIn<'a> {
     #[serde(borrow, default)]
     code: Option<CodeIn<'a>>,
     #[serde(borrow, default)]
-    message: Option<Cow<'a, str>>,
+    message: Option<Str<'a>>,
     #[serde(borrow, default)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Str<'a>>,
+}
+
+/// A JSON string that borrows from the input when it has no escapes
+/// (serde's own `Cow` always copies when it sits inside an `Option`).
+struct Str<'a>(Cow<'a, str>);
+
+impl Str<'_> {
+    fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Deserializes a present `data` field as `Some(raw)`, so that `"data":null`
@@ -159,7 +201,7 @@ fn need<T>(v: Option<T>, field: &str, kind: &str) -> Result<T, CodecError> {
     v.ok_or_else(|| malformed(format!("`{kind}` frame is missing field `{field}`")))
 }
 
-fn channel(v: Option<Cow<'_, str>>, kind: &str) -> Result<ChannelName, CodecError> {
+fn channel(v: Option<Str<'_>>, kind: &str) -> Result<ChannelName, CodecError> {
     let name = need(v, "channel", kind)?;
     ChannelName::new(&*name).map_err(|e| malformed(e.to_string()))
 }
@@ -379,7 +421,7 @@ impl FrameCodec for JsonCodec {
                     CodeIn::Str(s) => ErrorCode::parse(&s),
                     CodeIn::Num(_) => ErrorCode::Unknown,
                 },
-                message: w.message.map(Cow::into_owned).unwrap_or_default(),
+                message: w.message.map(Str::into_owned).unwrap_or_default(),
             }),
             "close" => Frame::Close(Close {
                 code: match w.code {
@@ -387,7 +429,7 @@ impl FrameCodec for JsonCodec {
                     Some(CodeIn::Str(_)) => return Err(malformed("`close` code must be a number")),
                     None => 1000,
                 },
-                reason: w.reason.map(Cow::into_owned).unwrap_or_default(),
+                reason: w.reason.map(Str::into_owned).unwrap_or_default(),
             }),
             other => {
                 return Err(CodecError::UnknownFrameType {
