@@ -21,14 +21,19 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use tidings::prelude::*;
 
-/// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser `WebSocket`.
+/// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser
+/// `WebSocket`, or over `EventSource` + `fetch` with `?transport=sse` in the page URL.
 pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 
-/// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings endpoint of `hub`.
+/// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings WebSocket endpoint
+/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
 pub fn chat_app(hub: Hub) -> Router {
-    Router::new().route("/", get(index)).tidings("/ws", hub)
+    Router::new()
+        .route("/", get(index))
+        .tidings("/ws", hub.clone())
+        .tidings_sse("/sse", hub)
 }
 
 async fn index() -> impl IntoResponse {

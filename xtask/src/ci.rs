@@ -23,6 +23,10 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         "tidings-ws",
         &["--no-default-features", "--features", "client"],
     ),
+    (
+        "tidings-sse",
+        &["--no-default-features", "--features", "client"],
+    ),
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

@@ -36,15 +36,17 @@ Commands:
           `tokio-tungstenite`, throughput) printed and written to <target>/bench-report.md.
           --report-only: skip running, report the results already in <target>/criterion.
   load    Load test on loopback, server and generator in separate processes (release build of
-          benches/src/bin/tidings-load): tidings vs raw tokio-tungstenite vs fastwebsockets at
-          N connections (default 10,000): closed-loop and paced echo (p50/p99/p99.9, msg/s),
-          server KiB per idle/busy connection, CPU s per 1M messages, fan-out 1 -> N, a run
-          with the real tidings Client, and a leak check (100,000 connect/disconnect cycles).
-          Appends a Load section to <target>/bench-report.md. --conns N, --secs S (measured
-          echo window, default 10), --quick (500 connections, 3 s, 5,000 cycles: < 1 min),
-          --only tidings,tokio-tungstenite,fastwebsockets,client,leak,profile, --leak-cycles N,
-          --real-conns N, --profile (the tidings server under perf record too; writes
-          <target>/load-profile.txt).
+          benches/src/bin/tidings-load): tidings, its WsServer alone (raw_echo), raw
+          tokio-tungstenite and fastwebsockets at N connections (default 10,000): closed-loop
+          and paced echo (p50/p99/p99.9, msg/s), server KiB per idle/busy connection, CPU s
+          per 1M messages, fan-out 1 -> N, a run with the real tidings Client, and a leak
+          check (100,000 connect/disconnect cycles). Appends a Load section to
+          <target>/bench-report.md. --conns N, --secs S (measured echo window, default 10),
+          --quick (500 connections, 3 s, 10,000 cycles: < 1 min), --leak-cycles N,
+          --real-conns N, --rounds N (interleaved runs per server, the least disturbed by
+          other processes is reported; default 2, 1 with --quick), --only tidings,tidings-ws-raw,tokio-tungstenite,fastwebsockets,
+          client,leak,profile, --profile (the tidings server under perf record too; writes
+          <target>/load-profile.txt), --report-only (render <target>/load-results.txt again).
   help    This text.
 
 Environment:

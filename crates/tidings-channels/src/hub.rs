@@ -132,6 +132,12 @@ impl Hub {
         }
     }
 
+    /// The hub's settings (transports use the session limits, e.g. to check
+    /// frames before they reach a session).
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.inner.broker
@@ -273,7 +279,12 @@ impl Hub {
             if transport.numbers_frames() {
                 s.record_frame_positions();
             }
-            Attachment::new(s.id().clone(), s.token().clone(), s.frames_sent() + 1)
+            Attachment::new(
+                s.id().clone(),
+                s.token().clone(),
+                epoch,
+                s.frames_sent() + 1,
+            )
         };
         transport.attached(&attachment);
         tracing::Span::current().record("session", attachment.session.0.as_str());
@@ -513,7 +524,15 @@ impl PumpTarget for Conn {
     }
 
     fn register(&self, waker: &Waker) {
-        self.entry.waker.register(waker);
+        // The session's waker is one slot: a superseded connection (still
+        // closing) must not take it from the current one, or fan-out would
+        // wake the dead connection while the live one sleeps.
+        // Under the session lock, so no resume can slip in between the check
+        // and the registration.
+        let session = self.entry.lock();
+        if session.epoch() == self.epoch {
+            self.entry.waker.register(waker);
+        }
     }
 
     fn close_request(&self) -> Option<(u16, String)> {

@@ -7,9 +7,18 @@
 //! the whole protocol — handshake, heartbeat, backoff, sequence numbers, acks,
 //! resume — is unit-tested with injected time and no sleeps.
 //!
+//! The runtime-free glue every transport crate shares lives here too: [`pump`]
+//! (one connection: batched writes and reads, timers) and the client driver
+//! ([`SharedClient`], [`drive`], [`Connector`]): a transport crate only says how
+//! to open a connection. Server sessions number the frames they send, so a peer
+//! that can only name the last frame it got (SSE's `Last-Event-ID`) resumes
+//! exactly ([`ServerSession::resume_after_frame`]).
+//!
 //! Dependencies: `bytes` (cheaply shared frame buffers), `serde` (frame types are
 //! serialisable by every codec), `thiserror` (typed errors), `web-time` (an
-//! `Instant` that also exists on `wasm32-unknown-unknown`).
+//! `Instant` that also exists on `wasm32-unknown-unknown`); optional `tokio`
+//! (`TokioTimer`) and, on wasm32, `wasm-bindgen` + `web-sys` (`WasmTimer`,
+//! feature `wasm`).
 //!
 //! ```
 //! use tidings_core::{ClientConfig, ClientSession, Instant};

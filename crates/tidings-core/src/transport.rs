@@ -119,16 +119,20 @@ pub struct Attachment {
     pub session: SessionId,
     /// The session's resume token (the secret that authenticates the peer).
     pub token: ResumeToken,
+    /// The connection's epoch in the session (grows with every resume: a
+    /// higher epoch supersedes a lower one).
+    pub epoch: u64,
     /// Number of the next frame the session sends on this connection.
     pub next_frame: u64,
 }
 
 impl Attachment {
-    /// An attachment of `session` (`token`) whose next frame is number `next_frame`.
-    pub fn new(session: SessionId, token: ResumeToken, next_frame: u64) -> Self {
+    /// Connection `epoch` of `session` (`token`), whose next frame is number `next_frame`.
+    pub fn new(session: SessionId, token: ResumeToken, epoch: u64, next_frame: u64) -> Self {
         Self {
             session,
             token,
+            epoch,
             next_frame,
         }
     }

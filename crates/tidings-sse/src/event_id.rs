@@ -42,13 +42,19 @@ impl EventId {
         let (token, frame) = s.rsplit_once('.')?;
         let token_ok = !token.is_empty()
             && token.len() <= MAX_TOKEN
-            && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let frame_ok = !frame.is_empty() && frame.len() <= 20 && frame.bytes().all(|b| b.is_ascii_digit());
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let frame_ok =
+            !frame.is_empty() && frame.len() <= 20 && frame.bytes().all(|b| b.is_ascii_digit());
         if !(token_ok && frame_ok) {
             return None;
         }
         let frame = frame.parse().ok()?;
-        Some(Self { token: ResumeToken(token.to_string()), frame })
+        Some(Self {
+            token: ResumeToken(token.to_string()),
+            frame,
+        })
     }
 
     /// The session's resume token.
@@ -83,15 +89,34 @@ mod tests {
     fn round_trip_and_refusals() {
         let id = EventId::new(ResumeToken("abc123".into()), 7);
         assert_eq!(EventId::parse(&id.to_string()), Some(id));
-        assert_eq!(EventId::parse("a.b.3").map(|i| i.frame()), None, "dots are not token characters");
+        assert_eq!(
+            EventId::parse("a.b.3").map(|i| i.frame()),
+            None,
+            "dots are not token characters"
+        );
         for bad in [
-            "", ".", "abc", "abc.", ".5", "abc.-1", "abc.+1", "abc. 1", "abc.1 ", "ab c.1",
-            "abc.99999999999999999999", "abc.123456789012345678901", "é.1", "abc.1\0",
+            "",
+            ".",
+            "abc",
+            "abc.",
+            ".5",
+            "abc.-1",
+            "abc.+1",
+            "abc. 1",
+            "abc.1 ",
+            "ab c.1",
+            "abc.99999999999999999999",
+            "abc.123456789012345678901",
+            "é.1",
+            "abc.1\0",
         ] {
             assert_eq!(EventId::parse(bad), None, "{bad:?}");
         }
         assert_eq!(EventId::parse(&format!("{}.1", "a".repeat(129))), None);
-        assert_eq!(EventId::parse("abc.18446744073709551615").map(|i| i.frame()), Some(u64::MAX));
+        assert_eq!(
+            EventId::parse("abc.18446744073709551615").map(|i| i.frame()),
+            Some(u64::MAX)
+        );
         assert!(!format!("{:?}", EventId::parse("secret.1").unwrap()).contains("secret"));
     }
 }

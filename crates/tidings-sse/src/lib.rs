@@ -30,6 +30,7 @@
 pub mod parser;
 
 mod event_id;
+#[cfg(any(test, all(feature = "server", not(target_arch = "wasm32"))))]
 mod writer;
 
 #[cfg(feature = "client")]

@@ -263,9 +263,9 @@ impl EventParser {
             }
             // Only ASCII digits set the reconnection time (saturating, in ms).
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                let ms = value
-                    .iter()
-                    .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')));
+                let ms = value.iter().fold(0u64, |n, d| {
+                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
                 self.retry = Some(ms);
             }
             _ => {}
@@ -320,7 +320,10 @@ mod tests {
 
     #[test]
     fn multi_line_data_joins_with_lf() {
-        assert_eq!(datas(&[b"data: YHOO\ndata: +2\ndata: 10\n\n"]), ["YHOO\n+2\n10"]);
+        assert_eq!(
+            datas(&[b"data: YHOO\ndata: +2\ndata: 10\n\n"]),
+            ["YHOO\n+2\n10"]
+        );
     }
 
     #[test]
@@ -386,7 +389,14 @@ mod tests {
 
     #[test]
     fn retry_needs_ascii_digits() {
-        for bad in ["retry: +5\n", "retry: 5s\n", "retry:  5\n", "retry: -1\n", "retry:\n", "retry: ５\n"] {
+        for bad in [
+            "retry: +5\n",
+            "retry: 5s\n",
+            "retry:  5\n",
+            "retry: -1\n",
+            "retry:\n",
+            "retry: ５\n",
+        ] {
             let (_, p) = parse(&[bad.as_bytes()]);
             assert_eq!(p.reconnection_time(), None, "{bad:?}");
         }
@@ -428,17 +438,18 @@ mod tests {
         p.feed(b"data: done\n\ndata: half").unwrap();
         p.finish();
         p.feed(b"\n\n").unwrap();
-        let datas: Vec<String> = std::iter::from_fn(|| p.next_event()).map(|e| e.data).collect();
+        let datas: Vec<String> = std::iter::from_fn(|| p.next_event())
+            .map(|e| e.data)
+            .collect();
         assert_eq!(datas, ["done"]);
     }
 
     #[test]
     fn invalid_utf8_becomes_replacement_characters_and_the_stream_goes_on() {
-        assert_eq!(datas(&[b"data: a\xFFb\n\n", b"data: c\xE2\x82\n\ndata: ok\n\n"]), [
-            "a\u{fffd}b",
-            "c\u{fffd}",
-            "ok"
-        ]);
+        assert_eq!(
+            datas(&[b"data: a\xFFb\n\n", b"data: c\xE2\x82\n\ndata: ok\n\n"]),
+            ["a\u{fffd}b", "c\u{fffd}", "ok"]
+        );
     }
 
     #[test]
@@ -459,7 +470,10 @@ mod tests {
     #[test]
     fn whatwg_examples() {
         let (events, _) = parse(&[b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n"]);
-        let got: Vec<(&str, &str)> = events.iter().map(|e| (e.data.as_str(), e.last_event_id.as_str())).collect();
+        let got: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.data.as_str(), e.last_event_id.as_str()))
+            .collect();
         assert_eq!(got, [("first event", "1"), ("second event", "")]);
     }
 }

@@ -25,7 +25,11 @@ pub(crate) fn write_event(out: &mut BytesMut, id: Option<(&str, u64)>, data: &[u
             Some(i) => {
                 out.put_slice(&rest[..i]);
                 out.put_u8(b'\n');
-                let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 rest = &rest[i + skip..];
             }
             None => {
@@ -81,11 +85,20 @@ mod tests {
 
     #[test]
     fn format() {
-        assert_eq!(written(Some(("tok", 42)), r#"{"a":1}"#), "id: tok.42\ndata: {\"a\":1}\n\n");
-        assert_eq!(written(None, "a\r\nb\rc\nd"), "data: a\ndata: b\ndata: c\ndata: d\n\n");
+        assert_eq!(
+            written(Some(("tok", 42)), r#"{"a":1}"#),
+            "id: tok.42\ndata: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            written(None, "a\r\nb\rc\nd"),
+            "data: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
         assert_eq!(written(None, ""), "data: \n\n");
         assert_eq!(written(Some(("t", 0)), "x"), "id: t.0\ndata: x\n\n");
-        assert_eq!(written(Some(("t", u64::MAX)), "x"), "id: t.18446744073709551615\ndata: x\n\n");
+        assert_eq!(
+            written(Some(("t", u64::MAX)), "x"),
+            "id: t.18446744073709551615\ndata: x\n\n"
+        );
         let mut out = BytesMut::new();
         write_comment(&mut out, "close 4002 slow\nconsumer");
         write_retry(&mut out, 1500);

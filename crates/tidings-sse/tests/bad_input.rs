@@ -27,17 +27,24 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        let (hub, _) = hub_with(HubConfig::default());
-        let limits = Limits::default().with_max_frame_bytes(1024);
-        let route = SseRoute::new(hub.clone())
-            .limits(limits)
-            .config(SseConfig::default().with_max_post_bytes(MAX_POST));
+        // The frame limit of the hub's sessions is checked on POSTs too.
+        let session =
+            ServerConfig::default().with_limits(Limits::default().with_max_frame_bytes(1024));
+        let (hub, _) = hub_with(HubConfig::default().with_session(session));
+        let route =
+            SseRoute::new(hub.clone()).config(SseConfig::default().with_max_post_bytes(MAX_POST));
         let (_, url) = serve_route(route).await;
         let good = Client::builder(&url).connect().unwrap();
         good.subscribe("room").unwrap();
         wait_subscribed(&good).await;
         let publisher = Client::builder(&url).connect().unwrap();
-        Self { hub, url, good, publisher, next_seq: 1 }
+        Self {
+            hub,
+            url,
+            good,
+            publisher,
+            next_seq: 1,
+        }
     }
 
     /// Another message from the publisher reaches the good client, in order.
@@ -45,7 +52,10 @@ impl Fixture {
         let payload = json!({"n": self.next_seq}).to_string();
         self.publisher.publish("room", payload.clone()).unwrap();
         let m = next_message(&self.good).await;
-        assert_eq!((m.seq, String::from_utf8(m.payload.to_vec()).unwrap()), (self.next_seq, payload));
+        assert_eq!(
+            (m.seq, String::from_utf8(m.payload.to_vec()).unwrap()),
+            (self.next_seq, payload)
+        );
         self.next_seq += 1;
     }
 }
@@ -55,13 +65,32 @@ async fn raw(url: &str) -> (RawStream, String, String) {
     let mut s = RawStream::open(url, &[]).await;
     let (welcome, _) = s.next_frame().await;
     let post_url = format!("{url}/{}", welcome["session"].as_str().unwrap());
-    (s, post_url, welcome["resume_token"].as_str().unwrap().to_string())
+    (
+        s,
+        post_url,
+        welcome["resume_token"].as_str().unwrap().to_string(),
+    )
 }
 
-fn check(what: &str, got: &(u16, String, reqwest::header::HeaderMap), status: u16, error: &str, text: &str) {
+fn check(
+    what: &str,
+    got: &(u16, String, reqwest::header::HeaderMap),
+    status: u16,
+    error: &str,
+    text: &str,
+) {
     assert_eq!(got.0, status, "{what}: {}", got.1);
-    assert_eq!(got.2.get("x-tidings-error").and_then(|v| v.to_str().ok()), Some(error), "{what}: {}", got.1);
-    assert!(got.1.contains(text), "{what}: body {:?} should mention {text:?}", got.1);
+    assert_eq!(
+        got.2.get("x-tidings-error").and_then(|v| v.to_str().ok()),
+        Some(error),
+        "{what}: {}",
+        got.1
+    );
+    assert!(
+        got.1.contains(text),
+        "{what}: body {:?} should mention {text:?}",
+        got.1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,24 +103,88 @@ async fn bad_posts_get_typed_refusals_and_change_nothing() {
     let got = post(&post_url, None, sub.clone()).await;
     check("no token", &got, 401, "unauthorized", "x-tidings-token");
     let got = post(&post_url, Some("0123456789abcdef"), sub.clone()).await;
-    check("unknown token", &got, 404, "unknown-session", "unknown or expired");
-    let got = post(&format!("{}/not-my-session", fx.url), Some(&token), sub.clone()).await;
-    check("someone else's session", &got, 404, "unknown-session", "does not belong");
+    check(
+        "unknown token",
+        &got,
+        404,
+        "unknown-session",
+        "unknown or expired",
+    );
+    let got = post(
+        &format!("{}/not-my-session", fx.url),
+        Some(&token),
+        sub.clone(),
+    )
+    .await;
+    check(
+        "someone else's session",
+        &got,
+        404,
+        "unknown-session",
+        "does not belong",
+    );
     let got = post(&post_url, Some(&token), "{\"type\":\"subscribe\",").await;
-    check("malformed JSON", &got, 400, "malformed_frame", "malformed body");
+    check(
+        "malformed JSON",
+        &got,
+        400,
+        "malformed_frame",
+        "malformed body",
+    );
     let got = post(&post_url, Some(&token), "").await;
     check("empty body", &got, 400, "malformed_frame", "empty body");
-    let got = post(&post_url, Some(&token), format!("{sub}\n{{\"type\":\"teleport\"}}")).await;
-    check("unknown frame type", &got, 400, "unknown_frame_type", "teleport");
-    let got = post(&post_url, Some(&token), json!({"type":"subscribe","channel":""}).to_string()).await;
-    check("invalid channel", &got, 400, "malformed_frame", "invalid channel name");
+    let got = post(
+        &post_url,
+        Some(&token),
+        format!("{sub}\n{{\"type\":\"teleport\"}}"),
+    )
+    .await;
+    check(
+        "unknown frame type",
+        &got,
+        400,
+        "unknown_frame_type",
+        "teleport",
+    );
+    let got = post(
+        &post_url,
+        Some(&token),
+        json!({"type":"subscribe","channel":""}).to_string(),
+    )
+    .await;
+    check(
+        "invalid channel",
+        &got,
+        400,
+        "malformed_frame",
+        "invalid channel name",
+    );
     let got = post(&post_url, Some(&token), r#"{"type":"hello","version":1}"#).await;
-    check("a server-side frame", &got, 400, "unexpected_frame", "not by clients");
-    let big_frame = json!({"type":"publish","channel":"room","seq":1,"data":"x".repeat(2000)}).to_string();
+    check(
+        "a server-side frame",
+        &got,
+        400,
+        "unexpected_frame",
+        "not by clients",
+    );
+    let big_frame =
+        json!({"type":"publish","channel":"room","seq":1,"data":"x".repeat(2000)}).to_string();
     let got = post(&post_url, Some(&token), big_frame).await;
-    check("a frame over max_frame", &got, 413, "frame_too_large", "limit of 1024");
+    check(
+        "a frame over max_frame",
+        &got,
+        413,
+        "frame_too_large",
+        "limit of 1024",
+    );
     let got = post(&post_url, Some(&token), "x".repeat(MAX_POST + 1)).await;
-    check("a body over max_post_bytes", &got, 413, "body-too-large", "larger than 4096");
+    check(
+        "a body over max_post_bytes",
+        &got,
+        413,
+        "body-too-large",
+        "larger than 4096",
+    );
     // Without Content-Length (chunked), the limit still holds.
     let (status, text) = chunked_post(&post_url, &token, 8, 1024).await;
     assert_eq!(status, 413, "a chunked body over max_post_bytes: {text}");
@@ -99,14 +192,20 @@ async fn bad_posts_get_typed_refusals_and_change_nothing() {
 
     // None of it reached the session: it is subscribed to nothing, and the good
     // clients went on undisturbed.
-    assert!(s.try_next_event(Duration::from_millis(200)).await.is_none(), "refused POSTs must not be applied");
+    assert!(
+        s.try_next_event(Duration::from_millis(200)).await.is_none(),
+        "refused POSTs must not be applied"
+    );
     fx.still_served().await;
 
     // The same session, well-behaved now, works.
     let got = post(&post_url, Some(&token), format!("{sub}\n")).await;
     assert_eq!(got.0, 202, "{}", got.1);
     let (subscribed, _) = s.next_frame().await;
-    assert_eq!(subscribed, json!({"type":"subscribed","channel":"room","seq":fx.next_seq - 1}));
+    assert_eq!(
+        subscribed,
+        json!({"type":"subscribed","channel":"room","seq":fx.next_seq - 1})
+    );
     fx.still_served().await;
     let (m, _) = s.frame_of("message", &mut Vec::new()).await;
     assert_eq!(m["seq"], fx.next_seq - 1);
@@ -129,7 +228,13 @@ async fn posts_to_ended_and_closed_sessions() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    check("POST after the stream ended", &got, 409, "no-stream", "Last-Event-ID");
+    check(
+        "POST after the stream ended",
+        &got,
+        409,
+        "no-stream",
+        "Last-Event-ID",
+    );
     // Resuming the stream makes the session take POSTs again.
     let mut s = RawStream::open(&fx.url, &[("last-event-id", &format!("{token}.1"))]).await;
     assert_eq!(s.next_frame().await.0["resumed"], true);
@@ -145,7 +250,13 @@ async fn posts_to_ended_and_closed_sessions() {
     assert_eq!(reply["code"], 1000);
     assert!(s.ends_within(STEP).await, "the stream ends after close");
     let got = post(&post_url, Some(&token), ping).await;
-    check("POST to a closed session", &got, 410, "session-closed", "closed");
+    check(
+        "POST to a closed session",
+        &got,
+        410,
+        "session-closed",
+        "closed",
+    );
     // Its id does not resume anything any more.
     let mut s = RawStream::open(&fx.url, &[("last-event-id", &format!("{token}.1"))]).await;
     assert_eq!(s.next_frame().await.0["resumed"], false);
@@ -161,7 +272,13 @@ async fn posts_to_ended_and_closed_sessions() {
     assert_eq!(close["code"], 1002);
     assert!(s.ends_within(STEP).await);
     let got = post(&post_url, Some(&token), ping).await;
-    check("POST after a protocol error", &got, 410, "session-closed", "1002");
+    check(
+        "POST after a protocol error",
+        &got,
+        410,
+        "session-closed",
+        "1002",
+    );
     fx.still_served().await;
     assert!(fx.hub.stats().sessions >= 2);
 }
@@ -178,7 +295,11 @@ async fn chunked_post(url: &str, token: &str, chunks: usize, size: usize) -> (u1
     stream.write_all(head.as_bytes()).await.unwrap();
     for _ in 0..chunks {
         // The server may answer and close before taking everything.
-        if stream.write_all(format!("{size:x}\r\n{}\r\n", " ".repeat(size)).as_bytes()).await.is_err() {
+        if stream
+            .write_all(format!("{size:x}\r\n{}\r\n", " ".repeat(size)).as_bytes())
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -218,7 +339,8 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
     let mut broker_config = MemoryBrokerConfig::default();
     broker_config.history_len = 64;
     let broker = Arc::new(MemoryBroker::new(broker_config));
-    let session = ServerConfig::default().with_limits(Limits::default().with_max_queued_bytes(QUEUE_LIMIT));
+    let session =
+        ServerConfig::default().with_limits(Limits::default().with_max_queued_bytes(QUEUE_LIMIT));
     let hub = Hub::with_config(broker.clone(), HubConfig::default().with_session(session));
     let (addr, url) = serve_route(SseRoute::new(hub.clone())).await;
 
@@ -233,14 +355,18 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
     let mut head = Vec::new();
     let welcome = loop {
         let mut buf = [0u8; 1024];
-        let n = tokio::time::timeout(STEP, slow.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(STEP, slow.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "stream ended early");
         head.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&head);
         if let Some(start) = text.find("data: {\"type\":\"welcome\"")
             && let Some(end) = text[start..].find('\n')
         {
-            break serde_json::from_str::<serde_json::Value>(&text[start + 6..start + end]).unwrap();
+            break serde_json::from_str::<serde_json::Value>(&text[start + 6..start + end])
+                .unwrap();
         }
     };
     assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"));
@@ -252,7 +378,10 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
     let good = Client::builder(&url).connect().unwrap();
     good.subscribe("firehose").unwrap();
     let channel = ChannelName::new("firehose").unwrap();
-    wait_until("both subscriptions", || broker.subscriber_count(&channel) == 2).await;
+    wait_until("both subscriptions", || {
+        broker.subscriber_count(&channel) == 2
+    })
+    .await;
 
     let before = memory();
     let total = (TOTAL_BYTES / PAYLOAD_BYTES) as u64;
@@ -260,16 +389,28 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
     while published < total {
         for _ in 0..BATCH.min(total - published) {
             published += 1;
-            assert_eq!(hub.publish("firehose", payload(published)).await.unwrap().seq, published);
+            assert_eq!(
+                hub.publish("firehose", payload(published))
+                    .await
+                    .unwrap()
+                    .seq,
+                published
+            );
         }
         while next <= published {
-            match tokio::time::timeout(STEP, good.next_event()).await.expect("good client fell behind").unwrap() {
+            match tokio::time::timeout(STEP, good.next_event())
+                .await
+                .expect("good client fell behind")
+                .unwrap()
+            {
                 ClientEvent::Message(m) => {
                     assert_eq!(m.seq, next, "good client: out of order");
                     assert_eq!(&m.payload[..], &payload(next)[..]);
                     next += 1;
                 }
-                ClientEvent::Subscribed { .. } | ClientEvent::Connected { .. } | ClientEvent::PublishAcked { .. } => {}
+                ClientEvent::Subscribed { .. }
+                | ClientEvent::Connected { .. }
+                | ClientEvent::PublishAcked { .. } => {}
                 other => panic!("good client must be served without interruption, got {other:?}"),
             }
         }
@@ -289,7 +430,9 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
     check("POST of the slow consumer", &got, 409, "no-stream", "4002");
     if let (Some((_, rss_before)), Some((peak_after, rss_after))) = (before, after) {
         let growth = peak_after.saturating_sub(rss_before);
-        eprintln!("RSS before {rss_before}, after {rss_after}, peak {peak_after}: peak growth {growth} bytes");
+        eprintln!(
+            "RSS before {rss_before}, after {rss_after}, peak {peak_after}: peak growth {growth} bytes"
+        );
         assert!(
             growth < (TOTAL_BYTES / 2) as u64,
             "peak RSS grew by {growth} bytes while publishing {TOTAL_BYTES} bytes: the slow consumer's queue is not bounded"
@@ -316,9 +459,15 @@ async fn a_reader_that_never_reads_is_cut_off_while_others_are_served() {
             last = seq;
         }
     }
-    assert!(last < total, "the slow consumer must have been cut off, yet it got all {total} messages");
+    assert!(
+        last < total,
+        "the slow consumer must have been cut off, yet it got all {total} messages"
+    );
     let raw = String::from_utf8_lossy(&all);
-    assert!(raw.contains(": close 4002 slow consumer"), "the stream ends with the close code");
+    assert!(
+        raw.contains(": close 4002 slow consumer"),
+        "the stream ends with the close code"
+    );
     eprintln!("slow consumer received up to message {last} of {total} before the cut");
     good.close();
 }

@@ -14,8 +14,12 @@ use tidings_core::{ClientConfig, ClientEvent, ServerConfig};
 use tidings_sse::{Client, EventId, SseConfig, SseRoute, SseRouterExt};
 
 fn quick_client(url: &str) -> Client {
-    let config = ClientConfig::default().with_backoff(Duration::from_millis(10), Duration::from_millis(200));
-    Client::builder(url).session_config(config).connect().unwrap()
+    let config =
+        ClientConfig::default().with_backoff(Duration::from_millis(10), Duration::from_millis(200));
+    Client::builder(url)
+        .session_config(config)
+        .connect()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,21 +60,29 @@ async fn two_clients_chat_over_sse() {
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_and_sse_clients_share_a_room() {
     let (hub, _) = hub_with(HubConfig::default());
-    let app = Router::new().tidings("/ws", hub.clone()).tidings_sse("/sse", hub.clone());
+    let app = Router::new()
+        .tidings("/ws", hub.clone())
+        .tidings_sse("/sse", hub.clone());
     let addr = serve(app).await;
     let sse = quick_client(&format!("http://{addr}/sse"));
-    let ws = tidings_ws::Client::builder(format!("ws://{addr}/ws")).connect().unwrap();
+    let ws = tidings_ws::Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .unwrap();
     sse.subscribe("mixed").unwrap();
     ws.subscribe("mixed").unwrap();
     wait_subscribed(&sse).await;
     loop {
-        if let ClientEvent::Subscribed { .. } = tokio::time::timeout(STEP, ws.next_event()).await.unwrap().unwrap() {
+        if let ClientEvent::Subscribed { .. } = tokio::time::timeout(STEP, ws.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             break;
         }
     }
     ws.publish("mixed", r#""from ws""#).unwrap();
     sse.publish("mixed", r#""from sse""#).unwrap();
-    let mut got = vec![next_message(&sse).await, next_message(&sse).await];
+    let mut got = [next_message(&sse).await, next_message(&sse).await];
     got.sort_by_key(|m| m.seq);
     let payloads: Vec<&[u8]> = got.iter().map(|m| &m.payload[..]).collect();
     assert!(payloads.contains(&&b"\"from ws\""[..]) && payloads.contains(&&b"\"from sse\""[..]));
@@ -91,9 +103,20 @@ async fn the_raw_stream_has_retry_ids_and_keep_alives() {
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["resumed"], false);
     let token = welcome["resume_token"].as_str().unwrap();
-    assert_eq!(id, format!("{token}.1"), "the welcome is frame 1 of the session");
-    assert_eq!(s.parser.reconnection_time(), Some(Duration::from_millis(1234)));
-    assert!(s.raw.starts_with(b"retry: 1234\n\n"), "{:?}", String::from_utf8_lossy(&s.raw));
+    assert_eq!(
+        id,
+        format!("{token}.1"),
+        "the welcome is frame 1 of the session"
+    );
+    assert_eq!(
+        s.parser.reconnection_time(),
+        Some(Duration::from_millis(1234))
+    );
+    assert!(
+        s.raw.starts_with(b"retry: 1234\n\n"),
+        "{:?}",
+        String::from_utf8_lossy(&s.raw)
+    );
     // Quiet: keep-alive comments arrive, no events.
     assert!(s.try_next_event(Duration::from_millis(700)).await.is_none());
     let text = String::from_utf8_lossy(&s.raw).to_string();
@@ -140,10 +163,17 @@ async fn last_event_id_resumes_exactly_after_the_last_event() {
     assert_eq!(welcome["resumed"], true);
     assert_eq!(welcome["session"], session.as_str());
     let resumed_at = EventId::parse(&id).unwrap().frame();
-    assert!(resumed_at > frame, "frame numbers go on: {resumed_at} after {frame}");
+    assert!(
+        resumed_at > frame,
+        "frame numbers go on: {resumed_at} after {frame}"
+    );
     for i in 4..=7u64 {
         let (m, _) = s.next_frame().await;
-        assert_eq!((m["type"].as_str(), m["seq"].as_u64()), (Some("message"), Some(i)), "{m}");
+        assert_eq!(
+            (m["type"].as_str(), m["seq"].as_u64()),
+            (Some("message"), Some(i)),
+            "{m}"
+        );
         assert_eq!(m["data"], i);
     }
     // Nothing else: no duplicate, no stray frame.
@@ -219,12 +249,20 @@ async fn auth_hook_runs_before_the_stream() {
     });
     let (_, url) = serve_route(route).await;
     assert_eq!(RawStream::open(&url, &[]).await.status, 401);
-    assert_eq!(RawStream::open(&url, &[("authorization", "Bearer bad")]).await.status, 403);
+    assert_eq!(
+        RawStream::open(&url, &[("authorization", "Bearer bad")])
+            .await
+            .status,
+        403
+    );
     let mut s = RawStream::open(&url, &[("authorization", "Bearer good")]).await;
     assert_eq!(s.status, 200);
     assert_eq!(s.next_frame().await.0["type"], "welcome");
     // The native client sends its headers with every request.
-    let client = Client::builder(&url).header("authorization", "Bearer good").connect().unwrap();
+    let client = Client::builder(&url)
+        .header("authorization", "Bearer good")
+        .connect()
+        .unwrap();
     client.subscribe("x").unwrap();
     wait_subscribed(&client).await;
 }
@@ -234,7 +272,9 @@ async fn the_client_honours_retry_and_resumes_with_last_event_id() {
     let session = ServerConfig::default();
     let (hub, _) = hub_with(HubConfig::default().with_session(session));
     let retry = Duration::from_millis(700);
-    let (addr, _) = serve_route(SseRoute::new(hub.clone()).config(SseConfig::default().with_retry(retry))).await;
+    let (addr, _) =
+        serve_route(SseRoute::new(hub.clone()).config(SseConfig::default().with_retry(retry)))
+            .await;
     let proxy = tidings_test::FaultProxy::start(addr).await.unwrap();
     let url = format!("http://{}/sse", proxy.addr());
     let client = quick_client(&url);
@@ -260,9 +300,46 @@ async fn the_client_honours_retry_and_resumes_with_last_event_id() {
         }
     }
     let waited = down.elapsed();
-    assert!(waited >= retry, "reconnected after {waited:?}, before the server's retry of {retry:?}");
+    assert!(
+        waited >= retry,
+        "reconnected after {waited:?}, before the server's retry of {retry:?}"
+    );
     let m = next_message(&client).await;
-    assert_eq!((m.seq, &m.payload[..]), (2, &b"2"[..]), "missed while away, re-sent once");
+    assert_eq!(
+        (m.seq, &m.payload[..]),
+        (2, &b"2"[..]),
+        "missed while away, re-sent once"
+    );
     hub.publish("r", "3").await.unwrap();
     assert_eq!(next_message(&client).await.seq, 3);
+}
+
+/// An `EventSource` that reconnects while the server has not noticed its old
+/// stream is gone: the new stream supersedes the old one (which ends with
+/// `close 4006`) and gets every later message at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_while_the_old_stream_is_open_supersedes_it() {
+    let (hub, _) = hub_with(HubConfig::default());
+    let (_, url) = serve_route(SseRoute::new(hub.clone())).await;
+    let mut old = RawStream::open(&url, &[]).await;
+    raw_session(&url, &mut old, "room").await;
+    hub.publish("room", "1").await.unwrap();
+    let (_, id) = old.frame_of("message", &mut Vec::new()).await;
+    let mut new = RawStream::open(&url, &[("last-event-id", &id)]).await;
+    assert_eq!(new.next_frame().await.0["resumed"], true);
+    assert!(old.ends_within(STEP).await, "the old stream ends");
+    assert!(
+        String::from_utf8_lossy(&old.raw).contains(": close 4006 "),
+        "{}",
+        String::from_utf8_lossy(&old.raw)
+    );
+    for i in 2..=4u64 {
+        hub.publish("room", format!("{i}")).await.unwrap();
+        let e = new
+            .try_next_event(Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("message {i} stalled on the new stream"));
+        let m: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(m["seq"], i);
+    }
 }

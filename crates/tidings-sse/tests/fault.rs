@@ -18,7 +18,10 @@ fn client(url: &str) -> Client {
     let config = ClientConfig::default()
         .with_backoff(Duration::from_millis(10), Duration::from_millis(200))
         .with_limits(Limits::default().with_max_queued_bytes(16 << 20));
-    Client::builder(url).session_config(config).connect().unwrap()
+    Client::builder(url)
+        .session_config(config)
+        .connect()
+        .unwrap()
 }
 
 async fn next30(c: &Client) -> ClientEvent {
@@ -37,7 +40,9 @@ async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
     let limits = Limits::default()
         .with_replay_buffer_bytes(16 << 20)
         .with_max_queued_bytes(16 << 20);
-    let session = ServerConfig::default().with_limits(limits).with_heartbeat(Duration::from_secs(2));
+    let session = ServerConfig::default()
+        .with_limits(limits)
+        .with_heartbeat(Duration::from_secs(2));
     let (hub, _) = hub_with(HubConfig::default().with_session(session));
     // A short retry keeps the test quick; the clients still wait for it.
     let sse = SseConfig::default().with_retry(Duration::from_millis(50));
@@ -96,15 +101,33 @@ async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
     assert!(gaps.is_empty(), "no gap may be reported: {gaps:?}");
     assert_eq!(got.len(), MESSAGES);
     for (k, (seq, i)) in got.iter().enumerate() {
-        assert_eq!(*seq, k as u64 + 1, "per-channel sequence must be gap-free and ordered");
-        assert_eq!(*i, k as u64, "payloads must arrive exactly once, in publish order");
+        assert_eq!(
+            *seq,
+            k as u64 + 1,
+            "per-channel sequence must be gap-free and ordered"
+        );
+        assert_eq!(
+            *i, k as u64,
+            "payloads must arrive exactly once, in publish order"
+        );
     }
-    let mid_frame = cuts.iter().filter(|c| matches!(c, MidFrameCut::MidFrame { .. })).count();
+    let mid_frame = cuts
+        .iter()
+        .filter(|c| matches!(c, MidFrameCut::MidFrame { .. }))
+        .count();
     assert_eq!(cuts.len(), CUTS);
-    assert!(mid_frame >= 1, "at least one cut must land inside a frame: {cuts:?}");
-    assert!(reconnects >= CUTS, "the receiver reconnected {reconnects} times for {CUTS} cuts");
+    assert!(
+        mid_frame >= 1,
+        "at least one cut must land inside a frame: {cuts:?}"
+    );
+    assert!(
+        reconnects >= CUTS,
+        "the receiver reconnected {reconnects} times for {CUTS} cuts"
+    );
     let stats = proxy.stats();
     assert!(stats.connections_cut >= CUTS as u64);
-    println!("sse fault test: {MESSAGES} messages, cuts {cuts:?}, receiver reconnects {reconnects}, proxy {stats:?}");
+    println!(
+        "sse fault test: {MESSAGES} messages, cuts {cuts:?}, receiver reconnects {reconnects}, proxy {stats:?}"
+    );
     sender.close();
 }

@@ -26,7 +26,11 @@ const FIRST: u64 = 20;
 const SECOND: u64 = 30;
 
 fn peer_script(dir: &str, name: &str) -> PathBuf {
-    peers::workspace_root().join("tests").join("peers").join(dir).join(name)
+    peers::workspace_root()
+        .join("tests")
+        .join("peers")
+        .join(dir)
+        .join(name)
 }
 
 /// Runs a script on its own task.
@@ -35,7 +39,9 @@ fn spawn_script(
     script: PathBuf,
     args: Vec<String>,
 ) -> tokio::task::JoinHandle<Result<std::process::Output, peers::PeerError>> {
-    tokio::spawn(async move { peers::run_script(&interpreter, &script, args, peers::NO_ENV, SCRIPT_TIMEOUT).await })
+    tokio::spawn(async move {
+        peers::run_script(&interpreter, &script, args, peers::NO_ENV, SCRIPT_TIMEOUT).await
+    })
 }
 
 fn lines(out: &std::process::Output) -> Vec<Value> {
@@ -47,7 +53,9 @@ fn lines(out: &std::process::Output) -> Vec<Value> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("non-JSON line {l:?}: {e}\n{stdout}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("non-JSON line {l:?}: {e}\n{stdout}"))
+        })
         .collect()
 }
 
@@ -56,14 +64,22 @@ fn with_event<'a>(lines: &'a [Value], event: &str) -> Vec<&'a Value> {
 }
 
 /// The Rust side: a watcher of the `ctl` channel where the peer reports progress.
-async fn next_ctl(ctl: &Client, task: &tokio::task::JoinHandle<Result<std::process::Output, peers::PeerError>>) -> Value {
+async fn next_ctl(
+    ctl: &Client,
+    task: &tokio::task::JoinHandle<Result<std::process::Output, peers::PeerError>>,
+) -> Value {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         if task.is_finished() {
             panic!("the peer script ended before reporting progress");
         }
-        assert!(tokio::time::Instant::now() < deadline, "no progress report from the peer");
-        if let Ok(Some(ClientEvent::Message(m))) = tokio::time::timeout(Duration::from_millis(100), ctl.next_event()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress report from the peer"
+        );
+        if let Ok(Some(ClientEvent::Message(m))) =
+            tokio::time::timeout(Duration::from_millis(100), ctl.next_event()).await
+        {
             return serde_json::from_slice(&m.payload).unwrap();
         }
     }
@@ -77,12 +93,22 @@ fn payload(n: u64) -> String {
 /// payloads intact, ids `<token>.<frame>` with growing frame numbers.
 fn check_messages(lines: &[Value], id_field: &str, token: &str) {
     let messages = with_event(lines, "message");
-    let seqs: Vec<u64> = messages.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=FIRST + SECOND).collect::<Vec<_>>(), "every message once, in order");
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=FIRST + SECOND).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
     let mut last_frame = 0;
     for m in &messages {
         let n = m["seq"].as_u64().unwrap();
-        assert_eq!(m["data"], serde_json::from_str::<Value>(&payload(n)).unwrap());
+        assert_eq!(
+            m["data"],
+            serde_json::from_str::<Value>(&payload(n)).unwrap()
+        );
         let id = EventId::parse(m[id_field].as_str().unwrap()).unwrap();
         assert_eq!(id.token().0, token);
         assert!(id.frame() > last_frame, "event ids grow: {m}");
@@ -95,7 +121,10 @@ fn check_welcomes(lines: &[Value]) -> String {
     assert_eq!(welcomes.len(), 2, "one welcome per stream: {welcomes:#?}");
     let (a, b) = (&welcomes[0]["frame"], &welcomes[1]["frame"]);
     assert_eq!(a["resumed"], false);
-    assert_eq!(b["resumed"], true, "the second stream resumed the session: {b}");
+    assert_eq!(
+        b["resumed"], true,
+        "the second stream resumed the session: {b}"
+    );
     assert_eq!(a["session"], b["session"]);
     assert_eq!(a["resume_token"], b["resume_token"]);
     a["resume_token"].as_str().unwrap().to_string()
@@ -124,9 +153,16 @@ async fn node_eventsource_resumes_through_a_cut_link() {
     ctl.subscribe("ctl").unwrap();
     wait_subscribed(&ctl).await;
 
-    let task = spawn_script(node, script, vec![url, "room".into(), FIRST.to_string(), SECOND.to_string()]);
+    let task = spawn_script(
+        node,
+        script,
+        vec![url, "room".into(), FIRST.to_string(), SECOND.to_string()],
+    );
     let room = ChannelName::new("room").unwrap();
-    wait_until("the node peer subscribed", || broker.subscriber_count(&room) == 1).await;
+    wait_until("the node peer subscribed", || {
+        broker.subscriber_count(&room) == 1
+    })
+    .await;
     for n in 1..=FIRST {
         hub.publish("room", payload(n)).await.unwrap();
     }
@@ -137,20 +173,32 @@ async fn node_eventsource_resumes_through_a_cut_link() {
         hub.publish("room", payload(n)).await.unwrap();
     }
     assert_eq!(next_ctl(&ctl, &task).await, json!({"got": FIRST + SECOND}));
-    let out = task.await.unwrap().unwrap_or_else(|e| panic!("node peer failed: {e}"));
+    let out = task
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("node peer failed: {e}"));
     let lines = lines(&out);
     for l in &lines {
         eprintln!("{l}");
     }
     let token = check_welcomes(&lines);
     check_messages(&lines, "lastEventId", &token);
-    assert!(with_event(&lines, "other").is_empty(), "unexpected frames: {lines:#?}");
+    assert!(
+        with_event(&lines, "other").is_empty(),
+        "unexpected frames: {lines:#?}"
+    );
     // The library saw the cut, waited at least the server's `retry:`, and reopened.
-    assert!(!with_event(&lines, "error").is_empty(), "the cut was noticed");
+    assert!(
+        !with_event(&lines, "error").is_empty(),
+        "the cut was noticed"
+    );
     let reopened = with_event(&lines, "open");
     assert_eq!(reopened.len(), 2, "{reopened:?}");
     let waited = reopened[1]["sinceError"].as_u64().unwrap();
-    assert!(waited + 20 >= retry.as_millis() as u64, "reconnected {waited} ms after the error, retry is {retry:?}");
+    assert!(
+        waited + 20 >= retry.as_millis() as u64,
+        "reconnected {waited} ms after the error, retry is {retry:?}"
+    );
     assert_eq!(with_event(&lines, "done").len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -167,10 +215,18 @@ async fn python_httpx_sse_resumes_with_last_event_id() {
     let task = spawn_script(
         python,
         peer_script("python", "sse_client.py"),
-        vec![url.clone(), "room".into(), FIRST.to_string(), SECOND.to_string()],
+        vec![
+            url.clone(),
+            "room".into(),
+            FIRST.to_string(),
+            SECOND.to_string(),
+        ],
     );
     let room = ChannelName::new("room").unwrap();
-    wait_until("the python peer subscribed", || broker.subscriber_count(&room) == 1).await;
+    wait_until("the python peer subscribed", || {
+        broker.subscriber_count(&room) == 1
+    })
+    .await;
     for n in 1..=FIRST {
         hub.publish("room", payload(n)).await.unwrap();
     }
@@ -179,19 +235,36 @@ async fn python_httpx_sse_resumes_with_last_event_id() {
     for n in FIRST + 1..=FIRST + SECOND {
         hub.publish("room", payload(n)).await.unwrap();
     }
-    let out = task.await.unwrap().unwrap_or_else(|e| panic!("python peer failed: {e}"));
+    let out = task
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("python peer failed: {e}"));
     let lines = lines(&out);
     for l in &lines {
         eprintln!("{l}");
     }
     let token = check_welcomes(&lines);
     check_messages(&lines, "id", &token);
-    assert!(with_event(&lines, "other").is_empty(), "unexpected frames: {lines:#?}");
+    assert!(
+        with_event(&lines, "other").is_empty(),
+        "unexpected frames: {lines:#?}"
+    );
     let opens = with_event(&lines, "open");
-    assert!(opens.iter().all(|o| o["status"] == 200 && o["content_type"] == "text/event-stream"));
-    assert_eq!(with_event(&lines, "retry")[0]["ms"], 1000, "the server's retry hint");
+    assert!(
+        opens
+            .iter()
+            .all(|o| o["status"] == 200 && o["content_type"] == "text/event-stream")
+    );
+    assert_eq!(
+        with_event(&lines, "retry")[0]["ms"],
+        1000,
+        "the server's retry hint"
+    );
     // The resume started right after the last id the peer had.
-    let left = with_event(&lines, "left")[0]["last_id"].as_str().unwrap().to_string();
+    let left = with_event(&lines, "left")[0]["last_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(EventId::parse(&left).unwrap().token().0, token);
     assert_eq!(with_event(&lines, "done").len(), 1);
     // Its `close` ended the session for good.

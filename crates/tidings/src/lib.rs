@@ -54,13 +54,15 @@
 //! |-------------|-----------------------------------------------------------------|--------|
 //! | `ws`        | `tidings::ws`: native WebSocket server and client               | client |
 //! | `ws-client` | `tidings::ws`: the client only (browser `WebSocket` on wasm32)  | yes    |
+//! | `sse`       | `tidings::sse`: SSE endpoint (`Router::tidings_sse`) and client; + `channels` | client |
+//! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `TidingsRoute`; + `channels`| no     |
 //! | `full`      | all of the above                                                | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`core`] (protocol types, sans-IO sessions)
 //! and [`codec`] (wire codecs) are always available. For a browser (wasm) build use
-//! `default-features = false, features = ["ws-client"]`.
+//! `default-features = false, features = ["ws-client"]` (and/or `"sse-client"`).
 
 pub use tidings_codec as codec;
 pub use tidings_core as core;
@@ -70,6 +72,12 @@ pub use tidings_core as core;
 #[cfg(any(feature = "ws", feature = "ws-client"))]
 #[doc(inline)]
 pub use tidings_ws as ws;
+
+/// Server-Sent Events transport (`tidings-sse`): `Client` (native and wasm) and, with the `sse`
+/// feature on native targets, `SseRoute` and `Router::tidings_sse` through `SseRouterExt`.
+#[cfg(any(feature = "sse", feature = "sse-client"))]
+#[doc(inline)]
+pub use tidings_sse as sse;
 
 /// Channels (`tidings-channels`): the `Hub` that serves sessions, the `Broker` trait and the
 /// in-memory broker.
@@ -91,6 +99,8 @@ pub mod prelude {
     pub use crate::axum::{AuthError, RouterExt, TidingsRoute, UpgradeRequest};
     #[cfg(feature = "channels")]
     pub use crate::channels::{Broker, Hub, HubConfig, MemoryBroker};
+    #[cfg(all(feature = "sse", not(target_arch = "wasm32")))]
+    pub use crate::sse::{SseRoute, SseRouterExt};
     #[cfg(any(feature = "ws", feature = "ws-client"))]
     pub use crate::ws::{Client, ClientBuilder};
 }

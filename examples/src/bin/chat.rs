@@ -1,4 +1,4 @@
-//! Chat demo: an axum server with the tidings endpoint at `/ws` and a browser page at `/`.
+//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events) and a browser page at `/`.
 //!
 //! ```text
 //! PORT=3000 cargo run -p tidings-examples --bin chat
@@ -6,7 +6,8 @@
 //!
 //! Open <http://127.0.0.1:3000> in two tabs and chat. The page speaks `tidings.v1.json` directly
 //! (no wasm): it resumes its session after a network blip or a server restart, so messages still
-//! in the server's buffer are not lost. Ctrl-C (or SIGTERM) closes every session with
+//! in the server's buffer are not lost. <http://127.0.0.1:3000/?transport=sse> uses Server-Sent
+//! Events (`EventSource` down, `fetch` POSTs up) instead of WebSocket; both share the rooms. Ctrl-C (or SIGTERM) closes every session with
 //! "server stopping" (1001) before the process exits.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,7 +40,7 @@ async fn main() -> ExitCode {
     let addr = listener.local_addr().unwrap_or(addr);
     let hub = Hub::new(Arc::new(MemoryBroker::default()));
     println!("chat server on http://{addr}");
-    info!(%addr, "serving the chat page at / and the tidings endpoint at /ws");
+    info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
 
     let stopping = hub.clone();
     let served = axum::serve(listener, chat_app(hub.clone()))

@@ -770,10 +770,8 @@ impl RawConn {
                     self.shared.fan_received.fetch_add(1, Ordering::SeqCst);
                 }
             }
-            "subscribed" => {
-                if proto::str_field(text, "channel") == Some(FANOUT_CHANNEL) {
-                    self.shared.fan_ready.fetch_add(1, Ordering::SeqCst);
-                }
+            "subscribed" if proto::str_field(text, "channel") == Some(FANOUT_CHANNEL) => {
+                self.shared.fan_ready.fetch_add(1, Ordering::SeqCst);
             }
             "ping" => {
                 let nonce = proto::num_field(text, "nonce").unwrap_or(0);

@@ -270,7 +270,7 @@ async fn cycle(addr: SocketAddr, n: u64, channel: &str) -> Result<(), String> {
             other => return Err(format!("waiting for the message: {other:?}")),
         }
     }
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         ws.send(Message::text(proto::CLOSE))
             .await
             .map_err(|e| format!("close: {e}"))?;

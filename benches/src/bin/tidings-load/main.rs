@@ -1,7 +1,7 @@
 //! `tidings-load`: the load harness behind `cargo xtask load` — a server under test and a load generator, run as separate processes on loopback.
 //!
 //! ```text
-//! tidings-load server --kind tidings|tokio-tungstenite|fastwebsockets [--resume-ms MS]
+//! tidings-load server --kind tidings|tidings-ws-raw|tokio-tungstenite|fastwebsockets [--resume-ms MS]
 //! tidings-load gen    --kind K --addr HOST:PORT --server-pid PID --control HOST:PORT
 //!                     [--conns N] [--secs S] [--warmup-secs S] [--paced-secs S] [--rate MSG/S]
 //!                     [--fanout-rounds R] [--real-client]

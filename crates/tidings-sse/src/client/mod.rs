@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::{
-    ClientConfig, ClientEvent, ClientSession, ClientState, Frame, FrameCodec, ProtocolError, SessionError,
-    SharedClient, TransportError,
+    ClientConfig, ClientEvent, ClientSession, ClientState, Frame, FrameCodec, ProtocolError,
+    SessionError, SharedClient, TransportError,
 };
 
 use crate::parser::DEFAULT_MAX_EVENT_BYTES;
@@ -110,9 +110,13 @@ impl ClientBuilder {
     pub fn connect(self) -> Result<Client, Error> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(Error::InvalidUrl { url: self.url, reason: "scheme must be http:// or https://".into() });
+            return Err(Error::InvalidUrl {
+                url: self.url,
+                reason: "scheme must be http:// or https://".into(),
+            });
         }
-        let session = ClientSession::new(self.session.clone(), seed(), tidings_core::Instant::now());
+        let session =
+            ClientSession::new(self.session.clone(), seed(), tidings_core::Instant::now());
         let shared = Arc::new(SharedClient::new(session));
         platform::spawn_driver(shared.clone(), self)?;
         Ok(Client { shared })
@@ -215,9 +219,11 @@ impl Drop for Client {
 pub(crate) struct StreamState {
     /// The last event id received (sent back as `Last-Event-ID`).
     pub(crate) last_event_id: Option<String>,
-    /// The server's `retry:` hint.
+    /// The server's `retry:` hint (native: browsers keep it to themselves).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) retry: Option<Duration>,
     /// A connection was attempted before: the next one is a reconnect.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) reconnecting: bool,
 }
 
@@ -241,7 +247,13 @@ impl Upstream {
     pub(crate) fn new(stream_url: &str, codec: Arc<dyn FrameCodec>) -> Self {
         let end = stream_url.find(['?', '#']).unwrap_or(stream_url.len());
         let base = stream_url[..end].trim_end_matches('/').to_string();
-        Self { base, codec, hello_seen: false, target: None, batch: BytesMut::new() }
+        Self {
+            base,
+            codec,
+            hello_seen: false,
+            target: None,
+            batch: BytesMut::new(),
+        }
     }
 
     /// Bytes waiting for a POST.
@@ -317,7 +329,9 @@ mod tests {
     fn upstream_swallows_the_hello_and_posts_after_the_welcome() {
         let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
         let mut up = Upstream::new("http://h:1/sse/?x=1#f", codec);
-        up.send(&Bytes::from_static(br#"{"type":"hello","version":1,"positions":[]}"#));
+        up.send(&Bytes::from_static(
+            br#"{"type":"hello","version":1,"positions":[]}"#,
+        ));
         assert_eq!(up.pending(), 0);
         up.send(&Bytes::from_static(br#"{"type":"ping","nonce":1}"#));
         assert!(up.take_batch().is_none(), "no welcome yet");
@@ -328,13 +342,22 @@ mod tests {
         let (url, token, body) = up.take_batch().unwrap();
         assert_eq!(url, "http://h:1/sse/s1%20%2Fx");
         assert_eq!(token, "tok");
-        assert_eq!(&body[..], b"{\"type\":\"ping\",\"nonce\":1}\n{\"type\":\"ping\",\"nonce\":2}\n");
+        assert_eq!(
+            &body[..],
+            b"{\"type\":\"ping\",\"nonce\":1}\n{\"type\":\"ping\",\"nonce\":2}\n"
+        );
         assert!(up.take_batch().is_none());
     }
 
     #[test]
     fn last_event_id_in_the_query() {
-        assert_eq!(with_last_event_id("http://h/sse", "t.5"), "http://h/sse?last_event_id=t.5");
-        assert_eq!(with_last_event_id("http://h/sse?a=1#x", "t.5"), "http://h/sse?a=1&last_event_id=t.5#x");
+        assert_eq!(
+            with_last_event_id("http://h/sse", "t.5"),
+            "http://h/sse?last_event_id=t.5"
+        );
+        assert_eq!(
+            with_last_event_id("http://h/sse?a=1#x", "t.5"),
+            "http://h/sse?a=1&last_event_id=t.5#x"
+        );
     }
 }

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use tidings_codec::JsonCodec;
 use tidings_core::{
-    BoxFuture, Connected, Connector, FrameCodec, SharedClient, TokioTimer, Transport, TransportError,
-    TransportKind, TransportMetrics, drive,
+    BoxFuture, Connected, Connector, FrameCodec, SharedClient, TokioTimer, Transport,
+    TransportError, TransportKind, TransportMetrics, drive,
 };
 use tracing::{Instrument, debug, debug_span};
 
@@ -67,7 +67,9 @@ struct NativeTransport {
 
 impl NativeTransport {
     fn start_post(&mut self) -> bool {
-        let Some((url, token, body)) = self.up.take_batch() else { return false };
+        let Some((url, token, body)) = self.up.take_batch() else {
+            return false;
+        };
         let mut req = self
             .http
             .post(&url)
@@ -85,7 +87,9 @@ impl NativeTransport {
                 return Ok(());
             }
             let text = body_text(response, 1024).await;
-            Err(TransportError::Protocol(format!("POST {url}: HTTP {status}: {text}")))
+            Err(TransportError::Protocol(format!(
+                "POST {url}: HTTP {status}: {text}"
+            )))
         }));
         true
     }
@@ -105,7 +109,9 @@ impl Transport for NativeTransport {
                 self.metrics.bytes_received += frame.len() as u64;
                 return Poll::Ready(Some(Ok(frame)));
             }
-            let Some(body) = self.body.as_mut() else { return Poll::Ready(None) };
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(None);
+            };
             match body.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready((response, Ok(Some(chunk)))) => {
@@ -171,7 +177,12 @@ impl Transport for NativeTransport {
         }
     }
 
-    fn poll_close(&mut self, _cx: &mut Context<'_>, _code: u16, _reason: &str) -> Poll<Result<(), TransportError>> {
+    fn poll_close(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _code: u16,
+        _reason: &str,
+    ) -> Poll<Result<(), TransportError>> {
         // No close frame in SSE: dropping the response closes the stream.
         self.body = None;
         Poll::Ready(Ok(()))
@@ -208,8 +219,11 @@ impl Connector for Native {
         let url = self.url.clone();
         let state = self.state.clone();
         let headers = self.headers.clone();
-        let (connect_timeout, post_timeout, max_event_bytes) =
-            (self.connect_timeout, self.post_timeout, self.max_event_bytes);
+        let (connect_timeout, post_timeout, max_event_bytes) = (
+            self.connect_timeout,
+            self.post_timeout,
+            self.max_event_bytes,
+        );
         let span = debug_span!("tidings_sse_connect", url = %url);
         Box::pin(
             async move {
@@ -254,7 +268,9 @@ impl Connector for Native {
                 if !content_type.starts_with("text/event-stream") {
                     return Err(TransportError::Handshake {
                         status: Some(status.as_u16()),
-                        reason: format!("GET {url}: expected text/event-stream, got `{content_type}`"),
+                        reason: format!(
+                            "GET {url}: expected text/event-stream, got `{content_type}`"
+                        ),
                     });
                 }
                 debug!(resume = last_event_id.is_some(), "event stream open");
@@ -283,7 +299,10 @@ pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) ->
     let http = reqwest::Client::builder()
         .connect_timeout(builder.connect_timeout)
         .build()
-        .map_err(|e| Error::InvalidUrl { url: builder.url.clone(), reason: format!("HTTP client: {e}") })?;
+        .map_err(|e| Error::InvalidUrl {
+            url: builder.url.clone(),
+            reason: format!("HTTP client: {e}"),
+        })?;
     let connector = Native {
         http,
         url: builder.url,

@@ -8,8 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -17,8 +15,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use tidings_codec::JsonCodec;
 use tidings_core::{
-    BoxFuture, Connected, Connector, FrameCodec, SharedClient, Transport, TransportError, TransportKind,
-    TransportMetrics, WasmTimer, drive,
+    BoxFuture, Connected, Connector, FrameCodec, SharedClient, Transport, TransportError,
+    TransportKind, TransportMetrics, WasmTimer, drive,
 };
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -56,15 +54,20 @@ fn js_error(what: &str, e: JsValue) -> TransportError {
 async fn post(url: String, token: String, body: Bytes) -> Result<(), TransportError> {
     let window = web_sys::window().ok_or_else(|| TransportError::Protocol("no window".into()))?;
     let headers = Headers::new().map_err(|e| js_error("Headers", e))?;
-    headers.set(TOKEN_HEADER, &token).map_err(|e| js_error("Headers.set", e))?;
-    headers.set("content-type", "application/x-ndjson").map_err(|e| js_error("Headers.set", e))?;
+    headers
+        .set(TOKEN_HEADER, &token)
+        .map_err(|e| js_error("Headers.set", e))?;
+    headers
+        .set("content-type", "application/x-ndjson")
+        .map_err(|e| js_error("Headers.set", e))?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| TransportError::Protocol("SSE carries text: a frame is not UTF-8".into()))?;
     init.set_body(&JsValue::from_str(&text));
-    let request = Request::new_with_str_and_init(&url, &init).map_err(|e| js_error("Request", e))?;
+    let request =
+        Request::new_with_str_and_init(&url, &init).map_err(|e| js_error("Request", e))?;
     let response: Response = JsFuture::from(window.fetch_with_request(&request))
         .await
         .map_err(|e| TransportError::Io(std::io::Error::other(format!("POST {url}: {e:?}"))))?
@@ -75,10 +78,16 @@ async fn post(url: String, token: String, body: Bytes) -> Result<(), TransportEr
     }
     let status = response.status();
     let reason = match response.text() {
-        Ok(p) => JsFuture::from(p).await.ok().and_then(|v| v.as_string()).unwrap_or_default(),
+        Ok(p) => JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    Err(TransportError::Protocol(format!("POST {url}: HTTP {status}: {reason}")))
+    Err(TransportError::Protocol(format!(
+        "POST {url}: HTTP {status}: {reason}"
+    )))
 }
 
 /// A browser `EventSource` plus `fetch` POSTs as a tidings [`Transport`].
@@ -87,7 +96,7 @@ struct WasmSseTransport {
     inbox: Rc<RefCell<Inbox>>,
     state: Rc<RefCell<StreamState>>,
     up: Upstream,
-    in_flight: Option<Pin<Box<dyn Future<Output = Result<(), TransportError>>>>>,
+    in_flight: Option<BoxFuture<'static, Result<(), TransportError>>>,
     _callbacks: [Closure<dyn FnMut(web_sys::Event)>; 3],
     metrics: TransportMetrics,
 }
@@ -155,7 +164,12 @@ impl Transport for WasmSseTransport {
         }
     }
 
-    fn poll_close(&mut self, _cx: &mut Context<'_>, _code: u16, _reason: &str) -> Poll<Result<(), TransportError>> {
+    fn poll_close(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _code: u16,
+        _reason: &str,
+    ) -> Poll<Result<(), TransportError>> {
         self.es.close();
         Poll::Ready(Ok(()))
     }
@@ -170,14 +184,23 @@ impl Transport for WasmSseTransport {
 }
 
 /// Opens an `EventSource` on `url` and waits until it is open.
-async fn connect(url: String, state: Rc<RefCell<StreamState>>) -> Result<Connected, TransportError> {
-    let last_event_id = state.borrow().last_event_id.clone().filter(|id| !id.is_empty());
+async fn connect(
+    url: String,
+    state: Rc<RefCell<StreamState>>,
+) -> Result<Connected, TransportError> {
+    let last_event_id = state
+        .borrow()
+        .last_event_id
+        .clone()
+        .filter(|id| !id.is_empty());
     let target = match &last_event_id {
         Some(id) => with_last_event_id(&url, id),
         None => url.clone(),
     };
-    let es = EventSource::new(&target)
-        .map_err(|e| TransportError::Handshake { status: None, reason: format!("EventSource {target}: {e:?}") })?;
+    let es = EventSource::new(&target).map_err(|e| TransportError::Handshake {
+        status: None,
+        reason: format!("EventSource {target}: {e:?}"),
+    })?;
     let inbox = Rc::new(RefCell::new(Inbox::default()));
 
     let i = inbox.clone();
@@ -188,10 +211,16 @@ async fn connect(url: String, state: Rc<RefCell<StreamState>>) -> Result<Connect
     });
     let i = inbox.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
-        let Ok(e) = e.dyn_into::<MessageEvent>() else { return };
-        let Some(data) = e.data().as_string() else { return };
+        let Ok(e) = e.dyn_into::<MessageEvent>() else {
+            return;
+        };
+        let Some(data) = e.data().as_string() else {
+            return;
+        };
         let mut inbox = i.borrow_mut();
-        inbox.frames.push_back((Bytes::from(data), e.last_event_id()));
+        inbox
+            .frames
+            .push_back((Bytes::from(data), e.last_event_id()));
         inbox.wake();
     });
     let i = inbox.clone();
@@ -254,7 +283,10 @@ impl Connector for Browser {
 }
 
 pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
-    let connector = Browser { url: builder.url, state: Rc::new(RefCell::new(StreamState::default())) };
+    let connector = Browser {
+        url: builder.url,
+        state: Rc::new(RefCell::new(StreamState::default())),
+    };
     wasm_bindgen_futures::spawn_local(drive(shared, connector));
     Ok(())
 }

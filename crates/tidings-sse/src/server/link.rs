@@ -97,7 +97,11 @@ impl Link {
 
     /// Queues POSTed frames for the session, in order, waiting up to `timeout`
     /// for room (backpressure on the POSTing client).
-    pub(crate) async fn push(&self, frames: Vec<Bytes>, timeout: Duration) -> Result<(), PushError> {
+    pub(crate) async fn push(
+        &self,
+        frames: Vec<Bytes>,
+        timeout: Duration,
+    ) -> Result<(), PushError> {
         let total: usize = frames.iter().map(Bytes::len).sum();
         let permits = u32::try_from(total).map_err(|_| PushError::Full)?;
         if !self.is_open() {
@@ -264,7 +268,12 @@ impl Transport for SseTransport {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(&mut self, _cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Result<(), TransportError>> {
+    fn poll_close(
+        &mut self,
+        _cx: &mut Context<'_>,
+        code: u16,
+        reason: &str,
+    ) -> Poll<Result<(), TransportError>> {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
@@ -275,7 +284,13 @@ impl Transport for SseTransport {
             drop(st);
             if peer_gone && let Some(token) = self.token() {
                 // The client left; its session waits for a resume.
-                self.registry.ended(token, self.conn, 1006, "the client closed the event stream", true);
+                self.registry.ended(
+                    token,
+                    self.conn,
+                    1006,
+                    "the client closed the event stream",
+                    true,
+                );
             }
             return Poll::Ready(Ok(()));
         }
@@ -283,7 +298,10 @@ impl Transport for SseTransport {
         // code comes with the session's end (client `close`, protocol error...).
         let resumable = matches!(
             code,
-            CloseCode::GOING_AWAY | CloseCode::HEARTBEAT_TIMEOUT | CloseCode::SLOW_CONSUMER | CloseCode::SUPERSEDED
+            CloseCode::GOING_AWAY
+                | CloseCode::HEARTBEAT_TIMEOUT
+                | CloseCode::SLOW_CONSUMER
+                | CloseCode::SUPERSEDED
         );
         // Like a WebSocket close frame after the data: a slow consumer that reads
         // at last gets what was queued, then the code (its EventSource then
@@ -299,7 +317,8 @@ impl Transport for SseTransport {
         wake(&mut st.writer);
         drop(st);
         if let Some(token) = self.token() {
-            self.registry.ended(token, self.conn, code, reason, resumable);
+            self.registry
+                .ended(token, self.conn, code, reason, resumable);
         }
         Poll::Ready(Ok(()))
     }
@@ -322,7 +341,13 @@ impl Transport for SseTransport {
 
     fn attached(&mut self, attachment: &Attachment) {
         self.ids = Some((attachment.token.0.clone(), attachment.next_frame));
-        self.registry.attach(&attachment.token, attachment.session.clone(), self.conn, self.link.clone());
+        self.registry.attach(
+            &attachment.token,
+            attachment.session.clone(),
+            attachment.epoch,
+            self.conn,
+            self.link.clone(),
+        );
     }
 }
 
@@ -341,7 +366,8 @@ impl Drop for SseTransport {
         if !self.closed
             && let Some(token) = self.token()
         {
-            self.registry.ended(token, self.conn, 1006, "the event stream ended", true);
+            self.registry
+                .ended(token, self.conn, 1006, "the event stream ended", true);
         }
     }
 }

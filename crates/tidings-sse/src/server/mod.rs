@@ -19,15 +19,15 @@ use bytes::BytesMut;
 use tidings_axum::{AuthHook, UpgradeRequest};
 use tidings_channels::Hub;
 use tidings_codec::{JsonCodec, SUBPROTOCOL_JSON};
-use tidings_core::{Frame, FrameCodec, Hello, Limits, PROTOCOL_VERSION};
+use tidings_core::{Frame, FrameCodec, Hello, PROTOCOL_VERSION};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, debug_span};
 
 pub use upstream::BodyError;
 
 use crate::event_id::EventId;
-use crate::{LAST_EVENT_ID_PARAM, PROTOCOL_PARAM, TOKEN_HEADER};
 use crate::writer::write_retry;
+use crate::{LAST_EVENT_ID_PARAM, PROTOCOL_PARAM, TOKEN_HEADER};
 use link::{EventBody, Link, PushError, SseTransport};
 use registry::{Lookup, Registry};
 
@@ -131,7 +131,6 @@ pub struct SseRoute {
     hub: Hub,
     auth: Option<Arc<dyn AuthHook>>,
     config: SseConfig,
-    limits: Limits,
     permits: Arc<Semaphore>,
     registry: Arc<Registry>,
     connections: Arc<AtomicU64>,
@@ -155,7 +154,6 @@ impl SseRoute {
             auth: None,
             registry: Arc::new(Registry::new(config.ended_ttl)),
             config,
-            limits: Limits::default(),
             permits: Arc::new(Semaphore::new(100_000)),
             connections: Arc::new(AtomicU64::new(0)),
         }
@@ -171,13 +169,6 @@ impl SseRoute {
     pub fn config(mut self, config: SseConfig) -> Self {
         self.registry = Arc::new(Registry::new(config.ended_ttl));
         self.config = config;
-        self
-    }
-
-    /// The session limits of the hub (the frame size limit is checked on
-    /// POSTs, before frames reach the session). Default: [`Limits::default`].
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
         self
     }
 
@@ -199,7 +190,9 @@ impl SseRoute {
         if let Some(p) = query_param(req.uri(), PROTOCOL_PARAM)
             && p != SUBPROTOCOL_JSON
         {
-            let msg = format!("protocol `{p}` is not supported over SSE (it carries text): use {SUBPROTOCOL_JSON}");
+            let msg = format!(
+                "protocol `{p}` is not supported over SSE (it carries text): use {SUBPROTOCOL_JSON}"
+            );
             return refuse(StatusCode::BAD_REQUEST, "unsupported-protocol", &msg);
         }
         let resume = last_event_id(req.headers(), req.uri()).and_then(|raw| {
@@ -210,7 +203,11 @@ impl SseRoute {
             id
         });
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "connection-limit", "connection limit reached");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection-limit",
+                "connection limit reached",
+            );
         };
         let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
         let hello = Hello {
@@ -220,10 +217,19 @@ impl SseRoute {
         };
         let hello = match codec.encode_to_bytes(&Frame::Hello(hello)) {
             Ok(b) => b,
-            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string()),
+            Err(e) => {
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    &e.to_string(),
+                );
+            }
         };
         let conn = self.connections.fetch_add(1, Ordering::Relaxed);
-        let upstream = self.config.upstream_queue_bytes.max(self.config.max_post_bytes);
+        let upstream = self
+            .config
+            .upstream_queue_bytes
+            .max(self.config.max_post_bytes);
         let link = Link::new(upstream);
         let transport = SseTransport::new(
             link.clone(),
@@ -244,13 +250,25 @@ impl SseRoute {
             .instrument(span),
         );
         let mut first = BytesMut::new();
-        write_retry(&mut first, u64::try_from(self.config.retry.as_millis()).unwrap_or(u64::MAX));
+        write_retry(
+            &mut first,
+            u64::try_from(self.config.retry.as_millis()).unwrap_or(u64::MAX),
+        );
         let body = EventBody::new(link, first.freeze(), self.config.keep_alive);
         let mut resp = Response::new(Body::from_stream(body));
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
-        h.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-transform"),
+        );
+        h.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
         resp
     }
 
@@ -293,12 +311,19 @@ impl SseRoute {
                     refuse(
                         StatusCode::GONE,
                         "session-closed",
-                        &format!("session {session} is closed ({} {})", ended.code, ended.reason),
+                        &format!(
+                            "session {session} is closed ({} {})",
+                            ended.code, ended.reason
+                        ),
                     )
                 };
             }
             Lookup::Unknown => {
-                return refuse(StatusCode::NOT_FOUND, "unknown-session", "unknown or expired session token");
+                return refuse(
+                    StatusCode::NOT_FOUND,
+                    "unknown-session",
+                    "unknown or expired session token",
+                );
             }
             _ => {
                 return refuse(
@@ -315,11 +340,17 @@ impl SseRoute {
                 return too_large(max);
             }
         };
-        let frames = match upstream::split_frames(&body, &JsonCodec::new(), self.limits.max_frame_bytes) {
+        // The frame limit of the hub's sessions, checked before frames reach one.
+        let max_frame = self.hub.config().session.limits.max_frame_bytes;
+        let frames = match upstream::split_frames(&body, &JsonCodec::new(), max_frame) {
             Ok(f) => f,
             Err(e) => {
                 debug!(error = %e, "POST refused");
-                let status = if e.is_too_large() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+                let status = if e.is_too_large() {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
                 return refuse(status, e.code(), &e.to_string());
             }
         };
@@ -332,7 +363,9 @@ impl SseRoute {
             Err(PushError::Ended) => refuse(
                 StatusCode::CONFLICT,
                 "no-stream",
-                &format!("the event stream of session {session} ended; reconnect it with Last-Event-ID, then send again"),
+                &format!(
+                    "the event stream of session {session} ended; reconnect it with Last-Event-ID, then send again"
+                ),
             ),
             Err(PushError::Full) => refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -376,7 +409,9 @@ fn last_event_id(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     {
         return Some(v.to_string());
     }
-    query_param(uri, LAST_EVENT_ID_PARAM).filter(|v| !v.is_empty()).map(Cow::into_owned)
+    query_param(uri, LAST_EVENT_ID_PARAM)
+        .filter(|v| !v.is_empty())
+        .map(Cow::into_owned)
 }
 
 /// The first value of `name` in the query, percent-decoded (`None` if absent or not UTF-8).
@@ -424,10 +459,13 @@ impl<S: Clone + Send + Sync + 'static> SseRouterExt for Router<S> {
     fn tidings_sse_route(self, path: &str, route: SseRoute) -> Self {
         let post_path = format!("{}/{{session}}", path.trim_end_matches('/'));
         let stream = route.clone();
-        self.route(path, get(move |req: Request| stream.clone().stream(req))).route(
-            &post_path,
-            post(move |Path(session): Path<String>, req: Request| route.clone().upstream(session, req)),
-        )
+        self.route(path, get(move |req: Request| stream.clone().stream(req)))
+            .route(
+                &post_path,
+                post(move |Path(session): Path<String>, req: Request| {
+                    route.clone().upstream(session, req)
+                }),
+            )
     }
 }
 
@@ -439,7 +477,10 @@ mod tests {
     fn tokens_from_either_header() {
         let mut h = HeaderMap::new();
         assert_eq!(token(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(token(&h).as_deref(), Some("abc"));
         h.insert(TOKEN_HEADER, HeaderValue::from_static("xyz"));
         assert_eq!(token(&h).as_deref(), Some("xyz"), "x-tidings-token wins");
@@ -456,9 +497,16 @@ mod tests {
         h.insert("last-event-id", HeaderValue::from_static("tok.9"));
         assert_eq!(last_event_id(&h, &uri).as_deref(), Some("tok.9"));
         h.insert("last-event-id", HeaderValue::from_static(""));
-        assert_eq!(last_event_id(&h, &uri).as_deref(), Some("tok.5"), "an empty header is no id");
+        assert_eq!(
+            last_event_id(&h, &uri).as_deref(),
+            Some("tok.5"),
+            "an empty header is no id"
+        );
         let uri: Uri = "/sse?last_event_id=t%2Eo.5".parse().unwrap();
-        assert_eq!(last_event_id(&HeaderMap::new(), &uri).as_deref(), Some("t.o.5"));
+        assert_eq!(
+            last_event_id(&HeaderMap::new(), &uri).as_deref(),
+            Some("t.o.5")
+        );
         let uri: Uri = "/sse?last_event_id=%ZZ".parse().unwrap();
         assert_eq!(last_event_id(&HeaderMap::new(), &uri), None);
     }

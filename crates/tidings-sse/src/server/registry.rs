@@ -14,6 +14,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Entry {
     session: SessionId,
+    /// Epoch of the session's connection that `conn` is.
+    epoch: u64,
     conn: u64,
     link: Option<Arc<Link>>,
     ended: Option<Ended>,
@@ -35,10 +37,7 @@ pub(crate) enum Lookup {
     /// No session has this token (never, or long expired).
     Unknown,
     /// A stream is attached.
-    Live {
-        session: SessionId,
-        link: Arc<Link>,
-    },
+    Live { session: SessionId, link: Arc<Link> },
     /// The session's last stream ended.
     Ended { session: SessionId, ended: Ended },
 }
@@ -62,23 +61,51 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self { inner: Mutex::new(Inner { entries: HashMap::new(), last_sweep: Instant::now() }), ttl }
+        Self {
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+            ttl,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Connection `conn` now carries the stream of `session`.
-    pub(crate) fn attach(&self, token: &ResumeToken, session: SessionId, conn: u64, link: Arc<Link>) {
+    /// Connection `conn` (epoch `epoch` of `session`) now carries its stream,
+    /// unless a newer epoch already does (two resumes raced).
+    pub(crate) fn attach(
+        &self,
+        token: &ResumeToken,
+        session: SessionId,
+        epoch: u64,
+        conn: u64,
+        link: Arc<Link>,
+    ) {
         let mut inner = self.lock();
         let now = Instant::now();
         if now.duration_since(inner.last_sweep) >= SWEEP_EVERY {
             inner.last_sweep = now;
             let ttl = self.ttl;
-            inner.entries.retain(|_, e| e.ended.as_ref().is_none_or(|x| now.duration_since(x.at) < ttl));
+            inner.entries.retain(|_, e| {
+                e.ended
+                    .as_ref()
+                    .is_none_or(|x| now.duration_since(x.at) < ttl)
+            });
         }
-        inner.entries.insert(token.clone(), Entry { session, conn, link: Some(link), ended: None });
+        if inner.entries.get(token).is_some_and(|e| e.epoch > epoch) {
+            return;
+        }
+        let entry = Entry {
+            session,
+            epoch,
+            conn,
+            link: Some(link),
+            ended: None,
+        };
+        inner.entries.insert(token.clone(), entry);
     }
 
     /// The stream of connection `conn` ended (ignored if a newer connection took over).
@@ -89,7 +116,12 @@ impl Registry {
             && e.ended.is_none()
         {
             e.link = None;
-            e.ended = Some(Ended { code, reason: reason.to_string(), resumable, at: Instant::now() });
+            e.ended = Some(Ended {
+                code,
+                reason: reason.to_string(),
+                resumable,
+                at: Instant::now(),
+            });
         }
     }
 
@@ -99,9 +131,17 @@ impl Registry {
             return Lookup::Unknown;
         };
         match (&e.link, &e.ended) {
-            (_, Some(ended)) if Instant::now().duration_since(ended.at) >= self.ttl => Lookup::Unknown,
-            (_, Some(ended)) => Lookup::Ended { session: e.session.clone(), ended: ended.clone() },
-            (Some(link), None) => Lookup::Live { session: e.session.clone(), link: link.clone() },
+            (_, Some(ended)) if Instant::now().duration_since(ended.at) >= self.ttl => {
+                Lookup::Unknown
+            }
+            (_, Some(ended)) => Lookup::Ended {
+                session: e.session.clone(),
+                ended: ended.clone(),
+            },
+            (Some(link), None) => Lookup::Live {
+                session: e.session.clone(),
+                link: link.clone(),
+            },
             (None, None) => Lookup::Unknown,
         }
     }
@@ -125,10 +165,16 @@ mod tests {
     fn newer_connections_win_and_ended_streams_are_remembered() {
         let r = Registry::new(Duration::from_secs(60));
         let (a, b) = (Link::new(1024), Link::new(1024));
-        r.attach(&tok("t"), SessionId("s".into()), 1, a);
-        r.attach(&tok("t"), SessionId("s".into()), 2, b);
+        r.attach(&tok("t"), SessionId("s".into()), 2, 2, b.clone());
+        // A resume that lost the race to a newer one does not take over...
+        r.attach(&tok("t"), SessionId("s".into()), 1, 1, a);
+        assert!(matches!(r.lookup("t"), Lookup::Live { link, .. } if Arc::ptr_eq(&link, &b)));
+        // ...and its end changes nothing.
         r.ended("t", 1, 4006, "superseded", true);
-        assert!(matches!(r.lookup("t"), Lookup::Live { .. }), "the old connection's end is ignored");
+        assert!(
+            matches!(r.lookup("t"), Lookup::Live { .. }),
+            "the old connection's end is ignored"
+        );
         r.ended("t", 2, 1000, "bye", false);
         match r.lookup("t") {
             Lookup::Ended { session, ended } => {
@@ -143,11 +189,11 @@ mod tests {
     #[test]
     fn ended_entries_expire() {
         let r = Registry::new(Duration::ZERO);
-        r.attach(&tok("t"), SessionId("s".into()), 1, Link::new(1));
+        r.attach(&tok("t"), SessionId("s".into()), 1, 1, Link::new(1));
         r.ended("t", 1, 1006, "gone", true);
         assert!(matches!(r.lookup("t"), Lookup::Unknown));
         std::thread::sleep(SWEEP_EVERY);
-        r.attach(&tok("u"), SessionId("s2".into()), 2, Link::new(1));
+        r.attach(&tok("u"), SessionId("s2".into()), 1, 2, Link::new(1));
         assert_eq!(r.len(), 1, "the expired entry was swept");
     }
 }

@@ -61,13 +61,24 @@ impl BodyError {
 
 /// Splits `body` into frames (zero-copy slices of it) and checks each with
 /// `codec`: all of them are valid client frames, or none is queued.
-pub(crate) fn split_frames(body: &Bytes, codec: &dyn FrameCodec, max_frame: usize) -> Result<Vec<Bytes>, BodyError> {
+pub(crate) fn split_frames(
+    body: &Bytes,
+    codec: &dyn FrameCodec,
+    max_frame: usize,
+) -> Result<Vec<Bytes>, BodyError> {
     let mut frames = Vec::new();
     let values = serde_json::Deserializer::from_slice(body).into_iter::<&RawValue>();
     for (index, value) in values.enumerate() {
-        let raw = value.map_err(|e| BodyError::Json(e.to_string()))?.get().as_bytes();
+        let raw = value
+            .map_err(|e| BodyError::Json(e.to_string()))?
+            .get()
+            .as_bytes();
         if raw.len() > max_frame {
-            return Err(BodyError::FrameTooLarge { index, size: raw.len(), max: max_frame });
+            return Err(BodyError::FrameTooLarge {
+                index,
+                size: raw.len(),
+                max: max_frame,
+            });
         }
         let start = (raw.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
         let frame = match start {
@@ -85,7 +96,12 @@ pub(crate) fn split_frames(body: &Bytes, codec: &dyn FrameCodec, max_frame: usiz
                 | Frame::Error(_)
                 | Frame::Close(_),
             ) => frames.push(frame),
-            Ok(other) => return Err(BodyError::NotUpstream { index, frame: other.frame_type() }),
+            Ok(other) => {
+                return Err(BodyError::NotUpstream {
+                    index,
+                    frame: other.frame_type(),
+                });
+            }
             Err(error) => return Err(BodyError::Frame { index, error }),
         }
     }
@@ -102,15 +118,22 @@ mod tests {
 
     fn split(body: &str) -> Result<Vec<String>, BodyError> {
         let body = Bytes::copy_from_slice(body.as_bytes());
-        split_frames(&body, &JsonCodec::new(), 256)
-            .map(|v| v.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect())
+        split_frames(&body, &JsonCodec::new(), 256).map(|v| {
+            v.iter()
+                .map(|b| String::from_utf8(b.to_vec()).unwrap())
+                .collect()
+        })
     }
 
     #[test]
     fn newline_delimited_and_concatenated_frames() {
         let ping = r#"{"type":"ping","nonce":1}"#;
-        let publish = "{\"type\":\"publish\",\"channel\":\"c\",\"seq\":1,\"data\":{\n  \"a\": 1\n}}";
-        assert_eq!(split(&format!("{ping}\n{publish}\n")).unwrap(), [ping, publish]);
+        let publish =
+            "{\"type\":\"publish\",\"channel\":\"c\",\"seq\":1,\"data\":{\n  \"a\": 1\n}}";
+        assert_eq!(
+            split(&format!("{ping}\n{publish}\n")).unwrap(),
+            [ping, publish]
+        );
         assert_eq!(split(&format!("{ping}{ping}")).unwrap(), [ping, ping]);
         assert_eq!(split(&format!("\r\n  {ping}  \n\n")).unwrap(), [ping]);
     }
@@ -119,7 +142,10 @@ mod tests {
     fn refusals() {
         assert_eq!(split(""), Err(BodyError::Empty));
         assert_eq!(split(" \n "), Err(BodyError::Empty));
-        assert!(matches!(split("{\"type\":\"ping\""), Err(BodyError::Json(_))));
+        assert!(matches!(
+            split("{\"type\":\"ping\""),
+            Err(BodyError::Json(_))
+        ));
         assert!(matches!(split("not json"), Err(BodyError::Json(_))));
         let e = split(r#"{"type":"ping","nonce":1} {"type":"teleport"}"#).unwrap_err();
         assert!(matches!(e, BodyError::Frame { index: 1, .. }), "{e}");
@@ -127,8 +153,14 @@ mod tests {
         let e = split(r#"{"type":"welcome","version":1,"session":"s","resume_token":"t","resumed":false,"heartbeat_ms":1,"max_frame":1,"publish_acked":0}"#).unwrap_err();
         assert!(matches!(e, BodyError::NotUpstream { index: 0, .. }), "{e}");
         let e = split(r#"{"type":"hello","version":1,"positions":[]}"#).unwrap_err();
-        assert!(matches!(e, BodyError::NotUpstream { .. }), "hello comes from the GET request: {e}");
-        let big = format!(r#"{{"type":"publish","channel":"c","seq":1,"data":"{}"}}"#, "x".repeat(300));
+        assert!(
+            matches!(e, BodyError::NotUpstream { .. }),
+            "hello comes from the GET request: {e}"
+        );
+        let big = format!(
+            r#"{{"type":"publish","channel":"c","seq":1,"data":"{}"}}"#,
+            "x".repeat(300)
+        );
         let e = split(&big).unwrap_err();
         assert!(e.is_too_large(), "{e}");
         assert!(matches!(split("\u{0}"), Err(BodyError::Json(_))));

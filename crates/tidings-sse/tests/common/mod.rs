@@ -52,7 +52,10 @@ impl RawStream {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let response = tokio::time::timeout(STEP, req.send()).await.unwrap().unwrap();
+        let response = tokio::time::timeout(STEP, req.send())
+            .await
+            .unwrap()
+            .unwrap();
         RawStream {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
@@ -74,7 +77,10 @@ impl RawStream {
             if let Some(e) = self.parser.next_event() {
                 return Some(e);
             }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.ok()??;
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
             self.raw.extend_from_slice(&chunk);
             self.parser.feed(&chunk).unwrap();
         }
@@ -114,13 +120,20 @@ impl RawStream {
 }
 
 /// POSTs `body` to `url` with the token header; returns status and body text.
-pub async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String, reqwest::header::HeaderMap) {
+pub async fn post(
+    url: &str,
+    token: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String, reqwest::header::HeaderMap) {
     let http = reqwest::Client::new();
     let mut req = http.post(url).body(body);
     if let Some(t) = token {
         req = req.header("x-tidings-token", t);
     }
-    let resp = tokio::time::timeout(STEP, req.send()).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(STEP, req.send())
+        .await
+        .unwrap()
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     (status, resp.text().await.unwrap_or_default(), headers)
@@ -128,7 +141,10 @@ pub async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>
 
 /// The next event of a Rust client (panics after [`STEP`]).
 pub async fn next(c: &Client) -> ClientEvent {
-    tokio::time::timeout(STEP, c.next_event()).await.expect("event in time").expect("client open")
+    tokio::time::timeout(STEP, c.next_event())
+        .await
+        .expect("event in time")
+        .expect("client open")
 }
 
 pub async fn wait_subscribed(c: &Client) {
@@ -155,7 +171,10 @@ pub async fn next_message(c: &Client) -> Message {
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + STEP;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
