@@ -17,6 +17,9 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
 
+/// Payloads up to this size are copied out of the read buffer they were decoded from.
+const COMPACT_PAYLOAD: usize = 2048;
+
 /// Settings of a [`Hub`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -338,6 +341,14 @@ impl Hub {
                     }
                 }
                 ServerEvent::Publish { channel, payload } => {
+                    // A decoded payload is a slice of the connection's read buffer;
+                    // history and replay keep it for a while, so small ones are
+                    // copied out rather than pinning the whole buffer.
+                    let payload = if payload.len() <= COMPACT_PAYLOAD {
+                        Bytes::copy_from_slice(&payload)
+                    } else {
+                        payload
+                    };
                     if let Err(e) = self.inner.broker.publish(&channel, payload).await {
                         warn!(error = %e, %channel, "publish failed");
                         conn.entry.lock().subscribe_failed(

@@ -15,11 +15,16 @@ use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId,
 pub struct MemoryBrokerConfig {
     /// Messages kept per channel for subscribers that resume from a position.
     pub history_len: usize,
+    /// Payload bytes kept per channel (the oldest messages go first).
+    pub history_bytes: usize,
 }
 
 impl Default for MemoryBrokerConfig {
     fn default() -> Self {
-        Self { history_len: 1024 }
+        Self {
+            history_len: 1024,
+            history_bytes: 1 << 20,
+        }
     }
 }
 
@@ -28,6 +33,7 @@ struct ChannelState {
     seq: u64,
     subscribers: Vec<(SubscriberId, Arc<dyn Delivery>)>,
     history: VecDeque<Arc<SharedMessage>>,
+    history_bytes: usize,
 }
 
 /// In-process broker: per-channel sequence numbers, fan-out on the publisher's
@@ -98,10 +104,16 @@ impl MemoryBroker {
         let id = self.ids.next_id();
         let message = Arc::new(SharedMessage::new(channel.clone(), state.seq, id, payload));
         if self.config.history_len > 0 {
-            if state.history.len() == self.config.history_len {
-                state.history.pop_front();
-            }
+            state.history_bytes += message.message().payload.len();
             state.history.push_back(message.clone());
+            while state.history.len() > self.config.history_len
+                || (state.history_bytes > self.config.history_bytes && state.history.len() > 1)
+            {
+                let Some(old) = state.history.pop_front() else {
+                    break;
+                };
+                state.history_bytes -= old.message().payload.len();
+            }
         }
         // Delivering under the channel lock keeps every subscriber's order equal to seq order.
         for (_, sink) in &state.subscribers {
@@ -217,7 +229,10 @@ mod tests {
 
     #[tokio::test]
     async fn resume_points_get_backlog_gap_or_restart() {
-        let b = MemoryBroker::new(MemoryBrokerConfig { history_len: 3 });
+        let b = MemoryBroker::new(MemoryBrokerConfig {
+            history_len: 3,
+            ..MemoryBrokerConfig::default()
+        });
         for _ in 0..5 {
             b.publish_now(&ch(), Bytes::from_static(b"1"));
         }

@@ -58,8 +58,9 @@ pub trait FrameCodec: Send + Sync + fmt::Debug {
 }
 
 /// Encodes frames into one reusable buffer: each frame becomes a `Bytes` split
-/// off a shared 8 KiB block, so small frames cost no allocation of their own
+/// off a shared 1 KiB block, so small frames cost no allocation of their own
 /// (the block is reclaimed once every frame split from it has been written).
+/// The block is small because every idle session holds one.
 #[derive(Debug, Default)]
 pub struct FrameEncoder {
     scratch: BytesMut,
@@ -67,11 +68,11 @@ pub struct FrameEncoder {
 
 impl FrameEncoder {
     /// Size of the blocks frames are split from.
-    pub const BLOCK: usize = 8 * 1024;
+    pub const BLOCK: usize = 1024;
 
     /// Encodes `frame` with `codec`.
     pub fn encode(&mut self, codec: &dyn FrameCodec, frame: &Frame) -> Result<Bytes, CodecError> {
-        if self.scratch.capacity() < 512 {
+        if self.scratch.capacity() < 256 {
             self.scratch.reserve(Self::BLOCK);
         }
         match codec.encode(frame, &mut self.scratch) {

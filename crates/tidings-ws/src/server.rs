@@ -378,7 +378,8 @@ pub async fn raw_echo(conn: Accepted) {
 async fn linger(mut tcp: TcpStream) {
     use tokio::io::AsyncReadExt;
     let _ = tcp.shutdown().await;
-    let mut buf = [0u8; 4096];
+    // On the heap: an array here would sit in every connection's `raw_echo` future.
+    let mut buf = vec![0u8; 4096];
     let mut budget = 1usize << 20;
     let drain = async {
         while budget > 0 {

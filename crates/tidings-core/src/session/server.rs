@@ -676,6 +676,11 @@ impl ServerSession {
         self.replay.push(message.clone());
         if self.state == ServerState::Open {
             self.queue_message(message);
+            // A write is going out anyway: let a pending publish ack ride along
+            // instead of costing its own segment when the ack timer fires.
+            if self.last_publish > self.publish_acked {
+                self.flush_acks();
+            }
             self.check_slow_consumer();
         }
     }
