@@ -255,13 +255,48 @@ const FUZZ_SECONDS: Duration = Duration::from_secs(20);
 /// `fuzz/artifacts/<target>/` (replay: `cargo fuzz run <target> <file>`).
 fn fuzz(root: &Path, target: &str) -> Result<Outcome> {
     let max_time = format!("-max_total_time={}", FUZZ_SECONDS.as_secs());
-    util::run(
-        util::cargo()
-            .args(["fuzz", "run", target, "--", &max_time])
-            .env("RUSTC_BOOTSTRAP", "1")
-            .current_dir(root),
-    )?;
-    Ok(Outcome::Passed)
+    let mut cmd = util::cargo();
+    cmd.args([
+        "fuzz",
+        "run",
+        target,
+        "--",
+        &max_time,
+        "-print_final_stats=1",
+    ])
+    .env("RUSTC_BOOTSTRAP", "1")
+    .current_dir(root);
+    println!("$ {}", util::display(&cmd));
+    // libFuzzer prints a line per corpus change: keep the log short, show it all on failure.
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("could not start cargo fuzz: {e}"))?;
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    if !out.status.success() {
+        println!("{log}");
+        return Err(format!(
+            "fuzz target {target} failed ({}); crash input under fuzz/artifacts/{target}/",
+            out.status
+        ));
+    }
+    let done = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("Done "))
+        .copied()
+        .unwrap_or("done");
+    for l in lines.iter().filter(|l| {
+        l.starts_with("stat::number_of_executed_units") || l.starts_with("stat::peak_rss_mb")
+    }) {
+        println!("{l}");
+    }
+    Ok(Outcome::PassedWith(done.to_string()))
 }
 
 /// `cargo xtask test`: setup, nextest and doctests only.
