@@ -373,10 +373,6 @@ impl ClientSession {
         if let (ClientState::Open, Some(bytes)) = (self.state, encoded) {
             self.last_sent = now;
             self.transmit.push_back(bytes);
-            // Pending acks ride along with the publish rather than waiting for the timer.
-            if self.ack_batch.deadline().is_some() {
-                self.flush_acks(now);
-            }
         }
         self.unacked.push_back(PendingPublish {
             seq,
