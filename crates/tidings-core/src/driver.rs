@@ -68,6 +68,18 @@ impl SharedClient {
         }
     }
 
+    /// A new session with `config`, wanting to connect at once; the backoff
+    /// jitter is seeded from the clock, so clients started together spread out.
+    pub fn with_config(config: crate::session::client::ClientConfig) -> Self {
+        // Jitter only needs to differ between clients; the clock's low bits do.
+        let seed = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let seed = seed ^ (std::ptr::addr_of!(seed) as u64).rotate_left(32);
+        Self::new(ClientSession::new(config, seed, Instant::now()))
+    }
+
     /// Locks the session.
     pub fn lock(&self) -> MutexGuard<'_, ClientSession> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())

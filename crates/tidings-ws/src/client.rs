@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_codec::SUBPROTOCOL_JSON;
-use tidings_core::{ClientConfig, ClientEvent, ClientSession, ClientState, Instant, SharedClient};
+use tidings_core::{ClientConfig, ClientEvent, ClientState, SharedClient};
 
 use crate::config::WsConfig;
 use crate::error::Error;
@@ -73,21 +73,10 @@ impl ClientBuilder {
                 reason: "scheme must be ws:// or wss://".into(),
             });
         }
-        let seed = seed();
-        let session = ClientSession::new(self.session.clone(), seed, Instant::now());
-        let shared = Arc::new(SharedClient::new(session));
+        let shared = Arc::new(SharedClient::with_config(self.session.clone()));
         crate::platform::spawn_driver(shared.clone(), self)?;
         Ok(Client { shared })
     }
-}
-
-fn seed() -> u64 {
-    // Jitter only needs to differ between clients; the clock's low bits do.
-    let t = web_time::SystemTime::now()
-        .duration_since(web_time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (std::ptr::addr_of!(t) as u64).rotate_left(32)
 }
 
 /// A tidings client over WebSocket.

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::{
-    ClientConfig, ClientEvent, ClientSession, ClientState, Frame, FrameCodec, ProtocolError,
-    SessionError, SharedClient, TransportError,
+    ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, ProtocolError, SessionError,
+    SharedClient, TransportError,
 };
 
 use crate::parser::DEFAULT_MAX_EVENT_BYTES;
@@ -115,21 +115,10 @@ impl ClientBuilder {
                 reason: "scheme must be http:// or https://".into(),
             });
         }
-        let session =
-            ClientSession::new(self.session.clone(), seed(), tidings_core::Instant::now());
-        let shared = Arc::new(SharedClient::new(session));
+        let shared = Arc::new(SharedClient::with_config(self.session.clone()));
         platform::spawn_driver(shared.clone(), self)?;
         Ok(Client { shared })
     }
-}
-
-fn seed() -> u64 {
-    // Jitter only needs to differ between clients; the clock's low bits do.
-    let t = web_time::SystemTime::now()
-        .duration_since(web_time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (std::ptr::addr_of!(t) as u64).rotate_left(32)
 }
 
 /// A tidings client over Server-Sent Events (down) and POSTs (up).
