@@ -70,6 +70,10 @@ struct Entry {
     session: Mutex<ServerSession>,
     waker: AtomicWaker,
     subs: Mutex<HashMap<ChannelName, SubscriberId>>,
+    /// Epoch of the connection now handling this session's events (0: none).
+    /// That connection pumps again right after, so deliveries made meanwhile
+    /// (e.g. a publish to its own channel) need not wake it.
+    handling: AtomicU64,
 }
 
 impl Entry {
@@ -80,8 +84,14 @@ impl Entry {
 
 impl Delivery for Entry {
     fn deliver(&self, message: &Arc<SharedMessage>) {
-        self.lock().deliver(message);
-        self.waker.wake();
+        let epoch = {
+            let mut s = self.lock();
+            s.deliver(message);
+            s.epoch()
+        };
+        if self.handling.load(Ordering::Acquire) != epoch {
+            self.waker.wake();
+        }
     }
 }
 
@@ -272,6 +282,7 @@ impl Hub {
                     session: Mutex::new(session),
                     waker: AtomicWaker::new(),
                     subs: Mutex::new(HashMap::new()),
+                    handling: AtomicU64::new(0),
                 });
                 self.sessions().insert(token, entry.clone());
                 (entry, 1)
@@ -300,7 +311,11 @@ impl Hub {
         let mut timer = TokioTimer::default();
         loop {
             match pump(&conn, transport, &mut timer, Instant::now).await {
-                PumpExit::Events => self.handle_events(&conn).await,
+                PumpExit::Events => {
+                    entry.handling.store(epoch, Ordering::Release);
+                    self.handle_events(&conn).await;
+                    entry.handling.store(0, Ordering::Release);
+                }
                 PumpExit::Closed { code } => {
                     debug!(code, "connection closed");
                     break;
