@@ -466,7 +466,18 @@ impl ClientSession {
         };
         self.last_recv = now;
         self.ping_outstanding = false;
-        let frame = match decode_checked(&*codec, &input, self.config.limits.max_frame_bytes) {
+        let max = self.config.limits.max_frame_bytes;
+        if input.len() > max && self.state == ClientState::Open {
+            // The transport already holds the bytes (its own limit bounds them).
+            // A message over our limit is skipped as an explicit gap and
+            // acknowledged, so the server does not replay it after every
+            // reconnect; anything else over the limit is a protocol error.
+            if let Ok(Frame::Message(m)) = codec.decode(&input) {
+                self.skip_oversized(now, m, input.len(), max);
+                return Ok(());
+            }
+        }
+        let frame = match decode_checked(&*codec, &input, max) {
             Ok(f) => f,
             Err(e) => {
                 self.fail(now, &e);
@@ -672,6 +683,36 @@ impl ClientSession {
             }
         }
         self.events.push_back(ClientEvent::Message(m));
+        if self.ack_batch.note(now) {
+            self.flush_acks(now);
+        }
+    }
+
+    fn skip_oversized(&mut self, now: Instant, m: Message, size: usize, max: usize) {
+        if !self.subscriptions.contains(&m.channel) {
+            return;
+        }
+        let e = ProtocolError::FrameTooLarge { size, max };
+        self.events.push_back(ClientEvent::Error {
+            code: e.code(),
+            message: format!("message {} of {} skipped: {e}", m.seq, m.channel),
+        });
+        match self.inbound.accept(&m.channel, m.seq) {
+            Inbound::Duplicate => return,
+            Inbound::Deliver => {}
+            Inbound::Gap { from, .. } => {
+                self.events.push_back(ClientEvent::Gap(Gap {
+                    channel: m.channel.clone(),
+                    from,
+                    to: m.seq - 1,
+                }));
+            }
+        }
+        self.events.push_back(ClientEvent::Gap(Gap {
+            channel: m.channel,
+            from: m.seq,
+            to: m.seq,
+        }));
         if self.ack_batch.note(now) {
             self.flush_acks(now);
         }
