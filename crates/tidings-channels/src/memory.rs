@@ -17,6 +17,11 @@ pub struct MemoryBrokerConfig {
     pub history_len: usize,
     /// Payload bytes kept per channel (the oldest messages go first).
     pub history_bytes: usize,
+    /// Channels kept. Beyond it, the least recently used channels without
+    /// subscribers are dropped with their history (a client resuming one later
+    /// sees an explicit channel reset), so publishing to ever new names cannot
+    /// grow memory without bound.
+    pub max_channels: usize,
 }
 
 impl Default for MemoryBrokerConfig {
@@ -24,6 +29,7 @@ impl Default for MemoryBrokerConfig {
         Self {
             history_len: 1024,
             history_bytes: 1 << 20,
+            max_channels: 100_000,
         }
     }
 }
@@ -34,6 +40,8 @@ struct ChannelState {
     subscribers: Vec<(SubscriberId, Arc<dyn Delivery>)>,
     history: VecDeque<Arc<SharedMessage>>,
     history_bytes: usize,
+    /// Broker tick of the last publish or subscribe (for idle eviction).
+    last_used: u64,
 }
 
 /// In-process broker: per-channel sequence numbers, fan-out on the publisher's
@@ -43,6 +51,7 @@ pub struct MemoryBroker {
     channels: RwLock<HashMap<ChannelName, Arc<Mutex<ChannelState>>>>,
     next_id: AtomicU64,
     ids: MessageIdGen,
+    tick: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -76,6 +85,7 @@ impl MemoryBroker {
             channels: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             ids: MessageIdGen::new(node),
+            tick: AtomicU64::new(0),
         }
     }
 
@@ -88,18 +98,30 @@ impl MemoryBroker {
         {
             return c.clone();
         }
+        let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
+        if !channels.contains_key(name) && channels.len() >= self.config.max_channels {
+            evict_idle(&mut channels);
+        }
+        channels.entry(name.clone()).or_default().clone()
+    }
+
+    /// Channels held now (with subscribers, history, or both).
+    pub fn channel_count(&self) -> usize {
         self.channels
-            .write()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(name.clone())
-            .or_default()
-            .clone()
+            .len()
+    }
+
+    fn touch(&self, state: &mut ChannelState) {
+        state.last_used = self.tick.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Publishes synchronously (what [`Broker::publish`] does, without the future).
     pub fn publish_now(&self, channel: &ChannelName, payload: Bytes) -> PublishReceipt {
         let state = self.channel(channel);
         let mut state = lock(&state);
+        self.touch(&mut state);
         state.seq += 1;
         let id = self.ids.next_id();
         let message = Arc::new(SharedMessage::new(channel.clone(), state.seq, id, payload));
@@ -133,6 +155,28 @@ impl MemoryBroker {
     }
 }
 
+/// Drops the least recently used half of the channels nobody uses right now
+/// (no subscriber, no task holding the state). Called with the map's write
+/// lock held, so no one can pick up a state being dropped.
+fn evict_idle(channels: &mut HashMap<ChannelName, Arc<Mutex<ChannelState>>>) {
+    let mut idle: Vec<(u64, ChannelName)> = channels
+        .iter()
+        .filter(|(_, c)| Arc::strong_count(c) == 1)
+        .filter_map(|(name, c)| {
+            let state = c.try_lock().ok()?;
+            state
+                .subscribers
+                .is_empty()
+                .then(|| (state.last_used, name.clone()))
+        })
+        .collect();
+    idle.sort_unstable_by_key(|(used, _)| *used);
+    let drop = idle.len().div_ceil(2);
+    for (_, name) in idle.into_iter().take(drop) {
+        channels.remove(&name);
+    }
+}
+
 impl Broker for MemoryBroker {
     fn publish(
         &self,
@@ -152,6 +196,7 @@ impl Broker for MemoryBroker {
         let id = SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let state = self.channel(channel);
         let mut state = lock(&state);
+        self.touch(&mut state);
         state.subscribers.push((id, sink));
         let current = state.seq;
         let start = match after {
@@ -225,6 +270,39 @@ mod tests {
             .await
             .unwrap()
             .start
+    }
+
+    #[tokio::test]
+    async fn idle_channels_are_evicted_subscribed_ones_never() {
+        let b = MemoryBroker::new(MemoryBrokerConfig {
+            max_channels: 8,
+            ..MemoryBrokerConfig::default()
+        });
+        let kept = ChannelName::new("kept").unwrap();
+        let _sub = b.subscribe(&kept, None, Arc::new(Sink)).await.unwrap();
+        b.publish_now(&kept, Bytes::from_static(b"1"));
+        for i in 0..1_000 {
+            b.publish_now(
+                &ChannelName::new(format!("c{i}")).unwrap(),
+                Bytes::from_static(b"1"),
+            );
+            assert!(
+                b.channel_count() <= 8,
+                "{} channels after {i}",
+                b.channel_count()
+            );
+        }
+        assert_eq!(b.subscriber_count(&kept), 1);
+        // The subscribed channel kept its numbering.
+        assert_eq!(b.publish_now(&kept, Bytes::from_static(b"2")).seq, 2);
+        // An evicted channel starts over: a resume beyond it is a restart (position 0).
+        let gone = ChannelName::new("c0").unwrap();
+        let s = b
+            .subscribe(&gone, Some(1), Arc::new(Sink))
+            .await
+            .unwrap()
+            .start;
+        assert_eq!(s.position, 0);
     }
 
     #[tokio::test]
