@@ -35,6 +35,7 @@ mod frame;
 mod frame_log;
 mod ids;
 mod inbound;
+mod inbox;
 mod limits;
 mod message;
 mod pump;
@@ -54,6 +55,7 @@ pub use frame::{
 };
 pub use ids::{ChannelName, MAX_CHANNEL_LEN, MessageId, MessageIdGen, ResumeToken, SessionId};
 pub use inbound::{Inbound, InboundTracker};
+pub use inbox::Inbox;
 pub use limits::Limits;
 pub use message::SharedMessage;
 #[cfg(feature = "tokio")]

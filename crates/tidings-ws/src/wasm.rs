@@ -1,16 +1,15 @@
 //! Browser platform of the client driver: `web_sys::WebSocket` transport and `setTimeout` timers.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use js_sys::{Array, Uint8Array};
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
 use tidings_core::{
-    BoxFuture, CodecKind, Connected, Connector, SharedClient, Transport, TransportError,
+    BoxFuture, CodecKind, Connected, Connector, Inbox, SharedClient, Transport, TransportError,
     TransportKind, TransportMetrics, WasmTimer, drive,
 };
 use wasm_bindgen::JsCast;
@@ -20,27 +19,11 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use crate::client::ClientBuilder;
 use crate::error::Error;
 
-#[derive(Default)]
-struct Inbox {
-    frames: VecDeque<Result<Bytes, TransportError>>,
-    ended: bool,
-    opened: bool,
-    waker: Option<Waker>,
-}
-
-impl Inbox {
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
-
 /// A browser WebSocket as a tidings [`Transport`].
 pub struct WasmWsTransport {
     ws: WebSocket,
     text: bool,
-    inbox: Rc<RefCell<Inbox>>,
+    inbox: Rc<RefCell<Inbox<Result<Bytes, TransportError>>>>,
     _callbacks: [Closure<dyn FnMut(web_sys::Event)>; 4],
     metrics: TransportMetrics,
 }
@@ -65,19 +48,12 @@ impl Drop for WasmWsTransport {
 
 impl Transport for WasmWsTransport {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        let mut inbox = self.inbox.borrow_mut();
-        if let Some(item) = inbox.frames.pop_front() {
-            if let Ok(b) = &item {
-                self.metrics.frames_received += 1;
-                self.metrics.bytes_received += b.len() as u64;
-            }
-            return Poll::Ready(Some(item));
+        let item = std::task::ready!(self.inbox.borrow_mut().poll_next(cx));
+        if let Some(Ok(b)) = &item {
+            self.metrics.frames_received += 1;
+            self.metrics.bytes_received += b.len() as u64;
         }
-        if inbox.ended {
-            return Poll::Ready(None);
-        }
-        inbox.waker = Some(cx.waker().clone());
-        Poll::Pending
+        Poll::Ready(item)
     }
 
     fn poll_send_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
@@ -141,14 +117,10 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
             reason: format!("{e:?}"),
         })?;
     ws.set_binary_type(BinaryType::Arraybuffer);
-    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    let inbox = Inbox::shared();
 
     let i = inbox.clone();
-    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        let mut inbox = i.borrow_mut();
-        inbox.opened = true;
-        inbox.wake();
-    });
+    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| i.borrow_mut().open());
     let i = inbox.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         let Ok(e) = e.dyn_into::<MessageEvent>() else {
@@ -162,48 +134,32 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
         } else {
             return;
         };
-        let mut inbox = i.borrow_mut();
-        inbox.frames.push_back(Ok(frame));
-        inbox.wake();
+        i.borrow_mut().push(Ok(frame));
     });
     let i = inbox.clone();
     let onclose = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         let mut inbox = i.borrow_mut();
         if let Ok(c) = e.dyn_into::<CloseEvent>() {
-            inbox.frames.push_back(Err(TransportError::Closed {
+            inbox.push(Err(TransportError::Closed {
                 code: c.code(),
                 reason: c.reason(),
             }));
         }
-        inbox.ended = true;
-        inbox.wake();
+        inbox.end();
     });
     let i = inbox.clone();
-    let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        let mut inbox = i.borrow_mut();
-        inbox.ended = true;
-        inbox.wake();
-    });
+    let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| i.borrow_mut().end());
     ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
     ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
 
-    std::future::poll_fn(|cx| {
-        let mut inbox = inbox.borrow_mut();
-        if inbox.opened {
-            return Poll::Ready(Ok(()));
-        }
-        if inbox.ended {
-            return Poll::Ready(Err(TransportError::Handshake {
-                status: None,
-                reason: format!("WebSocket to {url} failed to open"),
-            }));
-        }
-        inbox.waker = Some(cx.waker().clone());
-        Poll::Pending
-    })
-    .await?;
+    if !std::future::poll_fn(|cx| inbox.borrow_mut().poll_opened(cx)).await {
+        return Err(TransportError::Handshake {
+            status: None,
+            reason: format!("WebSocket to {url} failed to open"),
+        });
+    }
 
     let chosen = ws.protocol();
     let kind = if chosen.eq_ignore_ascii_case(SUBPROTOCOL_BIN) {

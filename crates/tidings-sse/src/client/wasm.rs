@@ -7,15 +7,14 @@
 //! scripts, so the reconnect delay is the session's backoff.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tidings_codec::JsonCodec;
 use tidings_core::{
-    BoxFuture, Connected, Connector, FrameCodec, SharedClient, Transport, TransportError,
+    BoxFuture, Connected, Connector, FrameCodec, Inbox, SharedClient, Transport, TransportError,
     TransportKind, TransportMetrics, WasmTimer, drive,
 };
 use wasm_bindgen::closure::Closure;
@@ -28,23 +27,6 @@ use crate::TOKEN_HEADER;
 
 /// `EventSource.readyState` once closed.
 const CLOSED: u16 = 2;
-
-#[derive(Default)]
-struct Inbox {
-    /// Frames and the last event id they came with.
-    frames: VecDeque<(Bytes, String)>,
-    opened: bool,
-    ended: bool,
-    waker: Option<Waker>,
-}
-
-impl Inbox {
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
 
 fn js_error(what: &str, e: JsValue) -> TransportError {
     TransportError::Protocol(format!("{what}: {e:?}"))
@@ -93,7 +75,7 @@ async fn post(url: String, token: String, body: Bytes) -> Result<(), TransportEr
 /// A browser `EventSource` plus `fetch` POSTs as a tidings [`Transport`].
 struct WasmSseTransport {
     es: EventSource,
-    inbox: Rc<RefCell<Inbox>>,
+    inbox: Rc<RefCell<Inbox<(Bytes, String)>>>,
     state: Rc<RefCell<StreamState>>,
     up: Upstream,
     in_flight: Option<BoxFuture<'static, Result<(), TransportError>>>,
@@ -112,20 +94,15 @@ impl Drop for WasmSseTransport {
 
 impl Transport for WasmSseTransport {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        let mut inbox = self.inbox.borrow_mut();
-        if let Some((frame, id)) = inbox.frames.pop_front() {
-            drop(inbox);
-            self.state.borrow_mut().last_event_id = Some(id);
-            self.up.received(&frame);
-            self.metrics.frames_received += 1;
-            self.metrics.bytes_received += frame.len() as u64;
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        if inbox.ended {
+        let next = std::task::ready!(self.inbox.borrow_mut().poll_next(cx));
+        let Some((frame, id)) = next else {
             return Poll::Ready(None);
-        }
-        inbox.waker = Some(cx.waker().clone());
-        Poll::Pending
+        };
+        self.state.borrow_mut().last_event_id = Some(id);
+        self.up.received(&frame);
+        self.metrics.frames_received += 1;
+        self.metrics.bytes_received += frame.len() as u64;
+        Poll::Ready(Some(Ok(frame)))
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
@@ -201,14 +178,10 @@ async fn connect(
         status: None,
         reason: format!("EventSource {target}: {e:?}"),
     })?;
-    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    let inbox = Inbox::shared();
 
     let i = inbox.clone();
-    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        let mut inbox = i.borrow_mut();
-        inbox.opened = true;
-        inbox.wake();
-    });
+    let onopen = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| i.borrow_mut().open());
     let i = inbox.clone();
     let onmessage = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         let Ok(e) = e.dyn_into::<MessageEvent>() else {
@@ -217,40 +190,32 @@ async fn connect(
         let Some(data) = e.data().as_string() else {
             return;
         };
-        let mut inbox = i.borrow_mut();
-        inbox
-            .frames
-            .push_back((Bytes::from(data), e.last_event_id()));
-        inbox.wake();
+        i.borrow_mut().push((Bytes::from(data), e.last_event_id()));
     });
     let i = inbox.clone();
     let source = es.clone();
     let onerror = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         // The stream failed: stop the browser's own retry, the driver reconnects.
         source.close();
-        let mut inbox = i.borrow_mut();
-        inbox.ended = true;
-        inbox.wake();
+        i.borrow_mut().end();
     });
     es.set_onopen(Some(onopen.as_ref().unchecked_ref()));
     es.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     es.set_onerror(Some(onerror.as_ref().unchecked_ref()));
 
-    std::future::poll_fn(|cx| {
-        let mut inbox = inbox.borrow_mut();
-        if inbox.opened {
-            return Poll::Ready(Ok(()));
+    let opened = std::future::poll_fn(|cx| {
+        if es.ready_state() == CLOSED {
+            return Poll::Ready(false);
         }
-        if inbox.ended || es.ready_state() == CLOSED {
-            return Poll::Ready(Err(TransportError::Handshake {
-                status: None,
-                reason: format!("EventSource to {url} failed to open"),
-            }));
-        }
-        inbox.waker = Some(cx.waker().clone());
-        Poll::Pending
+        inbox.borrow_mut().poll_opened(cx)
     })
-    .await?;
+    .await;
+    if !opened {
+        return Err(TransportError::Handshake {
+            status: None,
+            reason: format!("EventSource to {url} failed to open"),
+        });
+    }
 
     let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
     let transport = WasmSseTransport {
