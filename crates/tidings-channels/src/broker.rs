@@ -77,4 +77,22 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Removes a subscription (no-op if unknown).
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId);
+
+    /// Publishes without waiting, when this broker can (an in-memory broker):
+    /// the hub then publishes straight from the connection's read path instead
+    /// of leaving it for an `await`. `None` (the default) means "use
+    /// [`Broker::publish`]"; the payload is handed back untouched.
+    fn try_publish_now(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
+        let _ = channel;
+        Err(payload)
+    }
+
+    /// Whether [`Broker::try_publish_now`] always publishes (never hands the payload back).
+    fn publishes_synchronously(&self) -> bool {
+        false
+    }
 }

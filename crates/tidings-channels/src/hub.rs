@@ -20,6 +20,25 @@ use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId}
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
 const COMPACT_PAYLOAD: usize = 2048;
 
+/// A decoded payload is a slice of the connection's read buffer; history and
+/// replay keep it for a while, so small ones are copied out rather than
+/// pinning the whole buffer.
+fn compact(payload: Bytes) -> Bytes {
+    if payload.len() <= COMPACT_PAYLOAD {
+        Bytes::copy_from_slice(&payload)
+    } else {
+        payload
+    }
+}
+
+fn publish_failed(entry: &Entry, channel: &ChannelName, e: &BrokerError) {
+    warn!(error = %e, %channel, "publish failed");
+    entry.lock().report_error(
+        ErrorCode::Internal,
+        format!("publish to {channel} failed: {e}"),
+    );
+}
+
 /// Settings of a [`Hub`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -303,10 +322,12 @@ impl Hub {
         transport.attached(&attachment);
         tracing::Span::current().record("session", attachment.session.0.as_str());
         debug!(epoch, "session attached");
+        let broker = &self.inner.broker;
         let conn = Conn {
             entry: entry.clone(),
             epoch,
             close: Mutex::new(None),
+            sync_broker: broker.publishes_synchronously().then(|| broker.clone()),
         };
         let mut timer = TokioTimer::default();
         loop {
@@ -356,21 +377,9 @@ impl Hub {
                     }
                 }
                 ServerEvent::Publish { channel, payload } => {
-                    // A decoded payload is a slice of the connection's read buffer;
-                    // history and replay keep it for a while, so small ones are
-                    // copied out rather than pinning the whole buffer.
-                    let payload = if payload.len() <= COMPACT_PAYLOAD {
-                        Bytes::copy_from_slice(&payload)
-                    } else {
-                        payload
-                    };
-                    if let Err(e) = self.inner.broker.publish(&channel, payload).await {
-                        warn!(error = %e, %channel, "publish failed");
-                        conn.entry.lock().subscribe_failed(
-                            &channel,
-                            ErrorCode::Internal,
-                            e.to_string(),
-                        );
+                    let result = self.inner.broker.publish(&channel, compact(payload)).await;
+                    if let Err(e) = result {
+                        publish_failed(&conn.entry, &channel, &e);
                     }
                 }
                 ServerEvent::Disconnect { code, reason } => {
@@ -518,6 +527,8 @@ struct Conn {
     entry: Arc<Entry>,
     epoch: u64,
     close: Mutex<Option<(u16, String)>>,
+    /// The hub's broker when it publishes synchronously (see `handle_inputs`).
+    sync_broker: Option<Arc<dyn Broker>>,
 }
 
 impl PumpTarget for Conn {
@@ -530,10 +541,43 @@ impl PumpTarget for Conn {
     }
 
     fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
-        let mut s = self.entry.lock();
-        for input in inputs.drain(..) {
-            if s.epoch() != self.epoch || s.handle_input(now, input).is_err() {
-                break;
+        {
+            let mut s = self.entry.lock();
+            for input in inputs.drain(..) {
+                if s.epoch() != self.epoch || s.handle_input(now, input).is_err() {
+                    break;
+                }
+            }
+        }
+        // With an in-memory broker, publishes go out right here: no trip out of
+        // the pump. Deliveries to this very session need no wake-up: the pump
+        // writes them next. The session lock is not held while publishing
+        // (fan-out locks every receiving session, this one included).
+        let Some(broker) = &self.sync_broker else {
+            return;
+        };
+        loop {
+            let next = {
+                let mut s = self.entry.lock();
+                if s.epoch() != self.epoch {
+                    return;
+                }
+                s.poll_publish()
+            };
+            let Some((channel, payload)) = next else {
+                return;
+            };
+            self.entry.handling.store(self.epoch, Ordering::Release);
+            let result = broker.try_publish_now(&channel, compact(payload));
+            self.entry.handling.store(0, Ordering::Release);
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => publish_failed(&self.entry, &channel, &e),
+                Err(_) => {
+                    let e =
+                        BrokerError::Unavailable("broker stopped publishing synchronously".into());
+                    publish_failed(&self.entry, &channel, &e);
+                }
             }
         }
     }

@@ -187,6 +187,18 @@ impl Broker for MemoryBroker {
         Box::pin(async move { Ok(receipt) })
     }
 
+    fn try_publish_now(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
+        Ok(Ok(self.publish_now(channel, payload)))
+    }
+
+    fn publishes_synchronously(&self) -> bool {
+        true
+    }
+
     fn subscribe(
         &self,
         channel: &ChannelName,

@@ -43,6 +43,10 @@ pub trait PumpTarget {
 }
 
 /// A resettable timer of the driver's runtime.
+///
+/// A timer may fire before its deadline (implementations avoid re-arming on
+/// every change); the pump then calls `handle_timeout`, which does nothing
+/// when nothing is due, and arms the timer again.
 pub trait Timer: MaybeSend {
     /// Arms the timer for `deadline` (or disarms it with `None`).
     fn reset(&mut self, deadline: Option<Instant>);
@@ -256,8 +260,13 @@ impl Timer for TokioTimer {
     fn reset(&mut self, deadline: Option<Instant>) {
         match deadline {
             Some(d) => {
+                // Only ever move the timer earlier: deadlines that move later
+                // on every message (dead-peer detection) would otherwise cost a
+                // timer-wheel update per message. A timer left earlier fires
+                // early once; the session finds nothing due and the pump arms
+                // the later deadline.
                 let d = tokio::time::Instant::from_std(d);
-                if !self.armed || self.sleep.deadline() != d {
+                if !self.armed || d < self.sleep.deadline() {
                     self.sleep.as_mut().reset(d);
                 }
                 self.armed = true;

@@ -645,6 +645,24 @@ impl ServerSession {
         }
     }
 
+    /// Reports an error to the client (e.g. a publish the broker refused); the session goes on.
+    pub fn report_error(&mut self, code: ErrorCode, message: String) {
+        self.queue(&Frame::Error(ErrorFrame { code, message }));
+    }
+
+    /// Takes the next event if it is a `Publish`, for a hub whose broker
+    /// publishes synchronously (no `await`, so no trip out of the pump).
+    /// Events keep their order: a publish behind a subscribe stays queued.
+    pub fn poll_publish(&mut self) -> Option<(ChannelName, Bytes)> {
+        if !matches!(self.events.front(), Some(ServerEvent::Publish { .. })) {
+            return None;
+        }
+        match self.events.pop_front() {
+            Some(ServerEvent::Publish { channel, payload }) => Some((channel, payload)),
+            _ => None,
+        }
+    }
+
     /// Subscribing failed: tell the client and forget the subscription.
     pub fn subscribe_failed(&mut self, channel: &ChannelName, code: ErrorCode, message: String) {
         self.subs.remove(channel);
