@@ -1,5 +1,7 @@
-//! Test harness for tidings: a real TCP fault-injection proxy and the independent-peer locators.
+//! Test harness for tidings: a real TCP fault-injection proxy, an in-memory transport pair and the independent-peer locators.
 //!
+//! * [`memory`]: [`memory::pair`], two connected in-memory `Transport`s for
+//!   driving a hub or a session without sockets.
 //! * [`proxy`]: [`FaultProxy`], a real TCP proxy on tokio that sits between a
 //!   client and a server on loopback and injects faults on command: delay,
 //!   abrupt resets (also in the middle of application data), refused
@@ -11,6 +13,7 @@
 //!
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
+pub mod memory;
 pub mod peers;
 pub mod proxy;
 

@@ -1,0 +1,133 @@
+//! Hub behaviour over the in-memory transport pair: publishes the broker refuses, and the synchronous publish path.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tidings_channels::{
+    Broker, BrokerError, Delivery, Hub, MemoryBroker, PublishReceipt, SubscriberId, Subscription,
+};
+use tidings_codec::JsonCodec;
+use tidings_core::{BoxFuture, ChannelName, TransportExt};
+use tidings_test::memory::{MemoryTransport, pair};
+
+/// A broker whose publishes always fail (its subscriptions work).
+struct RefusingBroker(MemoryBroker);
+
+impl Broker for RefusingBroker {
+    fn publish(
+        &self,
+        _: &ChannelName,
+        _: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        Box::pin(async { Err(BrokerError::Unavailable("backend down".into())) })
+    }
+    fn subscribe(
+        &self,
+        channel: &ChannelName,
+        after: Option<u64>,
+        sink: Arc<dyn Delivery>,
+    ) -> BoxFuture<'_, Result<Subscription, BrokerError>> {
+        self.0.subscribe(channel, after, sink)
+    }
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
+        self.0.unsubscribe(channel, id);
+    }
+}
+
+async fn next_json(client: &mut MemoryTransport) -> serde_json::Value {
+    let frame = tokio::time::timeout(Duration::from_secs(5), client.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&frame).unwrap()
+}
+
+async fn next_of(client: &mut MemoryTransport, kind: &str) -> serde_json::Value {
+    loop {
+        let v = next_json(client).await;
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+async fn send(client: &mut MemoryTransport, json: &str) {
+    client
+        .send(Bytes::copy_from_slice(json.as_bytes()))
+        .await
+        .unwrap();
+}
+
+fn serve(hub: &Hub) -> MemoryTransport {
+    let (client, server) = pair();
+    let hub = hub.clone();
+    tokio::spawn(async move { hub.serve(server, Arc::new(JsonCodec::new())).await });
+    client
+}
+
+#[tokio::test]
+async fn a_refused_publish_is_an_error_frame_and_the_subscription_stays() {
+    let broker = Arc::new(RefusingBroker(MemoryBroker::default()));
+    let hub = Hub::new(broker.clone());
+    let mut client = serve(&hub);
+    send(&mut client, r#"{"type":"hello","version":1}"#).await;
+    next_of(&mut client, "welcome").await;
+    send(&mut client, r#"{"type":"subscribe","channel":"a"}"#).await;
+    next_of(&mut client, "subscribed").await;
+    send(
+        &mut client,
+        r#"{"type":"publish","channel":"a","seq":1,"data":1}"#,
+    )
+    .await;
+    let error = next_of(&mut client, "error").await;
+    assert_eq!(error["code"], "internal");
+    assert!(
+        error["message"].as_str().unwrap().contains("backend down"),
+        "{error}"
+    );
+    // Still subscribed: a message published behind the hub's back arrives.
+    broker
+        .0
+        .publish_now(&ChannelName::new("a").unwrap(), Bytes::from_static(b"2"));
+    let message = next_of(&mut client, "message").await;
+    assert_eq!(message["data"], 2);
+}
+
+#[tokio::test]
+async fn publishes_and_subscribes_keep_their_order_on_the_synchronous_path() {
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let mut client = serve(&hub);
+    send(&mut client, r#"{"type":"hello","version":1}"#).await;
+    next_of(&mut client, "welcome").await;
+    // Subscribe and publish in one burst: the publish must not overtake the subscribe.
+    let burst = [
+        r#"{"type":"subscribe","channel":"a"}"#,
+        r#"{"type":"publish","channel":"a","seq":1,"data":"first"}"#,
+        r#"{"type":"publish","channel":"a","seq":2,"data":"second"}"#,
+    ];
+    for frame in burst {
+        send(&mut client, frame).await;
+    }
+    let (mut messages, mut acked) = (Vec::new(), 0);
+    while messages.len() < 2 || acked < 2 {
+        let v = next_json(&mut client).await;
+        match v["type"].as_str() {
+            Some("message") => {
+                messages.push((v["seq"].as_u64(), v["data"].as_str().map(str::to_owned)))
+            }
+            // Cumulative: one ack may cover both publishes.
+            Some("publish_ack") => acked = v["seq"].as_u64().unwrap(),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        messages,
+        [
+            (Some(1), Some("first".to_owned())),
+            (Some(2), Some("second".to_owned()))
+        ]
+    );
+}
