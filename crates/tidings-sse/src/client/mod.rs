@@ -8,12 +8,13 @@ mod platform;
 mod platform;
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::{
-    ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, ProtocolError, SessionError,
-    SharedClient, TransportError,
+    BoxFuture, ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, ProtocolError,
+    SessionError, SharedClient, TransportError,
 };
 
 use crate::parser::DEFAULT_MAX_EVENT_BYTES;
@@ -223,13 +224,27 @@ pub(crate) struct StreamState {
 /// the GET request itself is the hello (the server resumes from
 /// `Last-Event-ID`), so it is dropped. The POST address and token come from
 /// the `welcome`, the first event of every stream.
-#[derive(Debug)]
 pub(crate) struct Upstream {
     base: String,
     codec: Arc<dyn FrameCodec>,
     hello_seen: bool,
     target: Option<(String, String)>,
     batch: BytesMut,
+    /// The POST under way: one at a time, so frames reach the session in order.
+    in_flight: Option<PostFuture>,
+}
+
+/// One POST, resolving once the server accepted it.
+pub(crate) type PostFuture = BoxFuture<'static, Result<(), TransportError>>;
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base)
+            .field("pending", &self.batch.len())
+            .field("posting", &self.in_flight.is_some())
+            .finish()
+    }
 }
 
 impl Upstream {
@@ -242,6 +257,43 @@ impl Upstream {
             hello_seen: false,
             target: None,
             batch: BytesMut::new(),
+            in_flight: None,
+        }
+    }
+
+    /// Ready while the batch has room; otherwise flushes until it has.
+    /// `post(url, token, body)` starts one POST of the platform.
+    pub(crate) fn poll_send_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        post: impl FnMut(String, String, Bytes) -> PostFuture,
+    ) -> Poll<Result<(), TransportError>> {
+        if self.pending() < MAX_BATCH {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_flush(cx, post) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending if self.pending() < MAX_BATCH => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// POSTs what is batched, one POST at a time, until nothing is left.
+    pub(crate) fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut post: impl FnMut(String, String, Bytes) -> PostFuture,
+    ) -> Poll<Result<(), TransportError>> {
+        loop {
+            if let Some(in_flight) = self.in_flight.as_mut() {
+                let result = std::task::ready!(in_flight.as_mut().poll(cx));
+                self.in_flight = None;
+                result?;
+            }
+            let Some((url, token, body)) = self.take_batch() else {
+                return Poll::Ready(Ok(()));
+            };
+            self.in_flight = Some(post(url, token, body));
         }
     }
 

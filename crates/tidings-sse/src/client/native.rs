@@ -13,7 +13,7 @@ use tidings_core::{
 };
 use tracing::{Instrument, debug, debug_span};
 
-use super::{ClientBuilder, Error, MAX_BATCH, StreamState, Upstream};
+use super::{ClientBuilder, Error, PostFuture, StreamState, Upstream};
 use crate::TOKEN_HEADER;
 use crate::parser::EventParser;
 
@@ -59,28 +59,31 @@ struct NativeTransport {
     parser: EventParser,
     state: Shared<StreamState>,
     up: Upstream,
-    in_flight: Option<BoxFuture<'static, Result<(), TransportError>>>,
     headers: Arc<Vec<(String, String)>>,
     post_timeout: Duration,
     metrics: TransportMetrics,
 }
 
 impl NativeTransport {
-    fn start_post(&mut self) -> bool {
-        let Some((url, token, body)) = self.up.take_batch() else {
-            return false;
-        };
-        let mut req = self
-            .http
+    /// Starts one POST of `body` to the session URL.
+    fn post(
+        http: &reqwest::Client,
+        headers: &[(String, String)],
+        timeout: Duration,
+        url: String,
+        token: String,
+        body: Bytes,
+    ) -> PostFuture {
+        let mut req = http
             .post(&url)
             .header(TOKEN_HEADER, token)
             .header(CONTENT_TYPE, "application/x-ndjson")
-            .timeout(self.post_timeout);
-        for (k, v) in self.headers.iter() {
+            .timeout(timeout);
+        for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
         let req = req.body(body);
-        self.in_flight = Some(Box::pin(async move {
+        Box::pin(async move {
             let response = req.send().await.map_err(io)?;
             let status = response.status();
             if status.is_success() {
@@ -90,8 +93,7 @@ impl NativeTransport {
             Err(TransportError::Protocol(format!(
                 "POST {url}: HTTP {status}: {text}"
             )))
-        }));
-        true
+        })
     }
 }
 
@@ -142,14 +144,9 @@ impl Transport for NativeTransport {
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        if self.up.pending() < MAX_BATCH {
-            return Poll::Ready(Ok(()));
-        }
-        match self.poll_flush(cx) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending if self.up.pending() < MAX_BATCH => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
-        }
+        let (http, headers, timeout) = (&self.http, &self.headers, self.post_timeout);
+        self.up
+            .poll_send_ready(cx, |u, t, b| Self::post(http, headers, timeout, u, t, b))
     }
 
     fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
@@ -160,21 +157,9 @@ impl Transport for NativeTransport {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        loop {
-            // One POST at a time: frames must reach the session in order.
-            if let Some(post) = self.in_flight.as_mut() {
-                match post.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => {
-                        self.in_flight = None;
-                        r?;
-                    }
-                }
-            }
-            if !self.start_post() {
-                return Poll::Ready(Ok(()));
-            }
-        }
+        let (http, headers, timeout) = (&self.http, &self.headers, self.post_timeout);
+        self.up
+            .poll_flush(cx, |u, t, b| Self::post(http, headers, timeout, u, t, b))
     }
 
     fn poll_close(
@@ -281,7 +266,6 @@ impl Connector for Native {
                     parser: EventParser::with_max_event_bytes(max_event_bytes),
                     state,
                     up: Upstream::new(&url, codec.clone()),
-                    in_flight: None,
                     headers,
                     post_timeout,
                     metrics: TransportMetrics::default(),

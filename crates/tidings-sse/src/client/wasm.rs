@@ -22,7 +22,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{EventSource, Headers, MessageEvent, Request, RequestInit, Response};
 
-use super::{ClientBuilder, Error, MAX_BATCH, StreamState, Upstream, with_last_event_id};
+use super::{ClientBuilder, Error, StreamState, Upstream, with_last_event_id};
 use crate::TOKEN_HEADER;
 
 /// `EventSource.readyState` once closed.
@@ -78,7 +78,6 @@ struct WasmSseTransport {
     inbox: Rc<RefCell<Inbox<(Bytes, String)>>>,
     state: Rc<RefCell<StreamState>>,
     up: Upstream,
-    in_flight: Option<BoxFuture<'static, Result<(), TransportError>>>,
     _callbacks: [Closure<dyn FnMut(web_sys::Event)>; 3],
     metrics: TransportMetrics,
 }
@@ -106,14 +105,8 @@ impl Transport for WasmSseTransport {
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        if self.up.pending() < MAX_BATCH {
-            return Poll::Ready(Ok(()));
-        }
-        match self.poll_flush(cx) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending if self.up.pending() < MAX_BATCH => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
-        }
+        self.up
+            .poll_send_ready(cx, |u, t, b| Box::pin(post(u, t, b)))
     }
 
     fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
@@ -124,21 +117,7 @@ impl Transport for WasmSseTransport {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        loop {
-            if let Some(post) = self.in_flight.as_mut() {
-                match post.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => {
-                        self.in_flight = None;
-                        r?;
-                    }
-                }
-            }
-            let Some((url, token, body)) = self.up.take_batch() else {
-                return Poll::Ready(Ok(()));
-            };
-            self.in_flight = Some(Box::pin(post(url, token, body)));
-        }
+        self.up.poll_flush(cx, |u, t, b| Box::pin(post(u, t, b)))
     }
 
     fn poll_close(
@@ -223,7 +202,6 @@ async fn connect(
         inbox,
         state,
         up: Upstream::new(&url, codec.clone()),
-        in_flight: None,
         _callbacks: [onopen, onmessage, onerror],
         metrics: TransportMetrics::default(),
     };
