@@ -334,3 +334,39 @@ impl TransportError {
         matches!(self, TransportError::Closed { .. })
     }
 }
+
+/// An error of a transport crate's `Client` (WebSocket, SSE).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not valid for the transport (`ws://`, `http://`, ...).
+    #[error("invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `Client::connect` was called outside a tokio runtime (native only).
+    #[error("Client::connect must be called inside a tokio runtime")]
+    NoRuntime,
+    /// The session refused the operation (queue full, closed, invalid channel...).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl From<ProtocolError> for ClientError {
+    fn from(e: ProtocolError) -> Self {
+        ClientError::Session(SessionError::Protocol(e))
+    }
+}
+
+impl ClientError {
+    /// True when the send queue is full (slow down, retry after acks).
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, ClientError::Session(e) if e.is_queue_full())
+    }
+}

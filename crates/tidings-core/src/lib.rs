@@ -48,7 +48,9 @@ mod wasm_timer;
 pub use backoff::Backoff;
 pub use codec::{CodecKind, FrameCodec, FrameEncoder};
 pub use driver::{Connected, Connector, SharedClient, drive};
-pub use error::{CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError};
+pub use error::{
+    ClientError, CloseCode, CodecError, ErrorCode, ProtocolError, SessionError, TransportError,
+};
 pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
     PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,

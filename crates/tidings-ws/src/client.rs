@@ -7,8 +7,8 @@ use bytes::Bytes;
 use tidings_codec::SUBPROTOCOL_JSON;
 use tidings_core::{ClientConfig, ClientEvent, ClientState, SharedClient};
 
+use crate::Error;
 use crate::config::WsConfig;
-use crate::error::Error;
 
 /// Builder of a [`Client`].
 #[derive(Clone, Debug)]

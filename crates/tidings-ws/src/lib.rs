@@ -20,7 +20,6 @@
 #[cfg(feature = "client")]
 mod client;
 mod config;
-mod error;
 #[cfg(all(feature = "client", not(target_arch = "wasm32")))]
 #[path = "native.rs"]
 mod platform;
@@ -38,13 +37,14 @@ mod transport;
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder};
 pub use config::{ServerConfig, WsConfig};
-pub use error::Error;
 #[cfg(all(feature = "client", target_arch = "wasm32"))]
 pub use platform::WasmWsTransport;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub use server::{
     Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, offered_subprotocols, raw_echo,
 };
+/// Errors of the WebSocket [`Client`] (shared by every transport's client).
+pub use tidings_core::ClientError as Error;
 /// The browser `setTimeout` timer of the client driver (now in `tidings-core`).
 #[cfg(all(feature = "client", target_arch = "wasm32"))]
 pub use tidings_core::WasmTimer;

@@ -10,9 +10,9 @@ use tidings_core::{
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
+use crate::Error;
 use crate::client::ClientBuilder;
 use crate::config::WsConfig;
-use crate::error::Error;
 use crate::transport::{WsTransport, map_ws_error};
 
 struct Native {

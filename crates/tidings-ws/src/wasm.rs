@@ -16,8 +16,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use crate::Error;
 use crate::client::ClientBuilder;
-use crate::error::Error;
 
 /// A browser WebSocket as a tidings [`Transport`].
 pub struct WasmWsTransport {

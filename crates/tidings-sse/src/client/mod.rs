@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tidings_core::{
-    BoxFuture, ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, ProtocolError,
-    SessionError, SharedClient, TransportError,
+    BoxFuture, ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, SharedClient,
+    TransportError,
 };
 
 use crate::parser::DEFAULT_MAX_EVENT_BYTES;
@@ -22,41 +22,8 @@ use crate::parser::DEFAULT_MAX_EVENT_BYTES;
 /// Frames are batched into one POST up to this many bytes.
 pub(crate) const MAX_BATCH: usize = 256 << 10;
 
-/// An error of the SSE [`Client`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The URL is not an `http://` / `https://` URL.
-    #[error("invalid SSE URL `{url}`: {reason}")]
-    InvalidUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// `Client::connect` was called outside a tokio runtime (native only).
-    #[error("Client::connect must be called inside a tokio runtime")]
-    NoRuntime,
-    /// The session refused the operation (queue full, closed, invalid channel...).
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    /// The connection failed.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-}
-
-impl From<ProtocolError> for Error {
-    fn from(e: ProtocolError) -> Self {
-        Error::Session(SessionError::Protocol(e))
-    }
-}
-
-impl Error {
-    /// True when the send queue is full (slow down, retry after acks).
-    pub fn is_queue_full(&self) -> bool {
-        matches!(self, Error::Session(e) if e.is_queue_full())
-    }
-}
+/// Errors of the SSE [`Client`] (shared by every transport's client).
+pub use tidings_core::ClientError as Error;
 
 /// Builder of a [`Client`].
 #[derive(Clone, Debug)]
