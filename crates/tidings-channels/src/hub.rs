@@ -7,9 +7,8 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use tidings_core::{
-    Attachment, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit,
+    Attachment, ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError, PumpExit,
     PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId,
     SharedMessage, TokioTimer, Transport, TransportError, TransportExt, pump,
 };
@@ -86,30 +85,79 @@ pub struct HubStats {
 }
 
 struct Entry {
-    session: Mutex<ServerSession>,
-    waker: AtomicWaker,
-    subs: Mutex<HashMap<ChannelName, SubscriberId>>,
+    session: Mutex<Slot>,
+    subs: Mutex<ChannelMap<SubscriberId>>,
     /// Epoch of the connection now handling this session's events (0: none).
     /// That connection pumps again right after, so deliveries made meanwhile
     /// (e.g. a publish to its own channel) need not wake it.
     handling: AtomicU64,
+    /// The session's connection epoch, mirrored out of the lock (written under
+    /// it) so that every pump turn can check for a takeover without locking.
+    current: AtomicU64,
+}
+
+/// A session and the waker of the connection serving it, under one lock: the
+/// pump registers on every turn and fan-out wakes on every delivery, both
+/// already holding the session lock, so the waker costs no atomics of its own.
+struct Slot {
+    session: ServerSession,
+    /// The task of the attached connection (kept after a wake: waking twice
+    /// costs one spurious poll at most).
+    waker: Option<Waker>,
+}
+
+impl std::ops::Deref for Slot {
+    type Target = ServerSession;
+    fn deref(&self) -> &ServerSession {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for Slot {
+    fn deref_mut(&mut self) -> &mut ServerSession {
+        &mut self.session
+    }
 }
 
 impl Entry {
-    fn lock(&self) -> MutexGuard<'_, ServerSession> {
+    fn new(session: ServerSession) -> Self {
+        Self {
+            session: Mutex::new(Slot {
+                session,
+                waker: None,
+            }),
+            subs: Mutex::new(ChannelMap::default()),
+            handling: AtomicU64::new(0),
+            current: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the attached connection's task (outside the lock).
+    fn wake(&self) {
+        let waker = self.lock().waker.clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
 impl Delivery for Entry {
     fn deliver(&self, message: &Arc<SharedMessage>) {
-        let epoch = {
+        let waker = {
             let mut s = self.lock();
             s.deliver(message);
-            s.epoch()
+            if self.handling.load(Ordering::Acquire) == s.epoch() {
+                None
+            } else {
+                s.waker.clone()
+            }
         };
-        if self.handling.load(Ordering::Acquire) != epoch {
-            self.waker.wake();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -207,7 +255,7 @@ impl Hub {
         let entries: Vec<Arc<Entry>> = self.sessions().values().cloned().collect();
         for e in entries {
             e.lock().shutdown(reason);
-            e.waker.wake();
+            e.wake();
         }
     }
 
@@ -277,13 +325,17 @@ impl Hub {
         let resumed = resumed.and_then(|entry| {
             let epoch = {
                 let mut s = entry.lock();
-                match (s.state(), after_frame) {
+                let epoch = match (s.state(), after_frame) {
                     (ServerState::Closed, _) => None,
                     (_, Some(frame)) => s.resume_after_frame(now, codec.clone(), frame),
                     (_, None) => Some(s.resume(now, codec.clone(), &hello)),
+                };
+                if let Some(e) = epoch {
+                    entry.current.store(e, Ordering::Release);
                 }
+                epoch
             }?;
-            entry.waker.wake(); // an older connection of this session must stop
+            entry.wake(); // an older connection of this session must stop
             Some((entry, epoch))
         });
         let (entry, epoch) = match resumed {
@@ -297,12 +349,7 @@ impl Hub {
                     codec,
                     now,
                 );
-                let entry = Arc::new(Entry {
-                    session: Mutex::new(session),
-                    waker: AtomicWaker::new(),
-                    subs: Mutex::new(HashMap::new()),
-                    handling: AtomicU64::new(0),
-                });
+                let entry = Arc::new(Entry::new(session));
                 self.sessions().insert(token, entry.clone());
                 (entry, 1)
             }
@@ -327,6 +374,7 @@ impl Hub {
             entry: entry.clone(),
             epoch,
             close: Mutex::new(None),
+            closing: AtomicBool::new(false),
             sync_broker: broker.publishes_synchronously().then(|| broker.clone()),
         };
         let mut timer = TokioTimer::default();
@@ -384,6 +432,7 @@ impl Hub {
                 }
                 ServerEvent::Disconnect { code, reason } => {
                     *conn.close.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, reason));
+                    conn.closing.store(true, Ordering::Release);
                 }
                 ServerEvent::Closed { reason } => {
                     debug!(%reason, "session ended");
@@ -414,7 +463,7 @@ impl Hub {
                 );
             }
         }
-        entry.waker.wake();
+        entry.wake();
     }
 
     fn remove(&self, entry: &Arc<Entry>) {
@@ -527,6 +576,8 @@ struct Conn {
     entry: Arc<Entry>,
     epoch: u64,
     close: Mutex<Option<(u16, String)>>,
+    /// `close` is set (checked on every pump turn without locking).
+    closing: AtomicBool,
     /// The hub's broker when it publishes synchronously (see `handle_inputs`).
     sync_broker: Option<Arc<dyn Broker>>,
 }
@@ -599,17 +650,19 @@ impl PumpTarget for Conn {
         // wake the dead connection while the live one sleeps.
         // Under the session lock, so no resume can slip in between the check
         // and the registration.
-        let session = self.entry.lock();
-        if session.epoch() == self.epoch {
-            self.entry.waker.register(waker);
+        let mut slot = self.entry.lock();
+        if slot.epoch() == self.epoch && !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            slot.waker = Some(waker.clone());
         }
     }
 
     fn close_request(&self) -> Option<(u16, String)> {
-        if let Some(c) = self.close.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if self.closing.load(Ordering::Acquire)
+            && let Some(c) = self.close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        {
             return Some(c);
         }
-        if self.entry.lock().epoch() != self.epoch {
+        if self.entry.current.load(Ordering::Acquire) != self.epoch {
             return Some((
                 CloseCode::SUPERSEDED,
                 "session resumed on another connection".into(),

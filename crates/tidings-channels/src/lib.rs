@@ -12,8 +12,7 @@
 //! ```
 //!
 //! Dependencies: `tokio` (timers and the session reaper), `getrandom` (resume
-//! tokens are secrets and come from the operating system's CSPRNG),
-//! `futures-util` (`AtomicWaker`).
+//! tokens are secrets and come from the operating system's CSPRNG).
 
 mod broker;
 mod hub;

@@ -1,11 +1,11 @@
 //! `MemoryBroker`: the single-node broker, with a bounded per-channel history for resume.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use tidings_core::{BoxFuture, ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
+use tidings_core::{BoxFuture, ChannelMap, ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
 
 use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription};
 
@@ -48,7 +48,7 @@ struct ChannelState {
 /// task (each message encoded once per codec and shared), bounded history.
 pub struct MemoryBroker {
     config: MemoryBrokerConfig,
-    channels: RwLock<HashMap<ChannelName, Arc<Mutex<ChannelState>>>>,
+    channels: RwLock<ChannelMap<Arc<Mutex<ChannelState>>>>,
     next_id: AtomicU64,
     ids: MessageIdGen,
     tick: AtomicU64,
@@ -82,7 +82,7 @@ impl MemoryBroker {
         };
         Self {
             config,
-            channels: RwLock::new(HashMap::new()),
+            channels: RwLock::new(ChannelMap::default()),
             next_id: AtomicU64::new(1),
             ids: MessageIdGen::new(node),
             tick: AtomicU64::new(0),
@@ -158,7 +158,7 @@ impl MemoryBroker {
 /// Drops the least recently used half of the channels nobody uses right now
 /// (no subscriber, no task holding the state). Called with the map's write
 /// lock held, so no one can pick up a state being dropped.
-fn evict_idle(channels: &mut HashMap<ChannelName, Arc<Mutex<ChannelState>>>) {
+fn evict_idle(channels: &mut ChannelMap<Arc<Mutex<ChannelState>>>) {
     let mut idle: Vec<(u64, ChannelName)> = channels
         .iter()
         .filter(|(_, c)| Arc::strong_count(c) == 1)

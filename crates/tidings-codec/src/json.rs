@@ -13,6 +13,8 @@ use tidings_core::{
     Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
+use crate::json_fast;
+
 /// JSON frames: `{"type":"message","channel":"room","seq":1,"id":"42","data":{...}}`.
 ///
 /// Decoding never panics; every malformed input is a [`CodecError`]. Unknown
@@ -206,13 +208,24 @@ fn channel(v: Option<Str<'_>>, kind: &str) -> Result<ChannelName, CodecError> {
     ChannelName::new(&*name).map_err(|e| malformed(e.to_string()))
 }
 
+/// The payload rule of both encoders: `Some(raw)` when `payload` travels inline
+/// as `"data":<raw>`, `None` when it travels as `"data_b64"`.
+///
+/// Inline only when the payload is valid JSON *and* the raw value is the whole
+/// payload: serde_json trims surrounding whitespace, which would change the
+/// payload's bytes.
+pub(crate) fn inline_json(payload: &[u8]) -> Option<&RawValue> {
+    match serde_json::from_slice::<&RawValue>(payload) {
+        Ok(raw) if raw.get().len() == payload.len() => Some(raw),
+        _ => None,
+    }
+}
+
 impl JsonCodec {
     fn payload_out<'a>(payload: &'a Bytes, out: &mut WireOut<'a>) {
-        match serde_json::from_slice::<&RawValue>(payload) {
-            // Inline only when the raw value is the whole payload: serde_json trims
-            // surrounding whitespace, which would change the payload's bytes.
-            Ok(raw) if raw.get().len() == payload.len() => out.data = Some(raw),
-            _ => out.data_b64 = Some(BASE64.encode(payload)),
+        match inline_json(payload) {
+            Some(raw) => out.data = Some(raw),
+            None => out.data_b64 = Some(BASE64.encode(payload)),
         }
     }
 
@@ -231,12 +244,16 @@ impl JsonCodec {
     }
 }
 
-impl FrameCodec for JsonCodec {
-    fn kind(&self) -> CodecKind {
-        CodecKind::Json
-    }
-
-    fn encode(&self, frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError> {
+impl JsonCodec {
+    /// Encodes `frame` with the generic serde encoder (a `WireOut` through
+    /// `serde_json`), appending to `out`.
+    ///
+    /// [`FrameCodec::encode`] writes the hot frames (`message`, `publish`,
+    /// `publish_ack`, `ack`, `subscribed`, `ping`, `pong`) by hand instead
+    /// (`json_fast`) and uses this for everything else. Both write the same
+    /// bytes; this stays reachable so that tests and benches can compare them.
+    #[doc(hidden)]
+    pub fn encode_serde(&self, frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError> {
         let mut w = WireOut::default();
         let positions;
         match frame {
@@ -334,8 +351,46 @@ impl FrameCodec for JsonCodec {
             reason: e.to_string(),
         })
     }
+}
+
+impl FrameCodec for JsonCodec {
+    fn kind(&self) -> CodecKind {
+        CodecKind::Json
+    }
+
+    fn encode(&self, frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError> {
+        if json_fast::encode(frame, out) {
+            return Ok(());
+        }
+        self.encode_serde(frame, out)
+    }
+
+    fn encode_message(&self, message: &Message, out: &mut BytesMut) -> Result<(), CodecError> {
+        if json_fast::message(message, out) {
+            return Ok(());
+        }
+        self.encode_serde(&Frame::Message(message.clone()), out)
+    }
 
     fn decode(&self, input: &Bytes) -> Result<Frame, CodecError> {
+        // Compact hot frames by hand (`json_fast_decode`), everything else by serde.
+        match self.decode_fast(input) {
+            Some(frame) => Ok(frame),
+            None => self.decode_serde(input),
+        }
+    }
+}
+
+impl JsonCodec {
+    /// Test hook: decodes `input` with the generic serde decoder (a `WireIn`
+    /// through `serde_json`) alone, skipping the hand-written fast path.
+    ///
+    /// [`FrameCodec::decode`] tries [`JsonCodec::decode_fast`] first and falls
+    /// back to this; whenever the fast path returns `Some(frame)`, this returns
+    /// `Ok(frame)` (checked by tests and the `decode_json` fuzz target). Not
+    /// part of the stable API.
+    #[doc(hidden)]
+    pub fn decode_serde(&self, input: &Bytes) -> Result<Frame, CodecError> {
         let w: WireIn<'_> = serde_json::from_slice(input).map_err(|e| malformed(e.to_string()))?;
         let kind = &*w.kind;
         let frame = match kind {

@@ -11,8 +11,8 @@ use std::cell::Cell;
 use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
-use tidings_codec::BinaryCodec;
-use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId};
+use tidings_codec::{BinaryCodec, JsonCodec};
+use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId, Ping, PublishAck};
 
 /// The system allocator, plus a per-thread count of allocations.
 struct Counting;
@@ -174,12 +174,28 @@ fn payload_reads_allocate_nothing_even_on_a_vec_backed_frame() {
 }
 
 #[test]
-fn owned_decode_allocates_only_the_channel_name() {
+fn owned_decode_allocates_nothing_for_a_short_channel_name() {
     let inputs = received(&[message(256)]);
     let codec = BinaryCodec::new();
     let (n, frame) = allocations(|| codec.decode(&inputs[0]).unwrap());
     assert_eq!(frame, message(256));
-    // `ChannelName` is an `Arc<str>`; the payload is a slice of the input.
+    // `ChannelName` keeps names up to 23 bytes inline; the payload is a slice of the input.
+    assert_eq!(n, 0, "decode allocated {n} times");
+}
+
+#[test]
+fn owned_decode_allocates_once_for_a_long_channel_name() {
+    let long = Frame::Message(Message {
+        channel: ChannelName::new("room:a-channel-name-longer-than-23-bytes").unwrap(),
+        seq: 1,
+        id: MessageId(2),
+        payload: Bytes::from_static(b"payload"),
+    });
+    let inputs = received(&[long.clone()]);
+    let codec = BinaryCodec::new();
+    let (n, frame) = allocations(|| codec.decode(&inputs[0]).unwrap());
+    assert_eq!(frame, long);
+    // The name goes to one shared `Arc<str>`.
     assert_eq!(n, 1, "decode allocated {n} times");
 }
 
@@ -219,4 +235,35 @@ fn encode_to_bytes_allocates_once() {
     let _ = codec.encode_to_bytes(&frame).unwrap(); // warms rkyv's per-thread arena
     let (n, bytes) = allocations(|| codec.encode_to_bytes(black_box(&frame)).unwrap());
     assert_eq!((n, bytes.len()), (1, BinaryCodec::encoded_len(&frame)));
+}
+
+#[test]
+fn json_encode_of_hot_frames_into_a_reused_buffer_allocates_nothing() {
+    // The hand-written fast path writes straight into the buffer: no `WireOut`,
+    // no base64 `String` for a binary payload. (Checking that a payload is JSON
+    // is serde_json's validator, on both paths; it allocates a scratch stack
+    // for containers nested in containers, so this payload is flat.)
+    let codec = JsonCodec::new();
+    let json = Frame::Message(Message {
+        channel: ChannelName::new("room:lobby").unwrap(),
+        seq: 123_456,
+        id: MessageId(0x9e37_79b9_0001_e240),
+        payload: Bytes::from_static(br#"{"text":"hi","n":123}"#),
+    });
+    let frames = [
+        json,
+        message(256), // not JSON: `data_b64`
+        Frame::PublishAck(PublishAck { seq: 9 }),
+        Frame::Ping(Ping { nonce: 7 }),
+    ];
+    let mut buf = BytesMut::with_capacity(4096);
+    for f in &frames {
+        let (n, ()) = allocations(|| {
+            for _ in 0..1_000 {
+                buf.clear();
+                codec.encode(black_box(f), &mut buf).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "1,000 JSON encodes of {f:?} allocated {n} times");
+    }
 }

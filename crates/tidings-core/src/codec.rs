@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::CodecError;
-use crate::frame::Frame;
+use crate::frame::{Frame, Message};
 
 /// Which codec a connection uses; chosen at the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,6 +47,13 @@ pub trait FrameCodec: Send + Sync + fmt::Debug {
     /// Whether encoded frames are UTF-8 text (sent as WebSocket text messages).
     fn is_text(&self) -> bool {
         self.kind() == CodecKind::Json
+    }
+
+    /// Appends the encoding of a `Message` frame: what fan-out encodes once
+    /// per message and codec. The default wraps a clone of `message` in a
+    /// [`Frame`]; codecs override it to encode straight from the reference.
+    fn encode_message(&self, message: &Message, out: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&Frame::Message(message.clone()), out)
     }
 
     /// Encodes a frame into a fresh buffer.

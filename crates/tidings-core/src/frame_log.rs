@@ -1,8 +1,8 @@
 //! Stream positions for peers that resume by frame number (SSE `Last-Event-ID`): which channel position each numbered frame carried.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use crate::ids::ChannelName;
+use crate::ids::{ChannelMap, ChannelName};
 
 /// Where a server session's frames left each channel, by frame number.
 ///
@@ -26,9 +26,9 @@ pub(crate) struct FrameLog {
     /// Highest frame number evicted by the cap (0: none).
     evicted_through: u64,
     /// Highest position per channel among evicted entries.
-    floor: HashMap<ChannelName, u64>,
+    floor: ChannelMap<u64>,
     /// Cumulative acknowledgements from the peer (valid whatever `n`).
-    acked: HashMap<ChannelName, u64>,
+    acked: ChannelMap<u64>,
 }
 
 impl FrameLog {
@@ -38,8 +38,8 @@ impl FrameLog {
             entries: VecDeque::new(),
             cap: cap.max(1),
             evicted_through: 0,
-            floor: HashMap::new(),
-            acked: HashMap::new(),
+            floor: ChannelMap::default(),
+            acked: ChannelMap::default(),
         }
     }
 
@@ -101,11 +101,11 @@ impl FrameLog {
 
     /// Position per channel of a peer that received every frame up to `frame`.
     /// Channels it has no known position on are absent.
-    pub(crate) fn positions_at(&self, frame: u64) -> HashMap<ChannelName, u64> {
+    pub(crate) fn positions_at(&self, frame: u64) -> ChannelMap<u64> {
         let mut out = if frame >= self.evicted_through {
             self.floor.clone()
         } else {
-            HashMap::new()
+            ChannelMap::default()
         };
         let mut raise = |c: &ChannelName, s: u64| match out.get_mut(c) {
             Some(p) => *p = (*p).max(s),

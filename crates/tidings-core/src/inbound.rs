@@ -1,8 +1,7 @@
 //! Receiver side of per-channel sequencing: duplicate drop and gap detection.
 
-use std::collections::HashMap;
 
-use crate::ids::ChannelName;
+use crate::ids::{ChannelMap, ChannelName};
 
 /// What to do with a received message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +31,7 @@ pub enum Inbound {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct InboundTracker {
-    last: HashMap<ChannelName, u64>,
+    last: ChannelMap<u64>,
 }
 
 impl InboundTracker {

@@ -2,11 +2,11 @@
 
 use std::sync::OnceLock;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::codec::{CodecKind, FrameCodec};
 use crate::error::CodecError;
-use crate::frame::{Frame, Message};
+use crate::frame::Message;
 use crate::ids::{ChannelName, MessageId};
 
 /// A message on its way to many subscribers.
@@ -55,7 +55,9 @@ impl SharedMessage {
         if let Some(b) = slot.get() {
             return Ok(b.clone());
         }
-        let bytes = codec.encode_to_bytes(&Frame::Message(self.message.clone()))?;
+        let mut out = BytesMut::with_capacity(128);
+        codec.encode_message(&self.message, &mut out)?;
+        let bytes = out.freeze();
         Ok(slot.get_or_init(|| bytes).clone())
     }
 }

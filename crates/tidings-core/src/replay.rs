@@ -1,9 +1,9 @@
 //! Server side of resume: a bounded per-session buffer of sent, not yet acknowledged messages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::ids::ChannelName;
+use crate::ids::{ChannelMap, ChannelName};
 use crate::message::SharedMessage;
 
 /// Bookkeeping bytes charged per buffered message on top of its payload.
@@ -27,9 +27,9 @@ fn cost(m: &SharedMessage) -> usize {
 pub struct ReplayBuffer {
     entries: VecDeque<Arc<SharedMessage>>,
     /// Cumulative acknowledgement per channel.
-    acked: HashMap<ChannelName, u64>,
+    acked: ChannelMap<u64>,
     /// Highest sequence number evicted unacknowledged, per channel.
-    evicted: HashMap<ChannelName, u64>,
+    evicted: ChannelMap<u64>,
     bytes: usize,
     budget: usize,
 }
@@ -48,8 +48,8 @@ impl ReplayBuffer {
     pub fn new(budget: usize) -> Self {
         Self {
             entries: VecDeque::new(),
-            acked: HashMap::new(),
-            evicted: HashMap::new(),
+            acked: ChannelMap::default(),
+            evicted: ChannelMap::default(),
             bytes: 0,
             budget,
         }
@@ -80,9 +80,17 @@ impl ReplayBuffer {
         }
     }
 
-    fn pop_acked_front(&mut self) {
+    /// Drops acknowledged entries from the front. `hint` is a channel whose
+    /// acknowledgement is known (the one just acknowledged): the usual front
+    /// entry belongs to it, and needs no map lookup.
+    fn pop_acked_front(&mut self, hint: (&ChannelName, u64)) {
         while let Some(front) = self.entries.front() {
-            if !self.is_acked(front) {
+            let acked = if front.channel() == hint.0 {
+                front.seq() <= hint.1
+            } else {
+                self.is_acked(front)
+            };
+            if !acked {
                 break;
             }
             self.bytes -= cost(front);
@@ -99,7 +107,7 @@ impl ReplayBuffer {
                 self.acked.insert(channel.clone(), seq);
             }
         }
-        self.pop_acked_front();
+        self.pop_acked_front((channel, seq));
     }
 
     /// Forgets a channel entirely.

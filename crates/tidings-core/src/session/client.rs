@@ -15,7 +15,7 @@ use crate::frame::{
     Ack, ChannelPosition, Close, Frame, Gap, Hello, Message, PROTOCOL_VERSION, Ping, Publish,
     Subscribe, Unsubscribe, Welcome,
 };
-use crate::ids::{ChannelName, ResumeToken, SessionId};
+use crate::ids::{ChannelMap, ChannelName, ResumeToken, SessionId};
 use crate::inbound::{Inbound, InboundTracker};
 use crate::limits::Limits;
 
@@ -183,7 +183,7 @@ pub struct ClientSession {
     /// Channels left while disconnected: the resumed server session must be told.
     left: BTreeSet<ChannelName>,
     inbound: InboundTracker,
-    acked: HashMap<ChannelName, u64>,
+    acked: ChannelMap<u64>,
     ack_batch: AckBatch,
     transmit: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
@@ -218,7 +218,7 @@ impl ClientSession {
             confirmed: BTreeSet::new(),
             left: BTreeSet::new(),
             inbound: InboundTracker::default(),
-            acked: HashMap::new(),
+            acked: ChannelMap::default(),
             ack_batch,
             transmit: VecDeque::new(),
             events: VecDeque::new(),

@@ -15,7 +15,7 @@ use crate::frame::{
     Subscribed, Welcome,
 };
 use crate::frame_log::FrameLog;
-use crate::ids::{ChannelName, ResumeToken, SessionId};
+use crate::ids::{ChannelMap, ChannelName, ResumeToken, SessionId};
 use crate::limits::Limits;
 use crate::message::SharedMessage;
 use crate::replay::ReplayBuffer;
@@ -175,7 +175,7 @@ pub struct ServerSession {
     last_publish: u64,
     publish_acked: u64,
     ack_batch: AckBatch,
-    subs: HashMap<ChannelName, Sub>,
+    subs: ChannelMap<Sub>,
     replay: ReplayBuffer,
     /// Encoded frames to write, with what they are (see [`Mark`]).
     transmit: VecDeque<(Bytes, Mark)>,
@@ -277,7 +277,7 @@ impl ServerSession {
             last_publish: 0,
             publish_acked: 0,
             ack_batch,
-            subs: HashMap::new(),
+            subs: ChannelMap::default(),
             replay,
             transmit: VecDeque::new(),
             queued_bytes: 0,
@@ -340,7 +340,7 @@ impl ServerSession {
                 log.truncate_after(frame);
                 log.positions_at(frame)
             }
-            None => HashMap::new(),
+            None => ChannelMap::default(),
         };
         let hello = Hello {
             version: PROTOCOL_VERSION,
