@@ -7,6 +7,11 @@
 //! generic serde encoder that the hand-written fast path of `encode` replaces
 //! for hot frames (same bytes). `decode/*` is `FrameCodec::decode` of a
 //! received frame (payloads are borrowed from the input, not copied).
+//!
+//! `json_validate/*` is the payload check of both directions (inline
+//! `"data"` or base64): the codec's validator (`JsonCodec::whole_json_value`)
+//! against what it replaces, `serde_json::from_slice::<&RawValue>` plus the
+//! length check, on a 32-byte object and on the 256-byte payload above.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -84,5 +89,43 @@ fn json_codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, json_codec);
+/// serde_json's answer to "is this payload one JSON value, nothing around it".
+fn serde_whole_json_value(payload: &[u8]) -> Option<&str> {
+    match serde_json::from_slice::<&serde_json::value::RawValue>(payload) {
+        Ok(raw) if raw.get().len() == payload.len() => Some(raw.get()),
+        _ => None,
+    }
+}
+
+fn json_validate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("json_validate");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    let cases = [
+        (
+            "payload-32",
+            Bytes::from_static(br#"{"t":"0000000123456","p":"abcd"}"#),
+        ),
+        ("payload-256", json_payload(256)),
+    ];
+    for (name, payload) in &cases {
+        assert!(JsonCodec::whole_json_value(payload).is_some());
+        assert_eq!(
+            JsonCodec::whole_json_value(payload),
+            serde_whole_json_value(payload)
+        );
+        group.bench_function(format!("validator/{name}"), |b| {
+            b.iter(|| JsonCodec::whole_json_value(black_box(payload)).is_some());
+        });
+        group.bench_function(format!("serde-rawvalue/{name}"), |b| {
+            b.iter(|| serde_whole_json_value(black_box(payload)).is_some());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, json_codec, json_validate);
 criterion_main!(benches);

@@ -241,8 +241,14 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
     p.run()
 }
 
-/// cargo-fuzz targets in `fuzz/` (its own workspace), one per decoder.
-const FUZZ_TARGETS: &[&str] = &["decode_json", "decode_binary", "view_binary"];
+/// cargo-fuzz targets in `fuzz/` (its own workspace), one per decoder, and the
+/// JSON codec's payload validator against serde_json.
+const FUZZ_TARGETS: &[&str] = &[
+    "decode_json",
+    "decode_binary",
+    "view_binary",
+    "validate_json",
+];
 
 /// How long `ci` fuzzes each target (libFuzzer's `-max_total_time`).
 const FUZZ_SECONDS: Duration = Duration::from_secs(20);

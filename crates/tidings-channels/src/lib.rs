@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Dependencies: `tokio` (timers and the session reaper), `getrandom` (resume
-//! tokens are secrets and come from the operating system's CSPRNG).
+//! tokens are secrets and come from the operating system's CSPRNG), `foldhash`
+//! (picks the memory broker's map shard for a channel name, seeded at random).
 
 mod broker;
 mod hub;

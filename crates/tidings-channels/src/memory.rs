@@ -1,11 +1,14 @@
 //! `MemoryBroker`: the single-node broker, with a bounded per-channel history for resume.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use tidings_core::{BoxFuture, ChannelMap, ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
+use tidings_core::{
+    BoxFuture, ChannelMap, ChannelName, IdBlock, MessageIdGen, SharedMessage, SubscriptionStart,
+};
 
 use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription};
 
@@ -40,17 +43,36 @@ struct ChannelState {
     subscribers: Vec<(SubscriberId, Arc<dyn Delivery>)>,
     history: VecDeque<Arc<SharedMessage>>,
     history_bytes: usize,
-    /// Broker tick of the last publish or subscribe (for idle eviction).
+    /// Broker tick at the last publish or subscribe (for idle eviction).
     last_used: u64,
+    /// Message ids reserved for this channel (taken under its lock, so
+    /// publishing touches no counter shared with other channels).
+    ids: IdBlock,
 }
+
+/// Channels per shard at most before the map is split (a small broker, as in
+/// tests, keeps one exact LRU; a large one spreads over [`MAX_SHARDS`]).
+const SHARD_MIN_CHANNELS: usize = 1024;
+/// Shards of the channel map: each has its own lock, so publishers on
+/// different cores rarely touch the same lock word.
+const MAX_SHARDS: usize = 32;
+
+type Shard = RwLock<ChannelMap<Arc<Mutex<ChannelState>>>>;
 
 /// In-process broker: per-channel sequence numbers, fan-out on the publisher's
 /// task (each message encoded once per codec and shared), bounded history.
 pub struct MemoryBroker {
     config: MemoryBrokerConfig,
-    channels: RwLock<ChannelMap<Arc<Mutex<ChannelState>>>>,
+    shards: Box<[Shard]>,
+    /// Channels kept per shard (`max_channels` split evenly).
+    shard_max: usize,
+    /// Picks a name's shard.
+    shard_hasher: foldhash::fast::RandomState,
     next_id: AtomicU64,
     ids: MessageIdGen,
+    /// Advances when a channel is created; channels record it when used, so
+    /// eviction finds the least recently used ones without a shared counter
+    /// being written on every publish.
     tick: AtomicU64,
 }
 
@@ -80,41 +102,54 @@ impl MemoryBroker {
             Ok(()) => u32::from_le_bytes(node),
             Err(_) => std::process::id(),
         };
+        let shards = (config.max_channels / SHARD_MIN_CHANNELS).clamp(1, MAX_SHARDS);
+        let shard_max = (config.max_channels / shards).max(1);
         Self {
             config,
-            channels: RwLock::new(ChannelMap::default()),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            shard_max,
+            shard_hasher: foldhash::fast::RandomState::default(),
             next_id: AtomicU64::new(1),
             ids: MessageIdGen::new(node),
             tick: AtomicU64::new(0),
         }
     }
 
+    fn shard(&self, name: &ChannelName) -> &Shard {
+        let n = self.shards.len();
+        if n == 1 {
+            return &self.shards[0];
+        }
+        let i = (self.shard_hasher.hash_one(name) % n as u64) as usize;
+        &self.shards[i]
+    }
+
     fn channel(&self, name: &ChannelName) -> Arc<Mutex<ChannelState>> {
-        if let Some(c) = self
-            .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
+        let shard = self.shard(name);
+        if let Some(c) = shard.read().unwrap_or_else(|p| p.into_inner()).get(name) {
             return c.clone();
         }
-        let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
-        if !channels.contains_key(name) && channels.len() >= self.config.max_channels {
-            evict_idle(&mut channels);
+        let mut channels = shard.write().unwrap_or_else(|p| p.into_inner());
+        if !channels.contains_key(name) {
+            if channels.len() >= self.shard_max {
+                evict_idle(&mut channels);
+            }
+            self.tick.fetch_add(1, Ordering::Relaxed);
         }
         channels.entry(name.clone()).or_default().clone()
     }
 
     /// Channels held now (with subscribers, history, or both).
     pub fn channel_count(&self) -> usize {
-        self.channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     fn touch(&self, state: &mut ChannelState) {
-        state.last_used = self.tick.fetch_add(1, Ordering::Relaxed);
+        // A load, not a read-modify-write: the line stays shared between cores.
+        state.last_used = self.tick.load(Ordering::Relaxed);
     }
 
     /// Publishes synchronously (what [`Broker::publish`] does, without the future).
@@ -123,7 +158,7 @@ impl MemoryBroker {
         let mut state = lock(&state);
         self.touch(&mut state);
         state.seq += 1;
-        let id = self.ids.next_id();
+        let id = self.ids.next_in(&mut state.ids);
         let message = Arc::new(SharedMessage::new(channel.clone(), state.seq, id, payload));
         if self.config.history_len > 0 {
             state.history_bytes += message.message().payload.len();
@@ -146,7 +181,7 @@ impl MemoryBroker {
 
     /// Subscribers of `channel` now.
     pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
-        self.channels
+        self.shard(channel)
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(channel)

@@ -18,13 +18,13 @@
 //!   that does (names may contain quotes and backslashes) makes the whole frame
 //!   fall back to the serde path, which escapes it.
 //! * **Payloads** follow the serde path's rule through the same function,
-//!   [`inline_json`]: inline as `"data":<raw>` (a `RawValue` is written
+//!   [`inline_json`]: inline as `"data":<raw>` (the payload's bytes written
 //!   verbatim) when the payload is valid JSON covering all of its bytes,
 //!   otherwise `"data_b64":"<standard base64, padded>"`. Only one shortcut is
 //!   added ([`could_be_inline`]): a payload whose first or last byte cannot
 //!   start or end a JSON value goes straight to base64, since `inline_json`
-//!   would refuse it anyway (spares binary payloads serde_json's error path,
-//!   which allocates and counts lines).
+//!   would refuse it anyway (spares most binary payloads the validator's
+//!   scan).
 //!
 //! `tests/json_fast.rs` checks the equality with property tests for every
 //! frame type handled here.
@@ -149,7 +149,7 @@ fn channel_frame(
     let data = match payload {
         None => None,
         Some(p) => match could_be_inline(p).then(|| inline_json(p)).flatten() {
-            Some(raw) => Some(Data::Inline(raw.get())),
+            Some(text) => Some(Data::Inline(text)),
             None => match base64::encoded_len(p.len(), true) {
                 Some(len) => Some(Data::Base64(p, len)),
                 // Longer than memory: let the serde path report it.

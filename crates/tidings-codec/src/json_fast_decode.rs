@@ -15,7 +15,13 @@
 //!
 //! with no whitespace, `type` first, `data` (if any) last, plain unsigned
 //! decimal numbers and strings without escapes. [`decode`] reads exactly that
-//! shape in one forward pass, without building the intermediate struct.
+//! shape in one forward pass, without building the intermediate struct: one
+//! UTF-8 check of the whole frame, the kind and the keys matched as fixed
+//! prefixes (`,"seq":`), strings and numbers scanned in place, and the raw
+//! `data` checked by `json_validate` (exactly what serde_json's `RawValue`
+//! accepts, at half its cost; the bulk of what remains for a frame with a
+//! payload). About 2–3.5× fewer instructions than the serde
+//! path on `publish`, `message` and `ack` frames, about 4× on `ping`.
 //!
 //! # Contract
 //!
@@ -26,18 +32,19 @@
 //! accepts the input or reports its precise error. So it refuses (returns
 //! `None` on):
 //!
-//! * any whitespace, a `type` that is not the first key, a kind other than
+//! * whitespace between tokens (inside a string or inside the raw `data` it is
+//!   content and kept), a `type` that is not the first key, a kind other than
 //!   `publish`, `message`, `ack`, `publish_ack`, `subscribe`, `subscribed`,
 //!   `unsubscribe`, `ping`, `pong`;
 //! * any key the serde path does not use for that kind (even one serde would
 //!   ignore: serde still type-checks it), a duplicate key, `data_b64`;
-//! * a `\` or a control byte inside a string, invalid UTF-8, an invalid channel
-//!   name;
+//! * a `\` or a control byte inside a string, invalid UTF-8 anywhere in the
+//!   frame, an invalid channel name;
 //! * a number that is not a plain unsigned decimal fitting `u64` (sign, leading
 //!   zero, fraction, exponent, overflow), `null` where a number is expected;
 //! * `data` anywhere but last, or whose raw JSON does not span exactly the
-//!   bytes between `"data":` and the final `}` (validated with serde_json's
-//!   `RawValue`, the same validation the serde path runs);
+//!   bytes between `"data":` and the final `}` (validated by `json_validate`,
+//!   which accepts exactly what the serde path's `RawValue` accepts);
 //! * a missing required field, anything after the final `}`.
 //!
 //! Optional fields take the serde path's defaults: `subscribe` without `after`
@@ -47,7 +54,6 @@
 //! the `decode_json` fuzz target, which panics whenever the two paths differ.
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tidings_core::{
     Ack, ChannelName, Frame, Message, MessageId, Ping, Publish, PublishAck, Subscribe, Subscribed,
     Unsubscribe,
@@ -80,6 +86,20 @@ enum Kind {
     Pong,
 }
 
+/// The kinds with their closing quote (so that `publish` is not a prefix of
+/// `publish_ack`), the most frequent first.
+const KINDS: [(&str, Kind); 9] = [
+    ("message\"", Kind::Message),
+    ("publish\"", Kind::Publish),
+    ("ack\"", Kind::Ack),
+    ("publish_ack\"", Kind::PublishAck),
+    ("ping\"", Kind::Ping),
+    ("pong\"", Kind::Pong),
+    ("subscribe\"", Kind::Subscribe),
+    ("subscribed\"", Kind::Subscribed),
+    ("unsubscribe\"", Kind::Unsubscribe),
+];
+
 // Field bits (for the allowed and the seen sets).
 const CHANNEL: u8 = 1;
 const SEQ: u8 = 1 << 1;
@@ -88,22 +108,17 @@ const DATA: u8 = 1 << 3;
 const AFTER: u8 = 1 << 4;
 const NONCE: u8 = 1 << 5;
 
-impl Kind {
-    fn parse(name: &[u8]) -> Option<Self> {
-        Some(match name {
-            b"publish" => Self::Publish,
-            b"message" => Self::Message,
-            b"ack" => Self::Ack,
-            b"publish_ack" => Self::PublishAck,
-            b"subscribe" => Self::Subscribe,
-            b"subscribed" => Self::Subscribed,
-            b"unsubscribe" => Self::Unsubscribe,
-            b"ping" => Self::Ping,
-            b"pong" => Self::Pong,
-            _ => return None,
-        })
-    }
+/// Every key of the fast path with the `,` before it and the `:` after it.
+const KEYS: [(&str, u8); 6] = [
+    (",\"channel\":", CHANNEL),
+    (",\"seq\":", SEQ),
+    (",\"id\":", ID),
+    (",\"data\":", DATA),
+    (",\"after\":", AFTER),
+    (",\"nonce\":", NONCE),
+];
 
+impl Kind {
     /// The keys the serde path reads for this kind: exactly these are allowed.
     fn allowed(self) -> u8 {
         match self {
@@ -124,7 +139,7 @@ struct Fields<'a> {
     channel: Option<&'a str>,
     seq: Option<u64>,
     id: Option<u64>,
-    data: Option<&'a [u8]>,
+    data: Option<&'a str>,
     after: Option<u64>,
     nonce: Option<u64>,
 }
@@ -132,60 +147,44 @@ struct Fields<'a> {
 /// Decodes a compact frame of one of the hot kinds, or returns `None` (see the
 /// module docs): never `Some` where the serde path would disagree.
 pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
-    let bytes: &[u8] = input;
-    let rest = bytes.strip_prefix(b"{\"type\":\"")?;
-    let (name, mut rest) = string(rest)?;
-    let kind = Kind::parse(name)?;
+    // One UTF-8 check of the whole frame; every string below is then a `&str`
+    // slice of it (serde checks each string and the raw `data` separately;
+    // refusing a frame with invalid UTF-8 anywhere is always allowed).
+    let text = std::str::from_utf8(input).ok()?;
+    let rest = text.strip_prefix("{\"type\":\"")?;
+    let (kind, mut rest) = KINDS
+        .iter()
+        .find_map(|&(name, kind)| rest.strip_prefix(name).map(|r| (kind, r)))?;
     let allowed = kind.allowed();
     let mut seen = 0u8;
     let mut f = Fields::default();
 
-    loop {
-        // Between pairs: `,` and the next pair, or the final `}` as the last byte.
-        match rest.split_first()? {
-            (b'}', []) => break,
-            (b',', after) => rest = after,
-            _ => return None,
-        }
-        let after_quote = rest.strip_prefix(b"\"")?;
-        let (key, after_key) = string(after_quote)?;
-        let value = after_key.strip_prefix(b":")?;
-        let bit = match key {
-            b"channel" => CHANNEL,
-            b"seq" => SEQ,
-            b"id" => ID,
-            b"data" => DATA,
-            b"after" => AFTER,
-            b"nonce" => NONCE,
-            _ => return None,
-        };
+    // `,"key":value` pairs up to the final `}`, the last byte.
+    while rest != "}" {
+        let (bit, value) = KEYS
+            .iter()
+            .find_map(|&(key, bit)| rest.strip_prefix(key).map(|v| (bit, v)))?;
         if allowed & bit == 0 || seen & bit != 0 {
             return None;
         }
         seen |= bit;
         match bit {
             CHANNEL => {
-                let (s, r) = string(value.strip_prefix(b"\"")?)?;
                 // Validated (`ChannelName::new`) once the frame is complete.
-                f.channel = Some(std::str::from_utf8(s).ok()?);
+                let (s, r) = string(value)?;
+                f.channel = Some(s);
                 rest = r;
             }
             ID => {
-                let (s, r) = string(value.strip_prefix(b"\"")?)?;
-                // Exactly the serde path's parse of the (escape-free) string.
-                f.id = Some(std::str::from_utf8(s).ok()?.parse().ok()?);
+                let (s, r) = string(value)?;
+                f.id = Some(id(s)?);
                 rest = r;
             }
             DATA => {
                 // Last key: the value is everything up to the final `}`.
-                let (&last, raw) = value.split_last()?;
-                if last != b'}' {
-                    return None;
-                }
-                let parsed = serde_json::from_slice::<&RawValue>(raw).ok()?;
-                if parsed.get().len() != raw.len() {
-                    return None;
-                }
+                let raw = value.strip_suffix('}')?;
+                // Exactly what serde's `RawValue` accepts (`json_validate`).
+                crate::json_validate::whole_json_value(raw.as_bytes())?;
                 f.data = Some(raw);
                 break;
             }
@@ -202,17 +201,18 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
     }
 
     let channel = |f: &Fields<'_>| f.channel.and_then(|c| ChannelName::new(c).ok());
+    let payload = |f: &Fields<'_>| f.data.map(|raw| input.slice_ref(raw.as_bytes()));
     Some(match kind {
         Kind::Publish => Frame::Publish(Publish {
             channel: channel(&f)?,
             seq: f.seq?,
-            payload: input.slice_ref(f.data?),
+            payload: payload(&f)?,
         }),
         Kind::Message => Frame::Message(Message {
             channel: channel(&f)?,
             seq: f.seq?,
             id: MessageId(f.id?),
-            payload: input.slice_ref(f.data?),
+            payload: payload(&f)?,
         }),
         Kind::Ack => Frame::Ack(Ack {
             channel: channel(&f)?,
@@ -239,34 +239,46 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
     })
 }
 
-/// The body of a string whose opening `"` is already consumed, and the bytes
-/// after its closing `"`. `None` on an escape, a control byte (which serde_json
-/// refuses inside strings) or a missing closing quote. UTF-8 is checked by the
-/// caller where the string is used as text.
-fn string(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    for (i, &b) in s.iter().enumerate() {
-        match b {
-            b'"' => return Some((s.get(..i)?, s.get(i + 1..)?)),
-            b'\\' | 0..=0x1f => return None,
-            _ => {}
-        }
+/// A string value: its body and the text after its closing `"`. `None` when
+/// `s` does not start with `"`, on an escape, a control byte (which serde_json
+/// refuses inside strings) or a missing closing quote.
+fn string(s: &str) -> Option<(&str, &str)> {
+    let body = s.strip_prefix('"')?;
+    let end = body
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+    // Both ends are ASCII bytes, so char boundaries: `get` never refuses here.
+    let rest = body.get(end..)?.strip_prefix('"')?;
+    Some((body.get(..end)?, rest))
+}
+
+/// A message id: the serde path parses the id string with `str::parse::<u64>`,
+/// which also takes a leading `+` and leading zeros. The plain digits our
+/// encoders write take the quick loop; anything else gets that very parse.
+fn id(s: &str) -> Option<u64> {
+    match number(s) {
+        Some((n, "")) => Some(n),
+        _ => s.parse().ok(),
     }
-    None
 }
 
 /// A plain unsigned decimal `u64` (no sign, no leading zero, no fraction or
-/// exponent, no overflow) and the bytes after it. The caller checks what
+/// exponent, no overflow) and the text after it. The caller checks what
 /// follows (`,` or `}`), so `1.0`, `1e3` or `1x` are refused there.
-fn number(s: &[u8]) -> Option<(u64, &[u8])> {
-    let len = s.iter().take_while(|b| b.is_ascii_digit()).count();
+fn number(s: &str) -> Option<(u64, &str)> {
+    let len = s.bytes().take_while(u8::is_ascii_digit).count();
     let (digits, rest) = s.split_at_checked(len)?;
-    match digits {
-        [] => return None,
-        [b'0', _, ..] => return None,
-        _ => {}
+    let digits = digits.as_bytes();
+    if digits.is_empty() || (digits.len() > 1 && digits.first() == Some(&b'0')) {
+        return None;
     }
+    // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64); a 20th can.
+    let (head, tail) = digits.split_at(digits.len().min(19));
     let mut n: u64 = 0;
-    for &d in digits {
+    for &d in head {
+        n = n * 10 + u64::from(d - b'0');
+    }
+    for &d in tail {
         n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
     }
     Some((n, rest))

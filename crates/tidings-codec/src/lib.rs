@@ -67,6 +67,7 @@ mod binary;
 mod json;
 mod json_fast;
 mod json_fast_decode;
+mod json_validate;
 mod negotiate;
 
 #[cfg(feature = "binary")]

@@ -191,7 +191,7 @@ fn owned_decode_allocates_once_for_a_long_channel_name() {
         id: MessageId(2),
         payload: Bytes::from_static(b"payload"),
     });
-    let inputs = received(&[long.clone()]);
+    let inputs = received(std::slice::from_ref(&long));
     let codec = BinaryCodec::new();
     let (n, frame) = allocations(|| codec.decode(&inputs[0]).unwrap());
     assert_eq!(frame, long);

@@ -1,7 +1,7 @@
 //! Identifiers: channel names, session ids, resume tokens and message ids.
 
-use std::fmt;
 use smol_str::SmolStr;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ impl ChannelName {
     /// assert!(ChannelName::validate("a\u{7}b").is_err());
     /// ```
     pub fn validate(name: &str) -> Result<(), ProtocolError> {
-        if name.is_empty() || name.len() > MAX_CHANNEL_LEN || name.chars().any(char::is_control) {
+        if name.is_empty() || name.len() > MAX_CHANNEL_LEN || has_control(name) {
             return Err(ProtocolError::InvalidChannel { len: name.len() });
         }
         Ok(())
@@ -63,6 +63,18 @@ impl ChannelName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `name.chars().any(char::is_control)`, byte-wise: the control characters
+/// (Unicode `Cc`) are U+0000..=U+001F, U+007F and U+0080..=U+009F, the last
+/// encoded in UTF-8 as `0xC2 0x80..=0x9F`.
+fn has_control(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20
+            || c == 0x7f
+            || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    })
 }
 
 impl<'de> Deserialize<'de> for ChannelName {
@@ -154,5 +166,44 @@ impl MessageIdGen {
     pub fn next_id(&self) -> MessageId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
         MessageId(self.prefix | n)
+    }
+
+    /// The next id from `block`, which reserves [`IdBlock::SIZE`] ids at a
+    /// time: a publisher that keeps a block (per channel, under its own lock)
+    /// does not write the shared counter on every message. Ids stay unique;
+    /// they are no longer in publish order across blocks.
+    pub fn next_in(&self, block: &mut IdBlock) -> MessageId {
+        if block.next == block.end {
+            let start = self.counter.fetch_add(IdBlock::SIZE, Ordering::Relaxed);
+            block.next = start;
+            block.end = start + IdBlock::SIZE;
+        }
+        let n = block.next & 0xffff_ffff;
+        block.next += 1;
+        MessageId(self.prefix | n)
+    }
+}
+
+/// Ids reserved from a [`MessageIdGen`] (see [`MessageIdGen::next_in`]).
+#[derive(Clone, Debug, Default)]
+pub struct IdBlock {
+    next: u64,
+    end: u64,
+}
+
+impl IdBlock {
+    /// Ids reserved at once.
+    pub const SIZE: u64 = 64;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_check_matches_char_is_control() {
+        for c in (0u32..0x3000).filter_map(char::from_u32) {
+            let name = format!("a{c}b");
+            assert_eq!(super::has_control(&name), c.is_control(), "{c:?}");
+        }
+        assert!(!super::has_control("\u{c2}x"));
     }
 }

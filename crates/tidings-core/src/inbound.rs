@@ -1,6 +1,5 @@
 //! Receiver side of per-channel sequencing: duplicate drop and gap detection.
 
-
 use crate::ids::{ChannelMap, ChannelName};
 
 /// What to do with a received message.

@@ -60,7 +60,10 @@ pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
     PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
-pub use ids::{ChannelMap, ChannelName, MAX_CHANNEL_LEN, MessageId, MessageIdGen, ResumeToken, SessionId};
+pub use ids::{
+    ChannelMap, ChannelName, IdBlock, MAX_CHANNEL_LEN, MessageId, MessageIdGen, ResumeToken,
+    SessionId,
+};
 pub use inbound::{Inbound, InboundTracker};
 pub use inbox::Inbox;
 pub use limits::Limits;

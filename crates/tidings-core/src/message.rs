@@ -55,7 +55,8 @@ impl SharedMessage {
         if let Some(b) = slot.get() {
             return Ok(b.clone());
         }
-        let mut out = BytesMut::with_capacity(128);
+        // Empty: codecs reserve what the frame needs in one go.
+        let mut out = BytesMut::new();
         codec.encode_message(&self.message, &mut out)?;
         let bytes = out.freeze();
         Ok(slot.get_or_init(|| bytes).clone())

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use tidings_benches::{tidings_ws_config, tungstenite_config};
 use tidings_core::ClientEvent;
@@ -627,6 +628,7 @@ async fn raw_conn(
         channel,
         shared: shared.clone(),
         local: Vec::new(),
+        out: proto::FrameBuf::default(),
         publish_seq: 0,
         received_seq: 0,
         acked_seq: 0,
@@ -653,6 +655,8 @@ struct RawConn {
     shared: Arc<Shared>,
     /// Round trips recorded since the last mode change (ns).
     local: Vec<u64>,
+    /// The outgoing hot frames, written into one reused buffer.
+    out: proto::FrameBuf,
     publish_seq: u64,
     /// Last `seq` received on the own channel, and last acknowledged.
     received_seq: u64,
@@ -665,6 +669,7 @@ struct RawConn {
 impl RawConn {
     async fn run(&mut self, mut rx: watch::Receiver<Mode>) -> Result<(), String> {
         let mut mode = *rx.borrow_and_update();
+        let mut switches = mode_switches(rx.clone());
         loop {
             let now = now_ns();
             let due = match mode {
@@ -686,44 +691,67 @@ impl RawConn {
             };
             tokio::select! {
                 biased;
-                changed = rx.changed() => {
-                    if changed.is_err() {
+                msg = self.ws.next() => {
+                    // A switch published by now applies before this frame, as it did
+                    // when the loop polled `rx.changed()` first (one atomic load).
+                    if self.follow(&mut rx, &mut mode).await? {
                         return Ok(());
                     }
-                    let left = std::mem::replace(&mut mode, *rx.borrow_and_update());
-                    self.shared.hand_over(left, &mut self.local);
-                    match mode {
-                        Mode::Close => {
-                            if self.shared.tidings {
-                                let _ = self.ws.feed(Message::text(proto::CLOSE)).await;
-                            }
-                            let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
-                            return Ok(());
-                        }
-                        Mode::FanoutSubscribe => {
-                            self.ws
-                                .send(Message::text(proto::subscribe(FANOUT_CHANNEL)))
-                                .await
-                                .map_err(|e| format!("subscribe: {e}"))?;
-                        }
-                        Mode::Paced { start, period } => {
-                            let offset = (period as u128 * self.i as u128 / self.shared.conns as u128) as u64;
-                            self.next_send = start + offset;
-                        }
-                        _ => {}
+                    match msg {
+                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), mode).await?,
+                        Some(Ok(Message::Close(frame))) => return Err(format!("closed by the server: {frame:?}")),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e.to_string()),
+                        None => return Err("connection ended".into()),
                     }
-                    self.shared.seen.fetch_add(1, Ordering::SeqCst);
                 }
-                msg = self.ws.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), mode).await?,
-                    Some(Ok(Message::Close(frame))) => return Err(format!("closed by the server: {frame:?}")),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.to_string()),
-                    None => return Err("connection ended".into()),
-                },
-                _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+                _ = switches.next() => {
+                    if self.follow(&mut rx, &mut mode).await? {
+                        return Ok(());
+                    }
+                }
+                () = sleep_for(wait) => {}
             }
         }
+    }
+
+    /// Takes the coordinator's mode if it switched since the last look; `Ok(true)` when
+    /// the connection ends here.
+    async fn follow(
+        &mut self,
+        rx: &mut watch::Receiver<Mode>,
+        mode: &mut Mode,
+    ) -> Result<bool, String> {
+        match rx.has_changed() {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // The coordinator is gone.
+            Err(_) => return Ok(true),
+        }
+        let left = std::mem::replace(mode, *rx.borrow_and_update());
+        self.shared.hand_over(left, &mut self.local);
+        match *mode {
+            Mode::Close => {
+                if self.shared.tidings {
+                    let _ = self.ws.feed(Message::text(proto::CLOSE)).await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+                return Ok(true);
+            }
+            Mode::FanoutSubscribe => {
+                self.ws
+                    .send(Message::text(proto::subscribe(FANOUT_CHANNEL)))
+                    .await
+                    .map_err(|e| format!("subscribe: {e}"))?;
+            }
+            Mode::Paced { start, period } => {
+                let offset = (period as u128 * self.i as u128 / self.shared.conns as u128) as u64;
+                self.next_send = start + offset;
+            }
+            _ => {}
+        }
+        self.shared.seen.fetch_add(1, Ordering::SeqCst);
+        Ok(false)
     }
 
     /// Sends the next message: on tidings a publish (after an `ack` when one is due).
@@ -731,52 +759,56 @@ impl RawConn {
         let frame = if self.shared.tidings {
             let pending = self.received_seq - self.acked_seq;
             if pending > 0 && (pending >= ACK_EVERY || now - self.first_unacked >= ACK_DELAY_NS) {
+                // Fed, not flushed: it leaves in the same write as the publish.
+                let ack = self.out.ack(&self.channel, self.received_seq);
                 self.ws
-                    .feed(Message::text(proto::ack(&self.channel, self.received_seq)))
+                    .feed(Message::Text(ack))
                     .await
                     .map_err(|e| format!("ack: {e}"))?;
                 self.acked_seq = self.received_seq;
             }
             self.publish_seq += 1;
-            proto::publish(&self.channel, self.publish_seq, now)
+            self.out.publish(&self.channel, self.publish_seq, now)
         } else {
-            proto::payload(now)
+            self.out.payload(now)
         };
         self.outstanding = true;
         self.ws
-            .send(Message::text(frame))
+            .send(Message::Text(frame))
             .await
             .map_err(|e| format!("send: {e}"))
     }
 
     async fn on_text(&mut self, text: &str, mode: Mode) -> Result<(), String> {
+        let now = now_ns();
         if !self.shared.tidings {
-            self.echoed(text, mode);
+            self.echoed(proto::sent_ns(text), now, mode);
             return Ok(());
         }
-        match proto::kind(text) {
+        // Unreadable frames are ignored, as unknown ones are.
+        let Some(frame) = proto::Frame::parse(text) else {
+            return Ok(());
+        };
+        match frame.kind {
             "message" => {
-                let channel = proto::str_field(text, "channel").unwrap_or("");
-                if channel == self.channel {
-                    let seq = proto::num_field(text, "seq").unwrap_or(0);
+                if frame.channel == Some(self.channel.as_str()) {
                     if self.received_seq == self.acked_seq {
-                        self.first_unacked = now_ns();
+                        self.first_unacked = now;
                     }
-                    self.received_seq = self.received_seq.max(seq);
-                    self.echoed(text, mode);
-                } else if channel == FANOUT_CHANNEL {
-                    let now = now_ns();
+                    self.received_seq = self.received_seq.max(frame.seq.unwrap_or(0));
+                    self.echoed(frame.sent_ns, now, mode);
+                } else if frame.channel == Some(FANOUT_CHANNEL) {
                     self.shared.fan_last_ns.fetch_max(now, Ordering::SeqCst);
                     self.shared.fan_received.fetch_add(1, Ordering::SeqCst);
                 }
             }
-            "subscribed" if proto::str_field(text, "channel") == Some(FANOUT_CHANNEL) => {
+            "subscribed" if frame.channel == Some(FANOUT_CHANNEL) => {
                 self.shared.fan_ready.fetch_add(1, Ordering::SeqCst);
             }
             "ping" => {
-                let nonce = proto::num_field(text, "nonce").unwrap_or(0);
+                let pong = self.out.pong(frame.nonce.unwrap_or(0));
                 self.ws
-                    .send(Message::text(proto::pong(nonce)))
+                    .send(Message::Text(pong))
                     .await
                     .map_err(|e| format!("pong: {e}"))?;
             }
@@ -786,10 +818,10 @@ impl RawConn {
         Ok(())
     }
 
-    fn echoed(&mut self, text: &str, mode: Mode) {
+    /// The echo of the message in flight came back at `now`, carrying its send time.
+    fn echoed(&mut self, sent: Option<u64>, now: u64, mode: Mode) {
         self.outstanding = false;
-        let now = now_ns();
-        let Some(sent) = proto::sent_ns(text) else {
+        let Some(sent) = sent else {
             return;
         };
         let record_from = match mode {
@@ -800,6 +832,32 @@ impl RawConn {
         if sent >= record_from {
             self.local.push(now.saturating_sub(sent));
         }
+    }
+}
+
+/// Yields whenever the coordinator publishes a mode (ends when it is gone).
+///
+/// It keeps one waiter registered on the `watch` channel across the connection loop's
+/// iterations: a fresh `rx.changed()` in every `select!` registers and unregisters a
+/// waiter (locks on lists shared by every connection) once per message. It watches a
+/// clone of the loop's receiver; the loop reads the mode itself (`follow`), so a wake
+/// for a switch already taken is harmless.
+fn mode_switches(rx: watch::Receiver<Mode>) -> BoxStream<'static, ()> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+    .fuse()
+    .boxed()
+}
+
+/// Sleeps for `wait`, or forever without one. The timer is only made when this is first
+/// polled: a `sleep()` built in every `select!` reads the clock and clones the runtime
+/// handle (a shared reference count) even when its branch is disabled.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,11 +1,24 @@
 //! The client side of the tidings JSON protocol (`tidings.v1.json`, docs/protocol.md), written and scanned by hand: the generator must cost less than the server it loads.
 //!
-//! Frames are built with `format!` and incoming ones are read by scanning for the few
-//! fields the generator needs; the server's encoder (serde_json) writes no whitespace
-//! and the channel names used here need no escaping.
+//! The generator is measurement apparatus sharing the machine with the server, so its
+//! per-message work is kept to the bone:
+//!
+//! * incoming frames are read in **one pass** by [`Frame::parse`], which walks the top
+//!   level object (and the payload in `data`) without allocating, and picks out the few
+//!   fields the generator needs: `type`, `channel`, `seq`, `nonce` and the payload's
+//!   send time `t`;
+//! * outgoing hot frames (`publish`, `ack`, `pong`, the raw echo payload) are written by
+//!   a [`FrameBuf`] into one buffer reused for the life of the connection, with
+//!   integers formatted by `itoa`.
+//!
+//! The server's encoder writes no whitespace (the scanner tolerates it anyway) and the
+//! channel names used here need no escaping, so string values are taken raw.
 
 use std::sync::OnceLock;
 use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// The subprotocol the generator offers.
 pub(crate) const SUBPROTOCOL: &str = "tidings.v1.json";
@@ -22,16 +35,76 @@ pub(crate) fn now_ns() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+// ---------------------------------------------------------------------------------------
+// Outgoing frames.
+
+/// The payload carries its send time modulo this (13 decimal digits).
+const PAYLOAD_TIME_MOD: u64 = 10_000_000_000_000;
+
+/// Zeros to pad the payload's time to 13 digits.
+const ZEROS: &str = "0000000000000";
+
+/// Where a frame is written: a `String` (set-up frames) or a [`FrameBuf`]'s buffer.
+trait Out {
+    fn put(&mut self, s: &str);
+
+    fn put_u64(&mut self, n: u64) {
+        self.put(itoa::Buffer::new().format(n));
+    }
+}
+
+impl Out for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl Out for BytesMut {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// `{"t":"<13 digits>","p":"abcd"}`.
+fn write_payload(out: &mut impl Out, t_ns: u64) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(t_ns % PAYLOAD_TIME_MOD);
+    out.put(r#"{"t":""#);
+    out.put(&ZEROS[digits.len()..]);
+    out.put(digits);
+    out.put(r#"","p":"abcd"}"#);
+}
+
+fn write_publish(out: &mut impl Out, channel: &str, seq: u64, t_ns: u64) {
+    out.put(r#"{"type":"publish","channel":""#);
+    out.put(channel);
+    out.put(r#"","seq":"#);
+    out.put_u64(seq);
+    out.put(r#","data":"#);
+    write_payload(out, t_ns);
+    out.put("}");
+}
+
+fn write_ack(out: &mut impl Out, channel: &str, seq: u64) {
+    out.put(r#"{"type":"ack","channel":""#);
+    out.put(channel);
+    out.put(r#"","seq":"#);
+    out.put_u64(seq);
+    out.put("}");
+}
+
+fn write_pong(out: &mut impl Out, nonce: u64) {
+    out.put(r#"{"type":"pong","nonce":"#);
+    out.put_u64(nonce);
+    out.put("}");
+}
+
 /// The 32-byte payload of every message: a JSON object (so tidings embeds it as JSON, as
 /// it does `tidings_benches::SMALL_PAYLOAD`) carrying its send time in 13 digits.
 pub(crate) fn payload(t_ns: u64) -> String {
-    format!(r#"{{"t":"{:013}","p":"abcd"}}"#, t_ns % 10_000_000_000_000)
-}
-
-/// The send time carried by a payload (anywhere in `text`, so in a `message` frame too).
-pub(crate) fn sent_ns(text: &str) -> Option<u64> {
-    let at = text.find(r#""t":""#)? + 5;
-    text.get(at..at + 13)?.parse().ok()
+    let mut s = String::with_capacity(32);
+    write_payload(&mut s, t_ns);
+    s
 }
 
 pub(crate) fn subscribe(channel: &str) -> String {
@@ -39,39 +112,289 @@ pub(crate) fn subscribe(channel: &str) -> String {
 }
 
 pub(crate) fn publish(channel: &str, seq: u64, t_ns: u64) -> String {
-    format!(
-        r#"{{"type":"publish","channel":"{channel}","seq":{seq},"data":{}}}"#,
-        payload(t_ns)
-    )
+    let mut s = String::with_capacity(96 + channel.len());
+    write_publish(&mut s, channel, seq, t_ns);
+    s
 }
 
-pub(crate) fn ack(channel: &str, seq: u64) -> String {
-    format!(r#"{{"type":"ack","channel":"{channel}","seq":{seq}}}"#)
+/// Room reserved before each frame: more than any hot frame needs with the channel
+/// names used here (a longer frame still works, it just grows the buffer).
+const FRAME_ROOM: usize = 192;
+
+/// Writes the hot outgoing frames of one connection into one reused buffer.
+///
+/// Each frame is split off the buffer as a `Utf8Bytes` sharing its allocation.
+/// tungstenite copies a message into its write buffer as soon as it is fed and drops
+/// it, so by the next frame the buffer is again the only owner and `reserve` takes
+/// the space back: once warm, a frame costs no allocation.
+#[derive(Default)]
+pub(crate) struct FrameBuf(BytesMut);
+
+impl FrameBuf {
+    /// `{"type":"publish","channel":…,"seq":…,"data":<payload>}`.
+    pub(crate) fn publish(&mut self, channel: &str, seq: u64, t_ns: u64) -> Utf8Bytes {
+        self.frame(|out| write_publish(out, channel, seq, t_ns))
+    }
+
+    /// `{"type":"ack","channel":…,"seq":…}`.
+    pub(crate) fn ack(&mut self, channel: &str, seq: u64) -> Utf8Bytes {
+        self.frame(|out| write_ack(out, channel, seq))
+    }
+
+    /// `{"type":"pong","nonce":…}`.
+    pub(crate) fn pong(&mut self, nonce: u64) -> Utf8Bytes {
+        self.frame(|out| write_pong(out, nonce))
+    }
+
+    /// The bare payload (the raw echo baselines).
+    pub(crate) fn payload(&mut self, t_ns: u64) -> Utf8Bytes {
+        self.frame(|out| write_payload(out, t_ns))
+    }
+
+    fn frame(&mut self, write: impl FnOnce(&mut BytesMut)) -> Utf8Bytes {
+        self.0.reserve(FRAME_ROOM);
+        write(&mut self.0);
+        // Only `&str` pieces are ever written, so this always holds (the check is a
+        // short ASCII scan; skipping it would take `unsafe`).
+        Utf8Bytes::try_from(self.0.split().freeze()).expect("frames are written from &str")
+    }
 }
 
-pub(crate) fn pong(nonce: u64) -> String {
-    format!(r#"{{"type":"pong","nonce":{nonce}}}"#)
+// ---------------------------------------------------------------------------------------
+// Incoming frames.
+
+/// What the generator reads of a frame from the server, found in one pass over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frame<'a> {
+    /// `type`.
+    pub(crate) kind: &'a str,
+    /// `channel` (`message`, `subscribed`, `gap`).
+    pub(crate) channel: Option<&'a str>,
+    /// `seq` (`message`, `subscribed`, `publish_ack`).
+    pub(crate) seq: Option<u64>,
+    /// `nonce` (`ping`).
+    pub(crate) nonce: Option<u64>,
+    /// The send time carried by the payload in `data`, when it is one of ours.
+    pub(crate) sent_ns: Option<u64>,
 }
 
-/// The frame's `type`.
+impl<'a> Frame<'a> {
+    /// Scans `text` once. `None` when it is not a JSON object with a string `type`, or
+    /// when `channel` is not a string or `seq` / `nonce` not an unsigned integer.
+    pub(crate) fn parse(text: &'a str) -> Option<Self> {
+        let mut kind = None;
+        let mut frame = Frame {
+            kind: "",
+            channel: None,
+            seq: None,
+            nonce: None,
+            sent_ns: None,
+        };
+        Scanner::new(text).object(|key, sc| {
+            match key {
+                "type" => kind = Some(sc.string()?),
+                "channel" => frame.channel = Some(sc.string()?),
+                "seq" => frame.seq = Some(sc.uint()?),
+                "nonce" => frame.nonce = Some(sc.uint()?),
+                "data" => frame.sent_ns = sc.payload_time()?,
+                _ => sc.skip_value()?,
+            }
+            Some(())
+        })?;
+        frame.kind = kind?;
+        Some(frame)
+    }
+}
+
+/// The send time carried by a payload: `text` is the payload itself (raw echo) or a frame
+/// carrying it in `data`.
+pub(crate) fn sent_ns(text: &str) -> Option<u64> {
+    let mut t = None;
+    Scanner::new(text).object(|key, sc| {
+        match key {
+            "t" => t = digits(sc.string()?),
+            "data" => t = t.or(sc.payload_time()?),
+            _ => sc.skip_value()?,
+        }
+        Some(())
+    })?;
+    t
+}
+
+/// The frame's `type` (set-up frames; the hot path uses [`Frame::parse`]).
 pub(crate) fn kind(text: &str) -> &str {
     str_field(text, "type").unwrap_or("")
 }
 
-/// A string field, e.g. `channel`.
+/// A string field, e.g. `channel`: the first `"key":"…"` anywhere in `text`.
 pub(crate) fn str_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let pattern = format!("\"{key}\":\"");
-    let at = text.find(&pattern)? + pattern.len();
-    let len = text[at..].find('"')?;
-    Some(&text[at..at + len])
+    let rest = text.get(value_at(text, key)?..)?.strip_prefix('"')?;
+    let len = rest.find('"')?;
+    Some(&rest[..len])
 }
 
-/// An unsigned number field, e.g. `seq`.
+/// An unsigned number field, e.g. `seq`: the first `"key":<digits>` anywhere in `text`.
 pub(crate) fn num_field(text: &str, key: &str) -> Option<u64> {
-    let pattern = format!("\"{key}\":");
-    let at = text.find(&pattern)? + pattern.len();
-    let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
-    text[at..at + digits].parse().ok()
+    let rest = text.get(value_at(text, key)?..)?;
+    let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits(&rest[..len])
+}
+
+/// Where the value of the first `"key":` in `text` starts (no allocation: each match
+/// of `key` is checked for its surrounding `"` and `":`).
+fn value_at(text: &str, key: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    text.match_indices(key).find_map(|(at, _)| {
+        let end = at + key.len();
+        let quoted = at > 0 && bytes[at - 1] == b'"' && bytes.get(end..end + 2) == Some(b"\":");
+        quoted.then_some(end + 2)
+    })
+}
+
+/// A non-empty run of ASCII digits as a `u64` (`None` on anything else or overflow).
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// A cursor over JSON text that walks objects member by member, building nothing.
+/// Every method returns `None` on text it cannot read.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, at: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `byte`, after any whitespace.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_ws();
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    /// Walks an object: `member` gets each key with the scanner at its value, and must
+    /// consume the value.
+    fn object(&mut self, mut member: impl FnMut(&'a str, &mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            self.skip_ws();
+            member(key, self)?;
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string, as its raw contents (escapes are kept as written).
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+        let s = self.text.get(start..self.at)?;
+        self.at += 1;
+        Some(s)
+    }
+
+    /// An unsigned integer.
+    fn uint(&mut self) -> Option<u64> {
+        self.skip_ws();
+        let rest = self.text.get(self.at..)?;
+        let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n = digits(&rest[..len])?;
+        self.at += len;
+        Some(n)
+    }
+
+    /// Any value.
+    fn skip_value(&mut self) -> Option<()> {
+        self.skip_ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            // A number or a literal: up to the next delimiter.
+            _ => {
+                let start = self.at;
+                while matches!(self.peek(), Some(b) if !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                {
+                    self.at += 1;
+                }
+                (self.at > start).then_some(())
+            }
+        }
+    }
+
+    /// A payload: its send time when it is one of ours (an object with `"t":"<digits>"`).
+    fn payload_time(&mut self) -> Option<Option<u64>> {
+        if self.peek() != Some(b'{') {
+            self.skip_value()?;
+            return Some(None);
+        }
+        let mut t = None;
+        self.object(|key, sc| {
+            if key == "t" {
+                t = digits(sc.string()?);
+                Some(())
+            } else {
+                sc.skip_value()
+            }
+        })?;
+        Some(t)
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +412,157 @@ mod tests {
         assert_eq!(str_field(&msg, "channel"), Some("load:7"));
         assert_eq!(num_field(&msg, "seq"), Some(42));
         assert_eq!(sent_ns(&msg), Some(123_456));
+    }
+
+    #[test]
+    fn frames_are_what_format_wrote() {
+        let t = 12_345_678_901_234_567;
+        let mut buf = FrameBuf::default();
+        for round in 0..3 {
+            let seq = 41 + round;
+            assert_eq!(
+                buf.publish("load:7", seq, t).as_str(),
+                format!(
+                    r#"{{"type":"publish","channel":"load:7","seq":{seq},"data":{{"t":"{:013}","p":"abcd"}}}}"#,
+                    t % PAYLOAD_TIME_MOD
+                )
+            );
+            assert_eq!(
+                buf.ack("load:7", seq).as_str(),
+                format!(r#"{{"type":"ack","channel":"load:7","seq":{seq}}}"#)
+            );
+            assert_eq!(
+                buf.pong(u64::MAX).as_str(),
+                format!(r#"{{"type":"pong","nonce":{}}}"#, u64::MAX)
+            );
+            assert_eq!(
+                buf.payload(7).as_str(),
+                r#"{"t":"0000000000007","p":"abcd"}"#
+            );
+        }
+        assert_eq!(
+            publish("load:fanout", 1, 0),
+            r#"{"type":"publish","channel":"load:fanout","seq":1,"data":{"t":"0000000000000","p":"abcd"}}"#
+        );
+    }
+
+    #[test]
+    fn the_reused_buffer_is_not_shared_with_a_frame_still_held() {
+        let mut buf = FrameBuf::default();
+        let first = buf.publish("load:1", 1, 1);
+        let second = buf.publish("load:2", 2, 2);
+        assert_eq!(sent_ns(&first), Some(1));
+        assert_eq!(sent_ns(&second), Some(2));
+        assert!(first.as_str().contains("load:1"));
+    }
+
+    #[test]
+    fn a_warm_buffer_writes_each_frame_where_the_last_one_was() {
+        let mut buf = FrameBuf::default();
+        let first = buf.publish("load:7", 1, 1);
+        let at = first.as_ptr();
+        drop(first); // as tungstenite does once it has copied the frame
+        for seq in 1..100 {
+            let ack = buf.ack("load:7", seq);
+            assert_eq!(ack.as_ptr(), at, "ack {seq} was allocated elsewhere");
+            drop(ack);
+            let publish = buf.publish("load:7", seq + 1, seq);
+            assert_eq!(
+                publish.as_ptr(),
+                at,
+                "publish {seq} was allocated elsewhere"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_a_message_frame() {
+        let msg = format!(
+            r#"{{"type":"message","channel":"load:7","seq":42,"id":"9","data":{}}}"#,
+            payload(123_456)
+        );
+        assert_eq!(
+            Frame::parse(&msg),
+            Some(Frame {
+                kind: "message",
+                channel: Some("load:7"),
+                seq: Some(42),
+                nonce: None,
+                sent_ns: Some(123_456),
+            })
+        );
+    }
+
+    #[test]
+    fn parses_a_publish_ack_and_a_ping() {
+        let ack = Frame::parse(r#"{"type":"publish_ack","seq":18446744073709551615}"#);
+        assert_eq!(
+            ack,
+            Some(Frame {
+                kind: "publish_ack",
+                channel: None,
+                seq: Some(u64::MAX),
+                nonce: None,
+                sent_ns: None,
+            })
+        );
+        let ping = Frame::parse(r#"{"type":"ping","nonce":7}"#);
+        assert_eq!(ping.map(|f| (f.kind, f.nonce)), Some(("ping", Some(7))));
+    }
+
+    #[test]
+    fn fields_in_any_order_with_whitespace_and_nesting() {
+        let text = r#" { "data" : { "p":"a\"}b", "x":[1,{"t":"9"}], "t" : "0000000000005" },
+            "seq":3, "extra":[{"type":"nested"}], "ok":true, "n":null, "f":-1.5e3,
+            "channel":"load:\"q\"", "type":"message" } "#;
+        assert_eq!(
+            Frame::parse(text),
+            Some(Frame {
+                kind: "message",
+                channel: Some(r#"load:\"q\""#),
+                seq: Some(3),
+                nonce: None,
+                sent_ns: Some(5),
+            })
+        );
+        assert_eq!(sent_ns(text), Some(5));
+    }
+
+    #[test]
+    fn a_missing_or_broken_field_reads_as_none() {
+        // No `type`: not a frame.
+        assert_eq!(Frame::parse(r#"{"channel":"load:7","seq":42}"#), None);
+        // A message without `seq` or a payload of ours: the frame, without them.
+        let frame = Frame::parse(r#"{"type":"message","channel":"load:7","data":"hi"}"#);
+        assert_eq!(frame.map(|f| (f.seq, f.sent_ns)), Some((None, None)));
+        assert_eq!(sent_ns(r#"{"p":"abcd"}"#), None);
+        assert_eq!(num_field(r#"{"sessions":3}"#, "connections"), None);
+        assert_eq!(str_field(r#"{"type":"ping"}"#, "channel"), None);
+        // Wrong types, truncation, garbage.
+        for text in [
+            r#"{"type":7}"#,
+            r#"{"type":"message","seq":"42"}"#,
+            r#"{"type":"message","seq":-1}"#,
+            r#"{"type":"ping","nonce":18446744073709551616}"#,
+            r#"{"type":"message","channel":"load:7","seq":42,"data":{"t":"1""#,
+            r#"{"type":"message""#,
+            r#"{"type":"message",}"#,
+            r#"["type","message"]"#,
+            "",
+            "\"",
+        ] {
+            assert_eq!(Frame::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn single_field_helpers_need_the_whole_key() {
+        let text = r#"{"xseq":1,"seq_x":2,"seq":3}"#;
+        assert_eq!(num_field(text, "seq"), Some(3));
+        assert_eq!(
+            str_field(r#"{"subtype":"a","type":"b"}"#, "type"),
+            Some("b")
+        );
+        assert_eq!(kind(r#"{"type":"welcome"}"#), "welcome");
     }
 }
