@@ -166,6 +166,10 @@ struct Inner {
     broker: Arc<dyn Broker>,
     config: HubConfig,
     sessions: Mutex<HashMap<ResumeToken, Arc<Entry>>>,
+    /// Sessions whose connection ended, for the reaper: it visits these, not
+    /// every session (a scan of all sessions, each behind its own lock, stalls a
+    /// worker for milliseconds once there are tens of thousands).
+    detached: Mutex<Vec<Arc<Entry>>>,
     counter: AtomicU64,
     connections: AtomicU64,
     shutting_down: AtomicBool,
@@ -203,6 +207,7 @@ impl Hub {
                 broker,
                 config,
                 sessions: Mutex::new(HashMap::new()),
+                detached: Mutex::new(Vec::new()),
                 counter: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
@@ -394,9 +399,23 @@ impl Hub {
         }
         // Events raised while ending (e.g. Closed) still need handling.
         self.handle_events(&conn).await;
-        if entry.lock().epoch() == epoch {
-            entry.lock().detach(Instant::now());
+        let detached = {
+            let mut s = entry.lock();
+            if s.epoch() == epoch {
+                s.detach(Instant::now());
+            }
+            s.epoch() == epoch && s.state() == ServerState::Detached
+        };
+        if detached {
+            self.detached_list().push(entry);
         }
+    }
+
+    fn detached_list(&self) -> MutexGuard<'_, Vec<Arc<Entry>>> {
+        self.inner
+            .detached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     async fn handle_events(&self, conn: &Conn) {
@@ -498,27 +517,32 @@ impl Hub {
     }
 
     /// Expires detached sessions whose resume window has passed.
+    /// Visits only sessions whose connection ended since (or before) the last
+    /// visit; resumed ones leave the list, waiting ones stay.
     fn reap(&self, now: Instant) {
-        let detached: Vec<Arc<Entry>> = self
-            .sessions()
-            .values()
-            .filter(|e| e.lock().state() == ServerState::Detached)
-            .cloned()
-            .collect();
-        for entry in detached {
-            let closed = {
+        let candidates = std::mem::take(&mut *self.detached_list());
+        let mut waiting = Vec::new();
+        for entry in candidates {
+            let (closed, still_detached) = {
                 let mut s = entry.lock();
+                if s.state() != ServerState::Detached {
+                    // Resumed (back on the list if it detaches again) or ended.
+                    continue;
+                }
                 s.handle_timeout(now);
                 let mut closed = false;
                 while let Some(ev) = s.poll_event() {
                     closed |= matches!(ev, ServerEvent::Closed { .. });
                 }
-                closed
+                (closed, s.state() == ServerState::Detached)
             };
             if closed {
                 self.remove(&entry);
+            } else if still_detached {
+                waiting.push(entry);
             }
         }
+        self.detached_list().extend(waiting);
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_channels::{
-    Broker, BrokerError, Delivery, Hub, MemoryBroker, PublishReceipt, SubscriberId, Subscription,
+    Broker, BrokerError, Delivery, Hub, HubConfig, MemoryBroker, PublishReceipt, SubscriberId,
+    Subscription,
 };
 use tidings_codec::JsonCodec;
 use tidings_core::{BoxFuture, ChannelName, TransportExt};
@@ -130,4 +131,37 @@ async fn publishes_and_subscribes_keep_their_order_on_the_synchronous_path() {
             (Some(2), Some("second".to_owned()))
         ]
     );
+}
+
+#[tokio::test]
+async fn detached_sessions_expire_after_the_resume_window_and_live_ones_stay() {
+    let window = Duration::from_millis(200);
+    let mut config = HubConfig::default()
+        .with_session(tidings_core::ServerConfig::default().with_resume_window(window));
+    config.reap_interval = Duration::from_millis(50);
+    let hub = Hub::with_config(Arc::new(MemoryBroker::default()), config);
+    // One session stays connected; three lose their connection.
+    let mut live = serve(&hub);
+    send(&mut live, r#"{"type":"hello","version":1}"#).await;
+    next_of(&mut live, "welcome").await;
+    for _ in 0..3 {
+        let mut gone = serve(&hub);
+        send(&mut gone, r#"{"type":"hello","version":1}"#).await;
+        next_of(&mut gone, "welcome").await;
+        drop(gone);
+    }
+    // The reaper only visits sessions whose connection ended; the three expire.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub.stats().sessions > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sessions left: {:?}",
+            hub.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.stats().sessions, 1);
+    // The live one is untouched and still served.
+    send(&mut live, r#"{"type":"ping","nonce":7}"#).await;
+    assert_eq!(next_of(&mut live, "pong").await["nonce"], 7);
 }
