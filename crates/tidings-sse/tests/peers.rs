@@ -187,6 +187,10 @@ async fn node_eventsource_resumes_through_a_cut_link() {
         with_event(&lines, "other").is_empty(),
         "unexpected frames: {lines:#?}"
     );
+    // A `close` on the stream can only be the server's reply to the peer's own.
+    for c in with_event(&lines, "closed") {
+        assert_eq!(c["frame"]["code"], 1000, "{c}");
+    }
     // The library saw the cut, waited at least the server's `retry:`, and reopened.
     assert!(
         !with_event(&lines, "error").is_empty(),

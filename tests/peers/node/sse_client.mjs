@@ -118,6 +118,11 @@ es.addEventListener('message', (ev) => {
       }
       return;
     }
+    case 'close':
+      // The server's reply to our own `close`: it can come down the stream
+      // before the POST that carried ours has its response.
+      emit('closed', { frame });
+      return;
     default:
       emit('other', { frame });
   }
