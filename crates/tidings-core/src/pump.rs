@@ -101,24 +101,32 @@ where
         let wake = poll_fn(|cx| {
             target.register(cx.waker());
             // Writes: drain the session while the transport accepts, then flush once.
+            // A write that fails does not end the turn at once: frames the peer
+            // sent before it went away (an SSE client's last POST, say) are
+            // read and handled first.
+            let mut write_failed = None;
             loop {
                 match transport.poll_send_ready(cx) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Ended(Some(e))),
+                    Poll::Ready(Err(e)) => {
+                        write_failed = Some(e);
+                        break;
+                    }
                     Poll::Pending => break,
                 }
                 let Some(frame) = target.poll_transmit() else {
                     break;
                 };
                 if let Err(e) = transport.start_send(frame) {
-                    return Poll::Ready(Wake::Ended(Some(e)));
+                    write_failed = Some(e);
+                    break;
                 }
                 need_flush = true;
             }
-            if need_flush {
+            if need_flush && write_failed.is_none() {
                 match transport.poll_flush(cx) {
                     Poll::Ready(Ok(())) => need_flush = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Ended(Some(e))),
+                    Poll::Ready(Err(e)) => write_failed = Some(e),
                     Poll::Pending => {}
                 }
             }
@@ -138,6 +146,9 @@ where
             }
             if !inputs.is_empty() {
                 return Poll::Ready(Wake::Inputs);
+            }
+            if let Some(e) = write_failed {
+                return Poll::Ready(Wake::Ended(Some(e)));
             }
             if timer.poll_elapsed(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
