@@ -136,8 +136,10 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Reads: take a batch, unless the consumer is behind.
-            while !recv_parked && inputs.len() < READ_BATCH && !target.read_paused() {
+            // Reads: take a batch, unless the consumer is behind. After a failed
+            // write, read even when parked: something may have arrived since.
+            let skip_read = recv_parked && write_failed.is_none();
+            while !skip_read && inputs.len() < READ_BATCH && !target.read_paused() {
                 match transport.poll_recv(cx) {
                     Poll::Ready(Some(Ok(frame))) => inputs.push(frame),
                     Poll::Ready(Some(Err(e))) if inputs.is_empty() => {
@@ -147,7 +149,10 @@ where
                         return Poll::Ready(Wake::Ended(None));
                     }
                     Poll::Ready(_) => break, // handle the batch first; the end is seen next turn
-                    Poll::Pending => recv_parked = true,
+                    Poll::Pending => {
+                        recv_parked = true;
+                        break;
+                    }
                 }
             }
             if !inputs.is_empty() {
