@@ -568,9 +568,11 @@ async fn expect(ws: &mut Ws, kind: &str, channel: Option<&str>) -> Result<(), St
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
                 let text = text.as_str();
-                let k = proto::kind(text);
-                if k == kind && (channel.is_none() || proto::str_field(text, "channel") == channel)
-                {
+                let Some(frame) = proto::Frame::parse(text) else {
+                    continue;
+                };
+                let k = frame.kind;
+                if k == kind && (channel.is_none() || frame.channel == channel) {
                     return Ok(());
                 }
                 if k == "error" || k == "close" {

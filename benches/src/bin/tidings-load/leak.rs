@@ -262,7 +262,9 @@ async fn cycle(addr: SocketAddr, n: u64, channel: &str) -> Result<(), String> {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
                 let text = text.as_str();
-                if proto::kind(text) == "message" && proto::sent_ns(text) == Some(t) {
+                if proto::Frame::parse(text)
+                    .is_some_and(|f| f.kind == "message" && f.sent_ns == Some(t))
+                {
                     break;
                 }
             }

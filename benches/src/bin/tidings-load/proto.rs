@@ -221,19 +221,8 @@ pub(crate) fn sent_ns(text: &str) -> Option<u64> {
     t
 }
 
-/// The frame's `type` (set-up frames; the hot path uses [`Frame::parse`]).
-pub(crate) fn kind(text: &str) -> &str {
-    str_field(text, "type").unwrap_or("")
-}
-
-/// A string field, e.g. `channel`: the first `"key":"…"` anywhere in `text`.
-pub(crate) fn str_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let rest = text.get(value_at(text, key)?..)?.strip_prefix('"')?;
-    let len = rest.find('"')?;
-    Some(&rest[..len])
-}
-
-/// An unsigned number field, e.g. `seq`: the first `"key":<digits>` anywhere in `text`.
+/// An unsigned number field, e.g. `sessions` of the server's stats line: the first
+/// `"key":<digits>` anywhere in `text` (frames are read with [`Frame::parse`]).
 pub(crate) fn num_field(text: &str, key: &str) -> Option<u64> {
     let rest = text.get(value_at(text, key)?..)?;
     let len = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -408,8 +397,9 @@ mod tests {
         assert_eq!(sent_ns(&p), Some(123_456));
         let msg =
             format!(r#"{{"type":"message","channel":"load:7","seq":42,"id":"9","data":{p}}}"#);
-        assert_eq!(kind(&msg), "message");
-        assert_eq!(str_field(&msg, "channel"), Some("load:7"));
+        let frame = Frame::parse(&msg).unwrap();
+        assert_eq!(frame.kind, "message");
+        assert_eq!(frame.channel, Some("load:7"));
         assert_eq!(num_field(&msg, "seq"), Some(42));
         assert_eq!(sent_ns(&msg), Some(123_456));
     }
@@ -537,7 +527,7 @@ mod tests {
         assert_eq!(frame.map(|f| (f.seq, f.sent_ns)), Some((None, None)));
         assert_eq!(sent_ns(r#"{"p":"abcd"}"#), None);
         assert_eq!(num_field(r#"{"sessions":3}"#, "connections"), None);
-        assert_eq!(str_field(r#"{"type":"ping"}"#, "channel"), None);
+        assert_eq!(Frame::parse(r#"{"type":"ping"}"#).unwrap().channel, None);
         // Wrong types, truncation, garbage.
         for text in [
             r#"{"type":7}"#,
@@ -560,9 +550,12 @@ mod tests {
         let text = r#"{"xseq":1,"seq_x":2,"seq":3}"#;
         assert_eq!(num_field(text, "seq"), Some(3));
         assert_eq!(
-            str_field(r#"{"subtype":"a","type":"b"}"#, "type"),
-            Some("b")
+            Frame::parse(r#"{"subtype":"a","type":"b"}"#).unwrap().kind,
+            "b"
         );
-        assert_eq!(kind(r#"{"type":"welcome"}"#), "welcome");
+        assert_eq!(
+            Frame::parse(r#"{"type":"welcome"}"#).unwrap().kind,
+            "welcome"
+        );
     }
 }
