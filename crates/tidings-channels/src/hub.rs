@@ -351,7 +351,7 @@ impl Hub {
                     self.inner.config.session.clone(),
                     id,
                     token.clone(),
-                    codec,
+                    codec.clone(),
                     now,
                 );
                 let entry = Arc::new(Entry::new(session));
@@ -378,6 +378,7 @@ impl Hub {
         let conn = Conn {
             entry: entry.clone(),
             epoch,
+            codec,
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
             sync_broker: broker.publishes_synchronously().then(|| broker.clone()),
@@ -599,11 +600,42 @@ fn new_ids(n: u64) -> (SessionId, ResumeToken) {
 struct Conn {
     entry: Arc<Entry>,
     epoch: u64,
+    /// This connection's codec (frames it received after a takeover are
+    /// still decoded with it).
+    codec: Arc<dyn FrameCodec>,
     close: Mutex<Option<(u16, String)>>,
     /// `close` is set (checked on every pump turn without locking).
     closing: AtomicBool,
     /// The hub's broker when it publishes synchronously (see `handle_inputs`).
     sync_broker: Option<Arc<dyn Broker>>,
+}
+
+impl Conn {
+    /// Frames this connection received before its session was resumed on
+    /// another one: handled if they still come first (see
+    /// [`ServerSession::handle_late_input`]), then the new connection is
+    /// woken for what they produced (events, answers).
+    fn handle_late_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
+        let total = inputs.len();
+        let mut handled = 0usize;
+        {
+            let mut s = self.entry.lock();
+            for input in inputs.drain(..) {
+                match s.handle_late_input(now, &*self.codec, input) {
+                    Ok(true) => handled += 1,
+                    Ok(false) | Err(_) => break,
+                }
+            }
+        }
+        debug!(
+            handled,
+            dropped = total - handled,
+            "frames received before the takeover"
+        );
+        if handled > 0 {
+            self.entry.wake();
+        }
+    }
 }
 
 impl PumpTarget for Conn {
@@ -618,8 +650,12 @@ impl PumpTarget for Conn {
     fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
         {
             let mut s = self.entry.lock();
+            if s.epoch() != self.epoch {
+                drop(s);
+                return self.handle_late_inputs(now, inputs);
+            }
             for input in inputs.drain(..) {
-                if s.epoch() != self.epoch || s.handle_input(now, input).is_err() {
+                if s.handle_input(now, input).is_err() {
                     break;
                 }
             }

@@ -171,6 +171,9 @@ pub struct ServerSession {
     codec: Arc<dyn FrameCodec>,
     epoch: u64,
     last_recv: Instant,
+    /// The attached connection has handled input (late frames of a superseded
+    /// connection are taken only before that: see `handle_late_input`).
+    heard: bool,
     detached_at: Option<Instant>,
     last_publish: u64,
     publish_acked: u64,
@@ -273,6 +276,7 @@ impl ServerSession {
             codec,
             epoch: 1,
             last_recv: now,
+            heard: false,
             detached_at: None,
             last_publish: 0,
             publish_acked: 0,
@@ -359,6 +363,7 @@ impl ServerSession {
     /// Returns the new connection epoch; older connections must stop.
     pub fn resume(&mut self, now: Instant, codec: Arc<dyn FrameCodec>, hello: &Hello) -> u64 {
         self.epoch += 1;
+        self.heard = false;
         self.state = ServerState::Open;
         self.codec = codec;
         self.detached_at = None;
@@ -472,7 +477,40 @@ impl ServerSession {
             return Ok(());
         }
         self.last_recv = now;
-        let frame = match decode_checked(&*self.codec, &input, self.config.limits.max_frame_bytes) {
+        self.heard = true;
+        let frame = decode_checked(&*self.codec, &input, self.config.limits.max_frame_bytes);
+        self.handle_decoded(now, frame)
+    }
+
+    /// Handles a frame that a connection received (with `codec`, its own)
+    /// before this session was resumed on another connection: it reaches the
+    /// driver after the takeover.
+    ///
+    /// The client sent it before it moved, so it is handled as long as it
+    /// still comes first, before the new connection's own input. After that it
+    /// is dropped (`Ok(false)`), which the protocol covers: the client re-sends
+    /// the publishes after its `welcome`'s `publish_acked`, and its pending
+    /// subscriptions. An SSE client's POST answered 202 just before it
+    /// reconnected is such a frame.
+    pub fn handle_late_input(
+        &mut self,
+        now: Instant,
+        codec: &dyn FrameCodec,
+        input: Bytes,
+    ) -> Result<bool, ProtocolError> {
+        if self.heard || self.state != ServerState::Open {
+            return Ok(false);
+        }
+        let frame = decode_checked(codec, &input, self.config.limits.max_frame_bytes);
+        self.handle_decoded(now, frame).map(|()| true)
+    }
+
+    fn handle_decoded(
+        &mut self,
+        now: Instant,
+        frame: Result<Frame, ProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        let frame = match frame {
             Ok(f) => f,
             Err(e) => {
                 self.violation(&e);

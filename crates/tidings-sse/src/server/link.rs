@@ -95,6 +95,43 @@ impl Link {
         self.lock().phase == Phase::Open
     }
 
+    /// True while frames POSTed to this connection wait to be read.
+    pub(crate) fn has_inbox(&self) -> bool {
+        !self.lock().inbox.is_empty()
+    }
+
+    /// Takes over the frames `older` (the session's previous stream) accepted
+    /// with 202 but its connection never read: the client POSTed them before
+    /// it opened this stream, so they come before anything POSTed here.
+    pub(crate) fn adopt_inbox(&self, older: &Link) {
+        if std::ptr::eq(self, older) {
+            return;
+        }
+        let frames = std::mem::take(&mut older.lock().inbox);
+        if frames.is_empty() {
+            return;
+        }
+        let bytes: usize = frames.iter().map(Bytes::len).sum();
+        older.upstream.add_permits(bytes);
+        // This link's budget now holds them (given back as they are read).
+        self.upstream.forget_permits(bytes);
+        let mut st = self.lock();
+        for frame in frames.into_iter().rev() {
+            st.inbox.push_front(frame);
+        }
+        wake(&mut st.recv);
+    }
+
+    /// The queued frames, as text (tests).
+    #[cfg(test)]
+    pub(crate) fn take_inbox(&self) -> Vec<String> {
+        let frames = std::mem::take(&mut self.lock().inbox);
+        frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect()
+    }
+
     /// Queues POSTed frames for the session, in order, waiting up to `timeout`
     /// for room (backpressure on the POSTing client).
     pub(crate) async fn push(
@@ -359,7 +396,8 @@ impl Drop for SseTransport {
             st.phase = Phase::Closing;
             wake(&mut st.reader);
         }
-        st.inbox.clear();
+        // Frames still in the inbox stay: a resumed stream of the session
+        // adopts them (see `Registry::attach`); the link goes with its last owner.
         drop(st);
         // Wake POSTs waiting for room: they see the end.
         self.link.upstream.close();

@@ -17,6 +17,8 @@ struct Entry {
     /// Epoch of the session's connection that `conn` is.
     epoch: u64,
     conn: u64,
+    /// The attached stream's link; after it ended, kept only while it holds
+    /// frames it accepted but never read (a resume adopts them).
     link: Option<Arc<Link>>,
     ended: Option<Ended>,
 }
@@ -95,8 +97,14 @@ impl Registry {
                     .is_none_or(|x| now.duration_since(x.at) < ttl)
             });
         }
-        if inner.entries.get(token).is_some_and(|e| e.epoch > epoch) {
-            return;
+        if let Some(old) = inner.entries.get(token) {
+            if old.epoch > epoch {
+                return;
+            }
+            // Frames the previous stream accepted but never handed over.
+            if let Some(older) = &old.link {
+                link.adopt_inbox(older);
+            }
         }
         let entry = Entry {
             session,
@@ -115,7 +123,12 @@ impl Registry {
             && e.conn == conn
             && e.ended.is_none()
         {
-            e.link = None;
+            // A resumable session's stream may leave frames it accepted but
+            // never read: kept (for the ttl at most) for the stream that
+            // resumes it. A closed session's are dropped with it.
+            if !resumable || e.link.as_ref().is_some_and(|l| !l.has_inbox()) {
+                e.link = None;
+            }
             e.ended = Some(Ended {
                 code,
                 reason: reason.to_string(),
@@ -184,6 +197,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(r.lookup("other"), Lookup::Unknown));
+    }
+
+    fn frame(text: &'static str) -> Vec<bytes::Bytes> {
+        vec![bytes::Bytes::from_static(text.as_bytes())]
+    }
+
+    #[tokio::test]
+    async fn a_resumed_stream_adopts_frames_its_predecessor_never_read() {
+        let r = Registry::new(Duration::from_secs(60));
+        let (a, b, c) = (Link::new(1024), Link::new(1024), Link::new(1024));
+        r.attach(&tok("t"), SessionId("s".into()), 1, 1, a.clone());
+        // Answered 202 on stream 1; the client then reconnected before its
+        // connection read them.
+        a.push(frame("one"), Duration::from_secs(1)).await.unwrap();
+        a.push(frame("two"), Duration::from_secs(1)).await.unwrap();
+        r.attach(&tok("t"), SessionId("s".into()), 2, 2, b.clone());
+        assert!(!a.has_inbox());
+        b.push(frame("three"), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(b.take_inbox(), ["one", "two", "three"]);
+        // Stream 2 ends (resumable) with a frame unread: kept for the next stream.
+        b.push(frame("four"), Duration::from_secs(1)).await.unwrap();
+        r.ended("t", 2, 4001, "heartbeat", true);
+        assert!(matches!(r.lookup("t"), Lookup::Ended { .. }));
+        r.attach(&tok("t"), SessionId("s".into()), 3, 3, c.clone());
+        assert_eq!(c.take_inbox(), ["four"]);
+        // A closed session's unread frames go with it.
+        c.push(frame("five"), Duration::from_secs(1)).await.unwrap();
+        r.ended("t", 3, 1000, "bye", false);
+        let d = Link::new(1024);
+        r.attach(&tok("t"), SessionId("s".into()), 4, 4, d.clone());
+        assert!(!d.has_inbox());
     }
 
     #[test]
