@@ -97,6 +97,10 @@ es.addEventListener('message', (ev) => {
     case 'subscribed':
       emit('subscribed', { frame });
       return;
+    case 'publish_ack':
+      // Ours, on whichever stream is open when the server acknowledges.
+      emit('publish_ack', { seq: frame.seq });
+      return;
     case 'message': {
       if (frame.channel !== channel) return;
       received += 1;

@@ -65,6 +65,10 @@ def main():
                             post({"type": "subscribe", "channel": channel})
                     elif kind == "subscribed":
                         emit("subscribed", frame=frame)
+                    elif kind == "publish_ack":
+                        # Ours, on whichever stream is open when the server
+                        # acknowledges (after a resume: the resumed one).
+                        emit("publish_ack", seq=frame["seq"])
                     elif kind == "message" and frame["channel"] == channel:
                         state["received"] += 1
                         emit("message", seq=frame["seq"], data=frame.get("data"), id=sse.id)
