@@ -92,6 +92,13 @@ where
 {
     let mut inputs: Vec<Bytes> = Vec::new();
     let mut need_flush = false;
+    // True once `poll_recv` returned `Pending` during the current poll of this
+    // future: the transport holds our waker and wakes us when data arrives, so
+    // asking again before we yield (after handling a batch, say) would only
+    // redo the work of finding nothing (tungstenite zero-fills its read buffer
+    // on every attempt, and it costs a system call). Cleared whenever we
+    // yield: a wake that came meanwhile polls us again, and we read then.
+    let mut recv_parked = false;
     loop {
         if let Some((code, reason)) = target.close_request() {
             close_within_grace(target, transport, timer, now(), code, &reason).await;
@@ -130,8 +137,10 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Reads: take a batch, unless the consumer is behind.
-            while inputs.len() < READ_BATCH && !target.read_paused() {
+            // Reads: take a batch, unless the consumer is behind. After a failed
+            // write, read even when parked: something may have arrived since.
+            let skip_read = recv_parked && write_failed.is_none();
+            while !skip_read && inputs.len() < READ_BATCH && !target.read_paused() {
                 match transport.poll_recv(cx) {
                     Poll::Ready(Some(Ok(frame))) => inputs.push(frame),
                     Poll::Ready(Some(Err(e))) if inputs.is_empty() => {
@@ -141,7 +150,10 @@ where
                         return Poll::Ready(Wake::Ended(None));
                     }
                     Poll::Ready(_) => break, // handle the batch first; the end is seen next turn
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        recv_parked = true;
+                        break;
+                    }
                 }
             }
             if !inputs.is_empty() {
@@ -156,6 +168,7 @@ where
             if target.close_request().is_some() || target.has_events() {
                 return Poll::Ready(Wake::Poked);
             }
+            recv_parked = false;
             Poll::Pending
         })
         .await;
