@@ -176,6 +176,8 @@ impl MemoryBroker {
         for (_, sink) in &state.subscribers {
             sink.deliver(&message);
         }
+        // History keeps the message, not its encoded frames (most of its size).
+        message.release_encoded();
         PublishReceipt { seq: state.seq, id }
     }
 

@@ -1,6 +1,6 @@
 //! `SharedMessage`: one published message, encoded at most once per codec and shared by every receiver.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 
@@ -14,10 +14,15 @@ use crate::ids::{ChannelName, MessageId};
 /// Fan-out hands the same `Arc<SharedMessage>` to every session; the first
 /// session using a given codec encodes the `Message` frame and every other
 /// session shares that `Bytes` (a reference-count increment, no copy).
+///
+/// History and replay buffers keep the message for a while; a broker calls
+/// [`SharedMessage::release_encoded`] once its fan-out is done, so that what
+/// they keep is the message alone, not its encodings too (they are most of
+/// its size; a replay encodes again).
 #[derive(Debug)]
 pub struct SharedMessage {
     message: Message,
-    encoded: [OnceLock<Bytes>; CodecKind::COUNT],
+    encoded: Mutex<[Option<Bytes>; CodecKind::COUNT]>,
 }
 
 impl SharedMessage {
@@ -49,16 +54,28 @@ impl SharedMessage {
         self.message.seq
     }
 
-    /// The `Message` frame encoded with `codec`, computed once per codec kind.
+    fn cache(&self) -> MutexGuard<'_, [Option<Bytes>; CodecKind::COUNT]> {
+        self.encoded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `Message` frame encoded with `codec`, computed once per codec kind
+    /// (until [`SharedMessage::release_encoded`]).
     pub fn encoded(&self, codec: &dyn FrameCodec) -> Result<Bytes, CodecError> {
-        let slot = &self.encoded[codec.kind().index()];
-        if let Some(b) = slot.get() {
+        let mut cache = self.cache();
+        let slot = &mut cache[codec.kind().index()];
+        if let Some(b) = slot {
             return Ok(b.clone());
         }
         // Empty: codecs reserve what the frame needs in one go.
         let mut out = BytesMut::new();
         codec.encode_message(&self.message, &mut out)?;
-        let bytes = out.freeze();
-        Ok(slot.get_or_init(|| bytes).clone())
+        Ok(slot.insert(out.freeze()).clone())
+    }
+
+    /// Drops the cached encodings (receivers keep the `Bytes` they took).
+    /// For brokers, once a message went to every subscriber: history and
+    /// replay buffers then hold the message without its encoded frames.
+    pub fn release_encoded(&self) {
+        *self.cache() = Default::default();
     }
 }

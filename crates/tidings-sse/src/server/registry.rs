@@ -214,7 +214,9 @@ mod tests {
         a.push(frame("two"), Duration::from_secs(1)).await.unwrap();
         r.attach(&tok("t"), SessionId("s".into()), 2, 2, b.clone());
         assert!(!a.has_inbox());
-        b.push(frame("three"), Duration::from_secs(1)).await.unwrap();
+        b.push(frame("three"), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(b.take_inbox(), ["one", "two", "three"]);
         // Stream 2 ends (resumable) with a frame unread: kept for the next stream.
         b.push(frame("four"), Duration::from_secs(1)).await.unwrap();
