@@ -22,8 +22,12 @@ use crate::ids::{ChannelName, MessageId};
 #[derive(Debug)]
 pub struct SharedMessage {
     message: Message,
-    encoded: Mutex<[Option<Bytes>; CodecKind::COUNT]>,
+    /// Boxed: a retained message (released) carries 16 bytes for it, not 72.
+    encoded: Mutex<Option<Box<Encodings>>>,
 }
+
+/// One encoded frame per codec kind.
+type Encodings = [Option<Bytes>; CodecKind::COUNT];
 
 impl SharedMessage {
     /// Wraps a message.
@@ -54,7 +58,7 @@ impl SharedMessage {
         self.message.seq
     }
 
-    fn cache(&self) -> MutexGuard<'_, [Option<Bytes>; CodecKind::COUNT]> {
+    fn cache(&self) -> MutexGuard<'_, Option<Box<Encodings>>> {
         self.encoded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -62,7 +66,7 @@ impl SharedMessage {
     /// (until [`SharedMessage::release_encoded`]).
     pub fn encoded(&self, codec: &dyn FrameCodec) -> Result<Bytes, CodecError> {
         let mut cache = self.cache();
-        let slot = &mut cache[codec.kind().index()];
+        let slot = &mut cache.get_or_insert_with(Box::default)[codec.kind().index()];
         if let Some(b) = slot {
             return Ok(b.clone());
         }
@@ -76,6 +80,6 @@ impl SharedMessage {
     /// For brokers, once a message went to every subscriber: history and
     /// replay buffers then hold the message without its encoded frames.
     pub fn release_encoded(&self) {
-        *self.cache() = Default::default();
+        *self.cache() = None;
     }
 }

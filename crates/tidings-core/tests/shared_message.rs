@@ -31,3 +31,14 @@ fn receivers_share_one_encoding_until_it_is_released() {
         matches!(dec(&first), Frame::Message(msg) if msg.seq == 7 && msg.payload == Bytes::from_static(b"{\"a\":1}"))
     );
 }
+
+#[test]
+fn a_retained_message_stays_small() {
+    // History and replay buffers keep many of these: the encodings are boxed
+    // (and released after fan-out), so the message itself stays small.
+    assert!(
+        std::mem::size_of::<SharedMessage>() <= 96,
+        "{} bytes",
+        std::mem::size_of::<SharedMessage>()
+    );
+}
