@@ -171,8 +171,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
     let mut raw_lines = String::new();
 
     // Other processes on this shared machine come and go: run every kind `rounds` times,
-    // interleaved; the report keeps each kind's least disturbed run, and judges the targets
-    // on the medians of same-round ratios.
+    // interleaved; the report shows the round with the median tidings ÷ tokio-tungstenite
+    // throughput ratio and judges the targets on the medians of same-round ratios.
     for round in 1..=plan.rounds {
         for kind in KINDS {
             if !plan.runs(kind) {
@@ -290,8 +290,9 @@ struct Meta {
 }
 
 /// Reads load-results.txt: `# ...` header lines, then `<kind> round=<n> {json}`,
-/// `tidings+Client {json}` and `leak {json}`. Of several rounds of a kind, the one least
-/// disturbed by other processes is kept.
+/// `tidings+Client {json}` and `leak {json}`. Of several rounds, the one with the median
+/// tidings ÷ tokio-tungstenite throughput ratio is kept for every kind (without that pair:
+/// each kind's run least disturbed by other processes).
 fn parse_results(text: &str) -> Result<(Meta, Results)> {
     let mut meta = Meta {
         rounds: 1,
@@ -1077,12 +1078,11 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
             md,
             "\n### Same-round ratios, tidings ÷ tokio-tungstenite\n\nThe runs of one round are \
              a minute or two apart; different rounds can be far apart while the machine drifts \
-             (±15 % between runs here), so the targets are judged on these pairs' medians.\n"
+             (±20 % between runs on this VM), so the targets are judged on these pairs' medians.\n"
         );
         let mut rows: Vec<Vec<String>> = pairs
             .iter()
-            .enumerate()
-            .map(|(_, (round, r))| {
+            .map(|(round, r)| {
                 let mut row = vec![format!("round {}", round + 1)];
                 row.extend(r.iter().map(|x| format!("{x:.2}x")));
                 row
