@@ -416,6 +416,16 @@ async fn new_connections_work_after_a_cut() {
         s.write_all(b"hi").await.unwrap();
         let mut back = [0_u8; 2];
         s.read_exact(&mut back).await.unwrap();
+        // The previous round's echo connection is closed by both ends, but the
+        // proxy forgets it only when its forwarding task ends: wait for that
+        // (under CPU load it can lag), so the cut below finds exactly one.
+        tokio::time::timeout(HANG_GUARD, async {
+            while handle.stats().open != 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: {:?}", handle.stats()));
         // Cut from another thread through the clone-able handle.
         let h = handle.clone();
         let n = std::thread::spawn(move || h.cut_all()).join().unwrap();
