@@ -39,6 +39,10 @@ struct State {
     inbox: VecDeque<Bytes>,
     /// The body waits for chunks.
     reader: Option<Waker>,
+    /// The end of a closed stream is recorded in the registry: only then does
+    /// the body end, so a client that saw its stream end and POSTs gets the
+    /// final answer (410 for a closed session), never a stale one.
+    settled: bool,
     /// The transport waits for room in `out`.
     writer: Option<Waker>,
     /// The transport waits for POSTed frames (or the end).
@@ -79,6 +83,7 @@ impl Link {
                 out_bytes: 0,
                 inbox: VecDeque::new(),
                 reader: None,
+                settled: false,
                 writer: None,
                 recv: None,
             }),
@@ -93,6 +98,13 @@ impl Link {
     /// True while the event stream is open.
     pub(crate) fn is_open(&self) -> bool {
         self.lock().phase == Phase::Open
+    }
+
+    /// The stream's end is recorded (see `State::settled`): the body may finish.
+    pub(crate) fn settle(&self) {
+        let mut st = self.lock();
+        st.settled = true;
+        wake(&mut st.reader);
     }
 
     /// True while frames POSTed to this connection wait to be read.
@@ -329,6 +341,7 @@ impl Transport for SseTransport {
                     true,
                 );
             }
+            self.link.settle();
             return Poll::Ready(Ok(()));
         }
         // The session keeps living after these (the client resumes); any other
@@ -350,13 +363,13 @@ impl Transport for SseTransport {
         st.out_bytes += chunk.len();
         st.out.push_back(chunk);
         st.phase = Phase::Closing;
-        wake(&mut st.reader);
         wake(&mut st.writer);
         drop(st);
         if let Some(token) = self.token() {
             self.registry
                 .ended(token, self.conn, code, reason, resumable);
         }
+        self.link.settle();
         Poll::Ready(Ok(()))
     }
 
@@ -394,7 +407,6 @@ impl Drop for SseTransport {
         if st.phase == Phase::Open {
             // Dropped without a close (refused before a session existed): end the response.
             st.phase = Phase::Closing;
-            wake(&mut st.reader);
         }
         // Frames still in the inbox stay: a resumed stream of the session
         // adopts them (see `Registry::attach`); the link goes with its last owner.
@@ -407,6 +419,7 @@ impl Drop for SseTransport {
             self.registry
                 .ended(token, self.conn, 1006, "the event stream ended", true);
         }
+        self.link.settle();
     }
 }
 
@@ -457,8 +470,10 @@ impl Stream for EventBody {
                 return Poll::Ready(Some(Ok(chunk)));
             }
             match st.phase {
-                Phase::Open => st.reader = Some(cx.waker().clone()),
-                Phase::Closing | Phase::PeerGone => return Poll::Ready(None),
+                Phase::Closing if st.settled => return Poll::Ready(None),
+                Phase::PeerGone => return Poll::Ready(None),
+                // Open, or closing until the registry knows (`settle`).
+                Phase::Open | Phase::Closing => st.reader = Some(cx.waker().clone()),
             }
         }
         if self.timer.as_mut().poll(cx).is_ready() {
