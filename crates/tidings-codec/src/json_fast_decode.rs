@@ -55,8 +55,8 @@
 
 use bytes::Bytes;
 use tidings_core::{
-    Ack, ChannelName, Frame, Message, MessageId, Ping, Publish, PublishAck, Subscribe, Subscribed,
-    Unsubscribe,
+    Ack, ChannelName, Frame, FrameType, Message, MessageId, Ping, Publish, PublishAck, Subscribe,
+    Subscribed, Unsubscribe,
 };
 
 use crate::json::JsonCodec;
@@ -72,32 +72,18 @@ impl JsonCodec {
     }
 }
 
-/// The frame kinds of the fast path.
-#[derive(Clone, Copy)]
-enum Kind {
-    Publish,
-    Message,
-    Ack,
-    PublishAck,
-    Subscribe,
-    Subscribed,
-    Unsubscribe,
-    Ping,
-    Pong,
-}
-
 /// The kinds with their closing quote (so that `publish` is not a prefix of
 /// `publish_ack`), the most frequent first.
-const KINDS: [(&str, Kind); 9] = [
-    ("message\"", Kind::Message),
-    ("publish\"", Kind::Publish),
-    ("ack\"", Kind::Ack),
-    ("publish_ack\"", Kind::PublishAck),
-    ("ping\"", Kind::Ping),
-    ("pong\"", Kind::Pong),
-    ("subscribe\"", Kind::Subscribe),
-    ("subscribed\"", Kind::Subscribed),
-    ("unsubscribe\"", Kind::Unsubscribe),
+const KINDS: [(&str, FrameType); 9] = [
+    ("message\"", FrameType::Message),
+    ("publish\"", FrameType::Publish),
+    ("ack\"", FrameType::Ack),
+    ("publish_ack\"", FrameType::PublishAck),
+    ("ping\"", FrameType::Ping),
+    ("pong\"", FrameType::Pong),
+    ("subscribe\"", FrameType::Subscribe),
+    ("subscribed\"", FrameType::Subscribed),
+    ("unsubscribe\"", FrameType::Unsubscribe),
 ];
 
 // Field bits (for the allowed and the seen sets).
@@ -118,18 +104,18 @@ const KEYS: [(&str, u8); 6] = [
     (",\"nonce\":", NONCE),
 ];
 
-impl Kind {
-    /// The keys the serde path reads for this kind: exactly these are allowed.
-    fn allowed(self) -> u8 {
-        match self {
-            Self::Publish => CHANNEL | SEQ | DATA,
-            Self::Message => CHANNEL | SEQ | ID | DATA,
-            Self::Ack | Self::Subscribed => CHANNEL | SEQ,
-            Self::PublishAck => SEQ,
-            Self::Subscribe => CHANNEL | AFTER,
-            Self::Unsubscribe => CHANNEL,
-            Self::Ping | Self::Pong => NONCE,
-        }
+/// The keys the serde path reads for a kind of [`KINDS`]: exactly these are
+/// allowed (none for any other kind).
+fn allowed(kind: FrameType) -> u8 {
+    match kind {
+        FrameType::Publish => CHANNEL | SEQ | DATA,
+        FrameType::Message => CHANNEL | SEQ | ID | DATA,
+        FrameType::Ack | FrameType::Subscribed => CHANNEL | SEQ,
+        FrameType::PublishAck => SEQ,
+        FrameType::Subscribe => CHANNEL | AFTER,
+        FrameType::Unsubscribe => CHANNEL,
+        FrameType::Ping | FrameType::Pong => NONCE,
+        _ => 0,
     }
 }
 
@@ -155,7 +141,7 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
     let (kind, mut rest) = KINDS
         .iter()
         .find_map(|&(name, kind)| rest.strip_prefix(name).map(|r| (kind, r)))?;
-    let allowed = kind.allowed();
+    let allowed = allowed(kind);
     let mut seen = 0u8;
     let mut f = Fields::default();
 
@@ -203,39 +189,41 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
     let channel = |f: &Fields<'_>| f.channel.and_then(|c| ChannelName::new(c).ok());
     let payload = |f: &Fields<'_>| f.data.map(|raw| input.slice_ref(raw.as_bytes()));
     Some(match kind {
-        Kind::Publish => Frame::Publish(Publish {
+        FrameType::Publish => Frame::Publish(Publish {
             channel: channel(&f)?,
             seq: f.seq?,
             payload: payload(&f)?,
         }),
-        Kind::Message => Frame::Message(Message {
+        FrameType::Message => Frame::Message(Message {
             channel: channel(&f)?,
             seq: f.seq?,
             id: MessageId(f.id?),
             payload: payload(&f)?,
         }),
-        Kind::Ack => Frame::Ack(Ack {
+        FrameType::Ack => Frame::Ack(Ack {
             channel: channel(&f)?,
             seq: f.seq?,
         }),
-        Kind::PublishAck => Frame::PublishAck(PublishAck { seq: f.seq? }),
-        Kind::Subscribe => Frame::Subscribe(Subscribe {
+        FrameType::PublishAck => Frame::PublishAck(PublishAck { seq: f.seq? }),
+        FrameType::Subscribe => Frame::Subscribe(Subscribe {
             channel: channel(&f)?,
             after: f.after,
         }),
-        Kind::Subscribed => Frame::Subscribed(Subscribed {
+        FrameType::Subscribed => Frame::Subscribed(Subscribed {
             channel: channel(&f)?,
             seq: f.seq?,
         }),
-        Kind::Unsubscribe => Frame::Unsubscribe(Unsubscribe {
+        FrameType::Unsubscribe => Frame::Unsubscribe(Unsubscribe {
             channel: channel(&f)?,
         }),
-        Kind::Ping => Frame::Ping(Ping {
+        FrameType::Ping => Frame::Ping(Ping {
             nonce: f.nonce.unwrap_or(0),
         }),
-        Kind::Pong => Frame::Pong(Ping {
+        FrameType::Pong => Frame::Pong(Ping {
             nonce: f.nonce.unwrap_or(0),
         }),
+        // Not in `KINDS`: the serde path decodes it.
+        _ => return None,
     })
 }
 
