@@ -313,13 +313,7 @@ fn frames_before_welcome_are_protocol_errors() {
 #[test]
 fn server_sends_nothing_but_welcome_to_a_new_session() {
     let t0 = tidings_core::Instant::now();
-    let mut s = ServerSession::accept(
-        server_config(),
-        SessionId("s1".into()),
-        ResumeToken("t1".into()),
-        codec(),
-        t0,
-    );
+    let mut s = accepted_server(t0);
     assert_eq!(s.state(), ServerState::Open);
     let frames = drain_server(&mut s);
     assert!(

@@ -7,17 +7,11 @@ use bytes::Bytes;
 use common::*;
 use tidings_core::{
     Close, Frame, FrameCodec, Hello, Instant, PROTOCOL_VERSION, Publish, ResumeToken, ServerEvent,
-    ServerSession, ServerState, SessionId,
+    ServerSession, ServerState,
 };
 
 fn session(now: Instant) -> ServerSession {
-    let mut s = ServerSession::accept(
-        server_config(),
-        SessionId("s1".into()),
-        ResumeToken("t1".into()),
-        codec(),
-        now,
-    );
+    let mut s = accepted_server(now);
     drain_server(&mut s);
     s
 }

@@ -57,6 +57,17 @@ pub fn client_events(c: &mut ClientSession) -> Vec<ClientEvent> {
     std::iter::from_fn(|| c.poll_event()).collect()
 }
 
+/// A new server session `s1` (resume token `t1`) with [`server_config`].
+pub fn accepted_server(now: Instant) -> ServerSession {
+    ServerSession::accept(
+        server_config(),
+        SessionId("s1".into()),
+        ResumeToken("t1".into()),
+        codec(),
+        now,
+    )
+}
+
 /// Drains a server's events.
 pub fn server_events(s: &mut ServerSession) -> Vec<ServerEvent> {
     std::iter::from_fn(|| s.poll_event()).collect()
