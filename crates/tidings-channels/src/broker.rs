@@ -1,5 +1,6 @@
 //! The `Broker` trait: moves messages from publishers to the subscribers of a channel, on one node or many.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -91,8 +92,62 @@ pub trait Broker: Send + Sync + 'static {
         Err(payload)
     }
 
+    /// [`Broker::try_publish_now`] for a publisher that publishes again and
+    /// again, often to the same channel (a connection): `cache` remembers
+    /// what the broker resolved for the last channel, so that the next
+    /// publish there skips the lookup. The default ignores `cache`.
+    fn try_publish_now_cached(
+        &self,
+        cache: &mut PublishCache,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
+        let _ = cache;
+        self.try_publish_now(channel, payload)
+    }
+
     /// Whether [`Broker::try_publish_now`] always publishes (never hands the payload back).
     fn publishes_synchronously(&self) -> bool {
         false
+    }
+}
+
+/// What one publisher (a connection) keeps of the channel it last published
+/// to, for [`Broker::try_publish_now_cached`]: the broker's own handle to that
+/// channel, tagged with the broker it belongs to.
+///
+/// Holding a handle keeps the broker's state of that channel alive (an
+/// in-memory broker does not evict a channel someone holds), one channel per
+/// publisher at most.
+#[derive(Default)]
+pub struct PublishCache {
+    entry: Option<(usize, ChannelName, Arc<dyn Any + Send + Sync>)>,
+}
+
+impl std::fmt::Debug for PublishCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishCache")
+            .field("channel", &self.entry.as_ref().map(|(_, c, _)| c))
+            .finish()
+    }
+}
+
+impl PublishCache {
+    /// The handle `owner` stored for `channel`, if that is what the cache holds.
+    pub fn get<T: Any + Send + Sync>(&self, owner: usize, channel: &ChannelName) -> Option<&T> {
+        match &self.entry {
+            Some((o, c, handle)) if *o == owner && c == channel => handle.downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// Remembers `handle` as `owner`'s handle to `channel` (replacing what was there).
+    pub fn set(&mut self, owner: usize, channel: ChannelName, handle: Arc<dyn Any + Send + Sync>) {
+        self.entry = Some((owner, channel, handle));
+    }
+
+    /// Forgets the channel.
+    pub fn clear(&mut self) {
+        self.entry = None;
     }
 }

@@ -14,7 +14,7 @@ use tidings_core::{
 };
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
+use crate::broker::{Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId};
 
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
 const COMPACT_PAYLOAD: usize = 2048;
@@ -382,6 +382,7 @@ impl Hub {
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
             sync_broker: broker.publishes_synchronously().then(|| broker.clone()),
+            publish_cache: Mutex::default(),
         };
         let mut timer = TokioTimer::default();
         loop {
@@ -608,6 +609,9 @@ struct Conn {
     closing: AtomicBool,
     /// The hub's broker when it publishes synchronously (see `handle_inputs`).
     sync_broker: Option<Arc<dyn Broker>>,
+    /// The broker's handle to the channel this connection last published to
+    /// (a client usually publishes to few channels, often to one).
+    publish_cache: Mutex<PublishCache>,
 }
 
 impl Conn {
@@ -679,7 +683,11 @@ impl PumpTarget for Conn {
                 return;
             };
             self.entry.handling.store(self.epoch, Ordering::Release);
-            let result = broker.try_publish_now(&channel, compact(payload));
+            let result = broker.try_publish_now_cached(
+                &mut self.publish_cache.lock().unwrap_or_else(|p| p.into_inner()),
+                &channel,
+                compact(payload),
+            );
             self.entry.handling.store(0, Ordering::Release);
             match result {
                 Ok(Ok(_)) => {}

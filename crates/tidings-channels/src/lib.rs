@@ -19,6 +19,8 @@ mod broker;
 mod hub;
 mod memory;
 
-pub use broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription};
+pub use broker::{
+    Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId, Subscription,
+};
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use memory::{MemoryBroker, MemoryBrokerConfig};

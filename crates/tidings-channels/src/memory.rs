@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
@@ -10,7 +10,9 @@ use tidings_core::{
     BoxFuture, ChannelMap, ChannelName, IdBlock, MessageIdGen, SharedMessage, SubscriptionStart,
 };
 
-use crate::broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription};
+use crate::broker::{
+    Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId, Subscription,
+};
 
 /// Settings of the [`MemoryBroker`].
 #[derive(Clone, Debug)]
@@ -74,7 +76,12 @@ pub struct MemoryBroker {
     /// eviction finds the least recently used ones without a shared counter
     /// being written on every publish.
     tick: AtomicU64,
+    /// Unique among the brokers of this process (see `cache_owner`).
+    cache_id: usize,
 }
+
+/// Source of [`MemoryBroker`] cache ids.
+static NEXT_CACHE_ID: AtomicUsize = AtomicUsize::new(1);
 
 impl std::fmt::Debug for MemoryBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,6 +119,7 @@ impl MemoryBroker {
             next_id: AtomicU64::new(1),
             ids: MessageIdGen::new(node),
             tick: AtomicU64::new(0),
+            cache_id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -154,8 +162,22 @@ impl MemoryBroker {
 
     /// Publishes synchronously (what [`Broker::publish`] does, without the future).
     pub fn publish_now(&self, channel: &ChannelName, payload: Bytes) -> PublishReceipt {
-        let state = self.channel(channel);
-        let mut state = lock(&state);
+        self.publish_to(channel, &self.channel(channel), payload)
+    }
+
+    /// Identifies this broker in a [`PublishCache`]: a cache filled by
+    /// another broker holds nothing for this one.
+    fn cache_owner(&self) -> usize {
+        self.cache_id
+    }
+
+    fn publish_to(
+        &self,
+        channel: &ChannelName,
+        state: &Mutex<ChannelState>,
+        payload: Bytes,
+    ) -> PublishReceipt {
+        let mut state = lock(state);
         self.touch(&mut state);
         state.seq += 1;
         let id = self.ids.next_in(&mut state.ids);
@@ -230,6 +252,24 @@ impl Broker for MemoryBroker {
         payload: Bytes,
     ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
         Ok(Ok(self.publish_now(channel, payload)))
+    }
+
+    fn try_publish_now_cached(
+        &self,
+        cache: &mut PublishCache,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
+        // The cached state is the one in the map: a channel someone holds is
+        // never evicted (`evict_idle` takes only states nobody else holds).
+        let owner = self.cache_owner();
+        if let Some(state) = cache.get::<Mutex<ChannelState>>(owner, channel) {
+            return Ok(Ok(self.publish_to(channel, state, payload)));
+        }
+        let state = self.channel(channel);
+        let receipt = self.publish_to(channel, &state, payload);
+        cache.set(owner, channel.clone(), state);
+        Ok(Ok(receipt))
     }
 
     fn publishes_synchronously(&self) -> bool {
@@ -352,6 +392,72 @@ mod tests {
             .unwrap()
             .start;
         assert_eq!(s.position, 0);
+    }
+
+    fn cached(b: &MemoryBroker, cache: &mut PublishCache, channel: &ChannelName) -> u64 {
+        match b.try_publish_now_cached(cache, channel, Bytes::from_static(b"1")) {
+            Ok(Ok(receipt)) => receipt.seq,
+            other => panic!("memory broker publishes synchronously: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_publish_cache_reaches_the_same_channel_as_a_lookup() {
+        struct Count(std::sync::atomic::AtomicU64);
+        impl Delivery for Count {
+            fn deliver(&self, _: &Arc<SharedMessage>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let b = MemoryBroker::default();
+        let count = Arc::new(Count(AtomicU64::new(0)));
+        b.subscribe(&ch(), None, count.clone()).await.unwrap();
+        let other = ChannelName::new("other").unwrap();
+        let mut cache = PublishCache::default();
+        assert_eq!(cached(&b, &mut cache, &ch()), 1);
+        assert_eq!(cached(&b, &mut cache, &ch()), 2, "a hit");
+        assert_eq!(b.publish_now(&ch(), Bytes::from_static(b"1")).seq, 3);
+        assert_eq!(cached(&b, &mut cache, &other), 1, "another channel");
+        assert_eq!(cached(&b, &mut cache, &ch()), 4);
+        assert_eq!(count.0.load(Ordering::Relaxed), 4);
+        assert_eq!(
+            start(&b, Some(0)).await.backlog.len(),
+            4,
+            "cached publishes are in history"
+        );
+    }
+
+    #[test]
+    fn a_publish_cache_filled_by_another_broker_is_ignored() {
+        let (a, b) = (MemoryBroker::default(), MemoryBroker::default());
+        let mut cache = PublishCache::default();
+        for _ in 0..3 {
+            cached(&a, &mut cache, &ch());
+        }
+        assert_eq!(cached(&b, &mut cache, &ch()), 1, "b's own channel");
+        assert_eq!(cached(&a, &mut cache, &ch()), 4);
+    }
+
+    #[test]
+    fn a_cached_channel_is_not_evicted() {
+        let b = MemoryBroker::new(MemoryBrokerConfig {
+            max_channels: 8,
+            ..MemoryBrokerConfig::default()
+        });
+        let mut cache = PublishCache::default();
+        assert_eq!(cached(&b, &mut cache, &ch()), 1);
+        for i in 0..100 {
+            b.publish_now(
+                &ChannelName::new(format!("c{i}")).unwrap(),
+                Bytes::from_static(b"1"),
+            );
+        }
+        // The channel a publisher holds kept its state: the lookup finds the
+        // same numbering as the cache.
+        assert_eq!(b.publish_now(&ch(), Bytes::from_static(b"1")).seq, 2);
+        assert_eq!(cached(&b, &mut cache, &ch()), 3);
+        cache.clear();
+        assert_eq!(cached(&b, &mut cache, &ch()), 4);
     }
 
     #[tokio::test]

@@ -267,6 +267,11 @@ where
 pub struct TokioTimer {
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     armed: bool,
+    /// The waker the armed sleep last saw. While the pump polls with the same
+    /// one, the sleep holds it already: the clock says whether the deadline
+    /// passed, without polling the sleep (its timer entry is one more cold
+    /// cache line per turn, twice per echoed message).
+    polled_with: Option<std::task::Waker>,
 }
 
 #[cfg(feature = "tokio")]
@@ -275,6 +280,7 @@ impl Default for TokioTimer {
         Self {
             sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
             armed: false,
+            polled_with: None,
         }
     }
 }
@@ -292,6 +298,7 @@ impl Timer for TokioTimer {
                 let d = tokio::time::Instant::from_std(d);
                 if !self.armed || d < self.sleep.deadline() {
                     self.sleep.as_mut().reset(d);
+                    self.polled_with = None;
                 }
                 self.armed = true;
             }
@@ -303,10 +310,91 @@ impl Timer for TokioTimer {
         if !self.armed {
             return Poll::Pending;
         }
+        let registered = self
+            .polled_with
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        // `tokio::time::Instant`: the clock the sleep itself runs on (paused in tests).
+        if registered && tokio::time::Instant::now() < self.sleep.deadline() {
+            return Poll::Pending;
+        }
         let r = self.sleep.as_mut().poll(cx);
         if r.is_ready() {
             self.armed = false;
+            self.polled_with = None;
+        } else if !registered {
+            self.polled_with = Some(cx.waker().clone());
         }
         r
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use super::*;
+
+    /// Polls the timer once with `waker`.
+    fn poll_with(timer: &mut TokioTimer, waker: &Waker) -> Poll<()> {
+        timer.poll_elapsed(&mut Context::from_waker(waker))
+    }
+
+    /// Waits for the timer on the task's own waker; `Err` after 5 s (a lost wake-up).
+    async fn fired(timer: &mut TokioTimer) -> Result<(), tokio::time::error::Elapsed> {
+        tokio::time::timeout(Duration::from_secs(5), poll_fn(|cx| timer.poll_elapsed(cx))).await
+    }
+
+    #[test]
+    fn the_tokio_timer_fires_once_per_deadline_on_the_waker_that_waits() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut timer = TokioTimer::default();
+            assert!(
+                poll_with(&mut timer, Waker::noop()).is_pending(),
+                "disarmed"
+            );
+
+            // Polled first with another waker: the task's own must still be woken.
+            let deadline = Instant::now() + Duration::from_millis(20);
+            timer.reset(Some(deadline));
+            assert!(poll_with(&mut timer, Waker::noop()).is_pending());
+            fired(&mut timer).await.expect("fires");
+            assert!(Instant::now() >= deadline);
+            assert!(
+                poll_with(&mut timer, Waker::noop()).is_pending(),
+                "fired once"
+            );
+
+            // Moved earlier after a poll: the earlier deadline holds.
+            timer.reset(Some(Instant::now() + Duration::from_secs(3600)));
+            assert!(poll_with(&mut timer, Waker::noop()).is_pending());
+            let deadline = Instant::now() + Duration::from_millis(20);
+            timer.reset(Some(deadline));
+            fired(&mut timer)
+                .await
+                .expect("fires at the earlier deadline");
+            assert!(Instant::now() >= deadline);
+
+            // Moved later: kept early (fires early once, by design).
+            timer.reset(Some(Instant::now() + Duration::from_millis(20)));
+            timer.reset(Some(Instant::now() + Duration::from_secs(3600)));
+            fired(&mut timer)
+                .await
+                .expect("fires at the first deadline");
+
+            // Disarmed: never fires.
+            timer.reset(Some(Instant::now() + Duration::from_millis(1)));
+            timer.reset(None);
+            assert!(
+                tokio::time::timeout(
+                    Duration::from_millis(50),
+                    poll_fn(|cx| timer.poll_elapsed(cx))
+                )
+                .await
+                .is_err()
+            );
+        });
     }
 }

@@ -174,7 +174,7 @@ fn acks_count_as_positions_even_for_an_old_frame_number() {
         net.inject("a", &i.to_string());
     }
     net.pump();
-    net.advance(ms(100)); // the client's delayed ack goes out
+    net.advance(past_ack_delay()); // the client's delayed ack goes out
     net.drop_link();
     let now = net.now;
     // An id from before the messages, but the client acknowledged all three:

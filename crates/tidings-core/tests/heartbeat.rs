@@ -8,10 +8,11 @@ use tidings_core::{ClientEvent, ClientState, CloseCode, Frame, Ping, ServerEvent
 
 /// Server heartbeat 1 s (sent to the client in `Welcome`), dead after 3 s.
 fn net() -> Net {
-    let mut net = Net::connected(
-        client_config(),
-        server_config().with_resume_window(ms(10_000)),
-    );
+    net_with(client_config())
+}
+
+fn net_with(client: tidings_core::ClientConfig) -> Net {
+    let mut net = Net::connected(client, server_config().with_resume_window(ms(10_000)));
     net.take_client_events();
     net.c2s.clear();
     net.s2c.clear();
@@ -77,7 +78,11 @@ fn idle_client_pings_after_the_heartbeat_and_server_answers() {
 
 #[test]
 fn traffic_postpones_pings() {
-    let mut net = net();
+    // The client acknowledges 20 ms after a message (the default waits longer
+    // than the heartbeat here).
+    let mut client = client_config();
+    client.ack_delay = ms(20);
+    let mut net = net_with(client);
     let t0 = net.t0;
     net.client
         .subscribe(t0, tidings_core::ChannelName::new("a").unwrap())

@@ -418,7 +418,7 @@ fn drop_oldest_keeps_the_queue_within_the_limit() {
     assert_covers(&t, 1, 200);
     // The newest messages made it.
     assert_eq!(t.last(), Some(&('m', 200, 200)));
-    net.advance(ms(100));
+    net.advance(past_ack_delay());
     assert_eq!(
         net.server().replay_bytes(),
         0,

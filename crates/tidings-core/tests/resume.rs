@@ -179,7 +179,7 @@ fn resume_resends_exactly_what_was_missed_and_publishes_once() {
             .any(|e| matches!(e, ClientEvent::Gap(_)))
     );
 
-    net.advance(ms(100));
+    net.advance(past_ack_delay());
     assert_eq!(net.client.unacked_len(), 0);
     assert_eq!(net.server().replay_bytes(), 0);
 }
@@ -199,7 +199,7 @@ fn publishes_made_while_disconnected_are_sent_after_resume() {
     );
     net.reconnect();
     assert_eq!(net.hub_published(), ["1", "2", "3"]);
-    net.advance(ms(100));
+    net.advance(past_ack_delay());
     assert_eq!(net.client.unacked_len(), 0);
 }
 
@@ -233,7 +233,7 @@ fn an_overflowed_replay_buffer_yields_an_explicit_gap() {
     net.inject("a", "01");
     net.inject("a", "02");
     net.pump();
-    net.advance(ms(100)); // acked: the buffer is empty
+    net.advance(past_ack_delay()); // acked: the buffer is empty
     assert_eq!(net.server().replay_bytes(), 0);
     net.drop_link();
     for i in 3..=10 {
@@ -287,7 +287,7 @@ fn an_unknown_token_starts_a_new_session_renumbers_and_resubscribes() {
     }
     publish(&mut net, "up", "p1");
     net.pump();
-    net.advance(ms(100));
+    net.advance(past_ack_delay());
     assert_eq!(net.client.unacked_len(), 0);
     publish(&mut net, "up", "p2");
     publish(&mut net, "up", "p3");

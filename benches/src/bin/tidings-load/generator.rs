@@ -10,8 +10,8 @@
 //!    first one, divided by N = memory per idle connection.
 //! 3. **echo, closed loop**: every connection keeps one message in flight. Raw servers
 //!    echo the 32-byte text message; on tidings the connection publishes it to its own
-//!    channel and the hub delivers it back (plus, as the real client does, an `ack` per
-//!    64 messages or 20 ms, sent with the next publish). A warm-up, then a measured
+//!    channel and the hub delivers it back (plus, as the real client does by default, an
+//!    `ack` per 64 messages or 1 s, sent with the next publish). A warm-up, then a measured
 //!    window: messages per second, round trip percentiles, server CPU seconds per million
 //!    messages, server RSS at the end (busy).
 //! 4. **echo, paced**: each connection sends once per `N / rate` seconds, spread evenly:
@@ -53,9 +53,14 @@ pub(crate) const CONNECT_CONCURRENCY: usize = 128;
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The real client acknowledges after this many messages...
-const ACK_EVERY: u64 = 64;
-/// ...or this long after the first unacknowledged one.
-const ACK_DELAY_NS: u64 = 20_000_000;
+fn ack_every() -> u64 {
+    u64::from(tidings_core::ClientConfig::default().ack_every)
+}
+
+/// ...or this long after the first unacknowledged one (nanoseconds).
+fn ack_delay_ns() -> u64 {
+    tidings_core::ClientConfig::default().ack_delay.as_nanos() as u64
+}
 
 /// The channel of the fan-out phase.
 const FANOUT_CHANNEL: &str = "load:fanout";
@@ -635,6 +640,8 @@ async fn raw_conn(
         received_seq: 0,
         acked_seq: 0,
         first_unacked: 0,
+        ack_every: ack_every(),
+        ack_delay_ns: ack_delay_ns(),
         outstanding: false,
         next_send: 0,
     };
@@ -664,6 +671,9 @@ struct RawConn {
     received_seq: u64,
     acked_seq: u64,
     first_unacked: u64,
+    /// The real client's ack policy ([`ack_every`], [`ack_delay_ns`]).
+    ack_every: u64,
+    ack_delay_ns: u64,
     outstanding: bool,
     next_send: u64,
 }
@@ -760,7 +770,9 @@ impl RawConn {
     async fn send_echo(&mut self, now: u64) -> Result<(), String> {
         let frame = if self.shared.tidings {
             let pending = self.received_seq - self.acked_seq;
-            if pending > 0 && (pending >= ACK_EVERY || now - self.first_unacked >= ACK_DELAY_NS) {
+            if pending > 0
+                && (pending >= self.ack_every || now - self.first_unacked >= self.ack_delay_ns)
+            {
                 // Fed, not flushed: it leaves in the same write as the publish.
                 let ack = self.out.ack(&self.channel, self.received_seq);
                 self.ws

@@ -35,6 +35,10 @@ type StatsFn = Arc<dyn Fn() -> String + Send + Sync>;
 pub(crate) fn run(args: &Args) -> Result<(), String> {
     let kind: String = args.req("kind")?;
     let resume = Duration::from_millis(args.get("resume-ms", 60_000u64)?);
+    let history_len: usize = args.get(
+        "history-len",
+        tidings_channels::MemoryBrokerConfig::default().history_len,
+    )?;
     let nofile = sys::raise_nofile(65_536)?;
     let rt = crate::runtime();
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -48,7 +52,9 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                     .reap_interval
                     .min(resume / 2)
                     .max(Duration::from_millis(50));
-                let hub = Hub::with_config(Arc::new(MemoryBroker::default()), config);
+                let mut broker = tidings_channels::MemoryBrokerConfig::default();
+                broker.history_len = history_len;
+                let hub = Hub::with_config(Arc::new(MemoryBroker::new(broker)), config);
                 let server_config = ServerConfig::default().with_ws(tidings_ws_config());
                 let server = WsServer::bind(loopback, server_config)
                     .await

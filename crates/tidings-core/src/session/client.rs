@@ -38,6 +38,13 @@ pub struct ClientConfig {
     /// Send an `Ack` after this many messages...
     pub ack_every: u32,
     /// ...or this long after the first unacknowledged one.
+    ///
+    /// An ack only lets the server drop messages from the session's replay
+    /// buffer (a resume sends the client's positions, so nothing depends on
+    /// it for correctness), and `ack_every` already bounds what a busy
+    /// channel leaves there. So the delay is long: a client receiving a few
+    /// messages a second sends one ack for several of them instead of one
+    /// frame per message (an HTTP request per message on SSE).
     pub ack_delay: Duration,
 }
 
@@ -51,7 +58,7 @@ impl Default for ClientConfig {
             backoff_cap: Duration::from_secs(30),
             limits: Limits::default(),
             ack_every: 64,
-            ack_delay: Duration::from_millis(20),
+            ack_delay: Duration::from_secs(1),
         }
     }
 }

@@ -555,6 +555,11 @@ impl Net {
 }
 
 /// Client settings used by most tests: acks every message, quick backoff.
+/// Long enough for a delayed ack (the client's `ack_delay`) to go out.
+pub fn past_ack_delay() -> Duration {
+    client_config().ack_delay + ms(1)
+}
+
 pub fn client_config() -> ClientConfig {
     ClientConfig::default().with_backoff(ms(100), ms(1_000))
 }
