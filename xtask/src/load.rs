@@ -90,7 +90,7 @@ impl Plan {
                 leak_cycles: 100_000,
                 leak_parallel: 32,
                 leak_rounds: 5,
-                rounds: 3,
+                rounds: 5,
                 resume_ms: 1_000,
                 only: Vec::new(),
                 profile: false,
@@ -771,8 +771,9 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
          tokio-tungstenite with 4 KiB read / 16 KiB write buffers. Closed loop: every \
          connection keeps one message in flight (raw echo, or on tidings a publish to the \
          connection's own channel delivered back by the hub, with the client's `ack` every \
-         64 messages or 20 ms). Paced: one message per connection per second. KiB per \
-         connection = (server RSS − RSS before the first connection) / connections. CPU = \
+         64 messages or 1 s, as the real client does by default). Paced: one message per \
+         connection per second. KiB per connection = (server RSS − RSS before the first \
+         connection) / connections. CPU = \
          server utime+stime over the measured window / messages. `tidings-ws-raw` is tidings' \
          `WsServer` + transport in `raw_echo` mode (no hub). Took {}.\n",
         util::secs(Duration::from_secs_f64(meta.took_secs))

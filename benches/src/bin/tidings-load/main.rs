@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! tidings-load server --kind tidings|tidings-ws-raw|tokio-tungstenite|fastwebsockets [--resume-ms MS]
+//!                     [--history-len N]
 //! tidings-load gen    --kind K --addr HOST:PORT --server-pid PID --control HOST:PORT
 //!                     [--conns N] [--secs S] [--warmup-secs S] [--paced-secs S] [--rate MSG/S]
 //!                     [--fanout-rounds R] [--real-client]

@@ -31,7 +31,8 @@ use crate::sys;
 /// What the control port answers to `stats`.
 type StatsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// `tidings-load server --kind K [--resume-ms MS]`.
+/// `tidings-load server --kind K [--resume-ms MS] [--history-len N]`: `--history-len`
+/// sets the memory broker's history per channel (an experiment knob: 0 turns history off).
 pub(crate) fn run(args: &Args) -> Result<(), String> {
     let kind: String = args.req("kind")?;
     let resume = Duration::from_millis(args.get("resume-ms", 60_000u64)?);
