@@ -13,6 +13,13 @@ use tidings_core::{BoxFuture, ChannelName, MessageId, SharedMessage, Subscriptio
 pub trait Delivery: Send + Sync + 'static {
     /// One message.
     fn deliver(&self, message: &Arc<SharedMessage>);
+
+    /// One message of which this is the only receiver: nothing to share its
+    /// encoding with (see [`SharedMessage::encode_unshared`]). The default
+    /// is [`Delivery::deliver`].
+    fn deliver_alone(&self, message: &Arc<SharedMessage>) {
+        self.deliver(message);
+    }
 }
 
 /// Identifies one subscription on a broker.

@@ -143,13 +143,17 @@ impl Entry {
             w.wake();
         }
     }
-}
 
-impl Delivery for Entry {
-    fn deliver(&self, message: &Arc<SharedMessage>) {
+    /// Queues a message (`alone`: its only receiver) and wakes the connection,
+    /// unless that connection is the one publishing right now.
+    fn deliver_as(&self, message: &Arc<SharedMessage>, alone: bool) {
         let waker = {
             let mut s = self.lock();
-            s.deliver(message);
+            if alone {
+                s.deliver_alone(message);
+            } else {
+                s.deliver(message);
+            }
             if self.handling.load(Ordering::Acquire) == s.epoch() {
                 None
             } else {
@@ -159,6 +163,16 @@ impl Delivery for Entry {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+}
+
+impl Delivery for Entry {
+    fn deliver(&self, message: &Arc<SharedMessage>) {
+        self.deliver_as(message, false);
+    }
+
+    fn deliver_alone(&self, message: &Arc<SharedMessage>) {
+        self.deliver_as(message, true);
     }
 }
 

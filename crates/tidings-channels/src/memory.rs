@@ -195,8 +195,15 @@ impl MemoryBroker {
             }
         }
         // Delivering under the channel lock keeps every subscriber's order equal to seq order.
-        for (_, sink) in &state.subscribers {
-            sink.deliver(&message);
+        match state.subscribers.as_slice() {
+            // One receiver (a client's own channel, a direct conversation):
+            // nothing to share, so no encoding cache to fill and empty again.
+            [(_, only)] => only.deliver_alone(&message),
+            all => {
+                for (_, sink) in all {
+                    sink.deliver(&message);
+                }
+            }
         }
         // History keeps the message, not its encoded frames (most of its size).
         message.release_encoded();
@@ -425,6 +432,33 @@ mod tests {
             4,
             "cached publishes are in history"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lone_subscriber_gets_messages_alone_and_history_keeps_no_encodings() {
+        /// Counts `deliver` and `deliver_alone` calls.
+        #[derive(Default)]
+        struct Calls(AtomicU64, AtomicU64);
+        impl Delivery for Calls {
+            fn deliver(&self, _: &Arc<SharedMessage>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+            fn deliver_alone(&self, _: &Arc<SharedMessage>) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let b = MemoryBroker::default();
+        let (first, second) = (Arc::new(Calls::default()), Arc::new(Calls::default()));
+        b.subscribe(&ch(), None, first.clone()).await.unwrap();
+        b.publish_now(&ch(), Bytes::from_static(b"1"));
+        let counts = |c: &Calls| (c.0.load(Ordering::Relaxed), c.1.load(Ordering::Relaxed));
+        assert_eq!(counts(&first), (0, 1));
+        b.subscribe(&ch(), None, second.clone()).await.unwrap();
+        b.publish_now(&ch(), Bytes::from_static(b"2"));
+        assert_eq!((counts(&first), counts(&second)), ((1, 1), (1, 0)));
+        let history = start(&b, Some(0)).await.backlog;
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|m| !m.is_encoded()));
     }
 
     #[test]

@@ -76,6 +76,21 @@ impl SharedMessage {
         Ok(slot.insert(out.freeze()).clone())
     }
 
+    /// The `Message` frame encoded with `codec`, without the cache: for a
+    /// frame nobody else will ask for (the message's only receiver, a
+    /// replay). A retained message then carries no encodings either.
+    pub fn encode_unshared(&self, codec: &dyn FrameCodec) -> Result<Bytes, CodecError> {
+        let mut out = BytesMut::new();
+        codec.encode_message(&self.message, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Whether encodings are cached now (for tests and diagnostics: a
+    /// message kept in history or a replay buffer should hold none).
+    pub fn is_encoded(&self) -> bool {
+        self.cache().is_some()
+    }
+
     /// Drops the cached encodings (receivers keep the `Bytes` they took).
     /// For brokers, once a message went to every subscriber: history and
     /// replay buffers then hold the message without its encoded frames.

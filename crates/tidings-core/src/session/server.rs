@@ -411,7 +411,7 @@ impl ServerSession {
                 );
             }
             for m in replay.messages {
-                self.queue_message(&m);
+                self.queue_message(&m, false);
             }
         }
         self.epoch
@@ -678,8 +678,11 @@ impl ServerSession {
                 *last = (*last).max(to);
             }
         }
+        // Encoded for this session alone: the backlog comes from history, and
+        // the rest of the fan-out of parked messages is long done, so a
+        // cached encoding would only stay behind in retained messages.
         for m in start.backlog.iter().chain(parked.iter()) {
-            self.deliver(m);
+            self.deliver_as(m, false);
         }
     }
 
@@ -711,6 +714,17 @@ impl ServerSession {
     ///
     /// The encoded frame is shared with every other receiver using the same codec.
     pub fn deliver(&mut self, message: &Arc<SharedMessage>) {
+        self.deliver_as(message, true);
+    }
+
+    /// [`ServerSession::deliver`] for the message's only receiver: the frame
+    /// is encoded for this session alone, without the message's shared cache
+    /// (nobody would share it).
+    pub fn deliver_alone(&mut self, message: &Arc<SharedMessage>) {
+        self.deliver_as(message, false);
+    }
+
+    fn deliver_as(&mut self, message: &Arc<SharedMessage>, shared: bool) {
         let Some(sub) = self.subs.get_mut(message.channel()) else {
             return;
         };
@@ -731,7 +745,7 @@ impl ServerSession {
         }
         self.replay.push(message.clone());
         if self.state == ServerState::Open {
-            self.queue_message(message);
+            self.queue_message(message, shared);
             // A write is going out anyway: let a pending publish ack ride along
             // instead of costing its own segment when the ack timer fires.
             if self.last_publish > self.publish_acked {
@@ -741,8 +755,16 @@ impl ServerSession {
         }
     }
 
-    fn queue_message(&mut self, message: &SharedMessage) {
-        match message.encoded(&*self.codec) {
+    /// Queues `message`'s frame; `shared`: through the message's encoding
+    /// cache (fan-out to several receivers), else encoded for this session
+    /// alone (a single receiver, a replay, a parked message).
+    fn queue_message(&mut self, message: &SharedMessage, shared: bool) {
+        let encoded = if shared {
+            message.encoded(&*self.codec)
+        } else {
+            message.encode_unshared(&*self.codec)
+        };
+        match encoded {
             Ok(bytes) => {
                 let mark = if self.frame_log.is_some() {
                     Mark::Position {
