@@ -76,7 +76,8 @@ pub struct MemoryBroker {
     /// eviction finds the least recently used ones without a shared counter
     /// being written on every publish.
     tick: AtomicU64,
-    /// Unique among the brokers of this process (see `cache_owner`).
+    /// Identifies this broker in a [`PublishCache`] (unique in the process): a
+    /// cache filled by another broker holds nothing for this one.
     cache_id: usize,
 }
 
@@ -163,12 +164,6 @@ impl MemoryBroker {
     /// Publishes synchronously (what [`Broker::publish`] does, without the future).
     pub fn publish_now(&self, channel: &ChannelName, payload: Bytes) -> PublishReceipt {
         self.publish_to(channel, &self.channel(channel), payload)
-    }
-
-    /// Identifies this broker in a [`PublishCache`]: a cache filled by
-    /// another broker holds nothing for this one.
-    fn cache_owner(&self) -> usize {
-        self.cache_id
     }
 
     fn publish_to(
@@ -269,7 +264,7 @@ impl Broker for MemoryBroker {
     ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
         // The cached state is the one in the map: a channel someone holds is
         // never evicted (`evict_idle` takes only states nobody else holds).
-        let owner = self.cache_owner();
+        let owner = self.cache_id;
         if let Some(state) = cache.get::<Mutex<ChannelState>>(owner, channel) {
             return Ok(Ok(self.publish_to(channel, state, payload)));
         }
@@ -410,7 +405,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_publish_cache_reaches_the_same_channel_as_a_lookup() {
-        struct Count(std::sync::atomic::AtomicU64);
+        struct Count(AtomicU64);
         impl Delivery for Count {
             fn deliver(&self, _: &Arc<SharedMessage>) {
                 self.0.fetch_add(1, Ordering::Relaxed);

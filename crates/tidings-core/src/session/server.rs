@@ -678,9 +678,10 @@ impl ServerSession {
                 *last = (*last).max(to);
             }
         }
-        // Encoded for this session alone: the backlog comes from history, and
-        // the rest of the fan-out of parked messages is long done, so a
-        // cached encoding would only stay behind in retained messages.
+        // Encoded for this session alone: the backlog comes from history and
+        // parked messages come after the fan-out they were part of, so a
+        // cached encoding would be shared with nobody and stay behind in the
+        // retained messages.
         for m in start.backlog.iter().chain(parked.iter()) {
             self.deliver_as(m, false);
         }
