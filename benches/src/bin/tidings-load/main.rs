@@ -1,7 +1,8 @@
 //! `tidings-load`: the load harness behind `cargo xtask load` — a server under test and a load generator, run as separate processes on loopback.
 //!
 //! ```text
-//! tidings-load server --kind tidings|tidings-ws-raw|tokio-tungstenite|fastwebsockets [--resume-ms MS]
+//! tidings-load server --kind tidings|tidings-ws-raw|tidings-pump|tokio-tungstenite|fastwebsockets
+//!                     [--resume-ms MS]
 //!                     [--history-len N]
 //! tidings-load gen    --kind K --addr HOST:PORT --server-pid PID --control HOST:PORT
 //!                     [--conns N] [--secs S] [--warmup-secs S] [--paced-secs S] [--rate MSG/S]
@@ -27,6 +28,7 @@
 mod generator;
 mod leak;
 mod proto;
+mod pump_echo;
 mod server;
 mod stats;
 mod sys;

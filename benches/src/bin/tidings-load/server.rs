@@ -1,4 +1,4 @@
-//! The servers under test: tidings (hub + memory broker behind `WsServer`), tidings' `WsServer` in `raw_echo` mode (the transport without the hub), and the two baseline echo servers — raw tokio-tungstenite and fastwebsockets.
+//! The servers under test: tidings (hub + memory broker behind `WsServer`), tidings' `WsServer` in `raw_echo` mode (its tungstenite stream, no transport, pump or hub), `tidings-pump` (server, transport and pump, no hub), and the two baseline echo servers — raw tokio-tungstenite and fastwebsockets.
 //!
 //! All three run on the same two-worker runtime, set `TCP_NODELAY`, and tidings and
 //! tokio-tungstenite use the same WebSocket buffers (4 KiB read, 16 KiB write:
@@ -94,6 +94,20 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 });
                 Ok((addr, stats))
             }
+            "tidings-pump" => {
+                // tidings' server, transport and pump, echoing: the tidings kind without the hub.
+                let server_config = ServerConfig::default().with_ws(tidings_ws_config());
+                let server = WsServer::bind(loopback, server_config)
+                    .await
+                    .map_err(|e| format!("bind: {e}"))?;
+                let handle = server.serve(crate::pump_echo::serve);
+                let addr = handle.local_addr();
+                let stats: StatsFn = Arc::new(move || {
+                    let n = handle.connections();
+                    format!(r#"{{"sessions":0,"connections":{n},"ws_connections":{n}}}"#)
+                });
+                Ok((addr, stats))
+            }
             "tokio-tungstenite" => {
                 let listener = TcpListener::bind(loopback)
                     .await
@@ -113,7 +127,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 Ok((addr, count_stats(active)))
             }
             other => Err(format!(
-                "unknown --kind `{other}` (tidings, tidings-ws-raw, tokio-tungstenite, fastwebsockets)"
+                "unknown --kind `{other}` (tidings, tidings-ws-raw, tidings-pump, tokio-tungstenite, fastwebsockets)"
             )),
         }
     })?;
