@@ -624,7 +624,9 @@ struct Conn {
     /// The hub's broker when it publishes synchronously (see `handle_inputs`).
     sync_broker: Option<Arc<dyn Broker>>,
     /// The broker's handle to the channel this connection last published to
-    /// (a client usually publishes to few channels, often to one).
+    /// (a client usually publishes to few channels, often to one). A mutex
+    /// only because the pump hands its target out by `&`; only this
+    /// connection's task takes it, so it is never contended.
     publish_cache: Mutex<PublishCache>,
 }
 

@@ -85,7 +85,8 @@ thread_local! {
     /// back to back: when it decodes the `publish` and when it encodes the
     /// `message` (the broker's copy of the same bytes). Validity depends on
     /// the bytes alone, so the second check can be a comparison with the
-    /// first: 30-odd instructions instead of 360 for a 32-byte object.
+    /// first (plus the UTF-8 check that makes the `&str`): about 250 fewer
+    /// instructions per message for a 32-byte object (callgrind, load server).
     static LAST_VALID: std::cell::RefCell<([u8; MEMO_BYTES], usize)> =
         const { std::cell::RefCell::new(([0; MEMO_BYTES], usize::MAX)) };
 }

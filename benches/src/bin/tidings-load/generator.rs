@@ -52,16 +52,6 @@ pub(crate) const CONNECT_CONCURRENCY: usize = 128;
 /// Time allowed for one connection's set-up.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The real client acknowledges after this many messages...
-fn ack_every() -> u64 {
-    u64::from(tidings_core::ClientConfig::default().ack_every)
-}
-
-/// ...or this long after the first unacknowledged one (nanoseconds).
-fn ack_delay_ns() -> u64 {
-    tidings_core::ClientConfig::default().ack_delay.as_nanos() as u64
-}
-
 /// The channel of the fan-out phase.
 const FANOUT_CHANNEL: &str = "load:fanout";
 
@@ -88,6 +78,11 @@ enum Mode {
 
 struct Shared {
     tidings: bool,
+    /// The real client's default ack policy, which tidings connections follow:
+    /// an `ack` after this many messages...
+    ack_every: u64,
+    /// ...or this long (ns) after the first unacknowledged one.
+    ack_delay_ns: u64,
     conns: usize,
     /// Connections up and not failed.
     alive: AtomicUsize,
@@ -234,8 +229,11 @@ struct Config {
 
 async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Record, String> {
     let mut r = Record::default();
+    let client = tidings_core::ClientConfig::default();
     let shared = Arc::new(Shared {
         tidings,
+        ack_every: u64::from(client.ack_every),
+        ack_delay_ns: client.ack_delay.as_nanos() as u64,
         conns: c.conns,
         alive: AtomicUsize::new(0),
         connect_failed: AtomicUsize::new(0),
@@ -640,8 +638,6 @@ async fn raw_conn(
         received_seq: 0,
         acked_seq: 0,
         first_unacked: 0,
-        ack_every: ack_every(),
-        ack_delay_ns: ack_delay_ns(),
         outstanding: false,
         next_send: 0,
     };
@@ -671,9 +667,6 @@ struct RawConn {
     received_seq: u64,
     acked_seq: u64,
     first_unacked: u64,
-    /// The real client's ack policy ([`ack_every`], [`ack_delay_ns`]).
-    ack_every: u64,
-    ack_delay_ns: u64,
     outstanding: bool,
     next_send: u64,
 }
@@ -771,7 +764,8 @@ impl RawConn {
         let frame = if self.shared.tidings {
             let pending = self.received_seq - self.acked_seq;
             if pending > 0
-                && (pending >= self.ack_every || now - self.first_unacked >= self.ack_delay_ns)
+                && (pending >= self.shared.ack_every
+                    || now - self.first_unacked >= self.shared.ack_delay_ns)
             {
                 // Fed, not flushed: it leaves in the same write as the publish.
                 let ack = self.out.ack(&self.channel, self.received_seq);
