@@ -169,8 +169,11 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
             DATA => {
                 // Last key: the value is everything up to the final `}`.
                 let raw = value.strip_suffix('}')?;
-                // Exactly what serde's `RawValue` accepts (`json_validate`).
-                crate::json_validate::whole_json_value(raw.as_bytes())?;
+                // Exactly what serde's `RawValue` accepts (`json_validate`);
+                // UTF-8 was checked with the whole frame.
+                if !crate::json_validate::is_whole_json_value(raw) {
+                    return None;
+                }
                 f.data = Some(raw);
                 break;
             }

@@ -69,6 +69,21 @@ pub(crate) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
     Some(text)
 }
 
+/// [`whole_json_value`] for text already known to be UTF-8 (a slice of a
+/// frame checked whole by the decoder): the grammar check alone, remembered
+/// the same way.
+pub(crate) fn is_whole_json_value(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if last_valid_is(bytes) {
+        return true;
+    }
+    if one_value(bytes).is_none() {
+        return false;
+    }
+    remember_valid(bytes);
+    true
+}
+
 /// [`whole_json_value`] without the memo: the grammar check itself.
 fn validate(bytes: &[u8]) -> Option<&str> {
     one_value(bytes)?;

@@ -79,10 +79,26 @@ impl FrameEncoder {
 
     /// Encodes `frame` with `codec`.
     pub fn encode(&mut self, codec: &dyn FrameCodec, frame: &Frame) -> Result<Bytes, CodecError> {
+        self.encode_with(|out| codec.encode(frame, out))
+    }
+
+    /// Encodes a `Message` frame with `codec` ([`FrameCodec::encode_message`]).
+    pub fn encode_message(
+        &mut self,
+        codec: &dyn FrameCodec,
+        message: &Message,
+    ) -> Result<Bytes, CodecError> {
+        self.encode_with(|out| codec.encode_message(message, out))
+    }
+
+    fn encode_with(
+        &mut self,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
+    ) -> Result<Bytes, CodecError> {
         if self.scratch.capacity() < 256 {
             self.scratch.reserve(Self::BLOCK);
         }
-        match codec.encode(frame, &mut self.scratch) {
+        match encode(&mut self.scratch) {
             Ok(()) => Ok(self.scratch.split().freeze()),
             Err(e) => {
                 self.scratch.clear();

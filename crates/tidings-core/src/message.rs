@@ -4,7 +4,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{CodecKind, FrameCodec};
+use crate::codec::{CodecKind, FrameCodec, FrameEncoder};
 use crate::error::CodecError;
 use crate::frame::Message;
 use crate::ids::{ChannelName, MessageId};
@@ -79,10 +79,16 @@ impl SharedMessage {
     /// The `Message` frame encoded with `codec`, without the cache: for a
     /// frame nobody else will ask for (the message's only receiver, a
     /// replay). A retained message then carries no encodings either.
-    pub fn encode_unshared(&self, codec: &dyn FrameCodec) -> Result<Bytes, CodecError> {
-        let mut out = BytesMut::new();
-        codec.encode_message(&self.message, &mut out)?;
-        Ok(out.freeze())
+    ///
+    /// Encoded through the receiving session's `encoder`, so a small frame
+    /// is split off its block instead of costing two allocations (the buffer
+    /// and, as its capacity is an upper bound, the `Bytes` header).
+    pub fn encode_unshared(
+        &self,
+        codec: &dyn FrameCodec,
+        encoder: &mut FrameEncoder,
+    ) -> Result<Bytes, CodecError> {
+        encoder.encode_message(codec, &self.message)
     }
 
     /// Whether encodings are cached now (for tests and diagnostics: a

@@ -59,7 +59,7 @@ fn publishing_beyond_max_queued_bytes_is_queue_full() {
 
     // Once the server acknowledges, there is room again.
     net.pump();
-    net.advance(ms(100));
+    net.advance(past_ack_delay());
     assert_eq!(net.client.unacked_bytes(), 0);
     net.client.publish(net.now, ch("up"), payload(100)).unwrap();
     assert_eq!(net.hub.published.len(), 2);

@@ -340,6 +340,93 @@ fn publish_acks_prune_the_unacked_queue() {
 }
 
 #[test]
+fn a_young_publish_ack_waits_and_a_ripe_one_rides_along_with_a_message() {
+    // Defaults: 64 publishes, 64 KiB or 1 s; ride along from 500 ms on.
+    let delay = server_config().ack_delay;
+    let mut net = net_with(client_config(), server_config(), &["room"]);
+    let t = net.now;
+    net.client
+        .publish(t, ch("room"), Bytes::from_static(b"1"))
+        .unwrap();
+    net.pump();
+    assert_eq!(net.received("room").len(), 1, "the echo came back");
+    assert_eq!(
+        publish_acks(&net.s2c),
+        Vec::<u64>::new(),
+        "too young to ride"
+    );
+
+    net.advance(delay / 2 + ms(10));
+    assert_eq!(publish_acks(&net.s2c), Vec::<u64>::new(), "not due yet");
+    let now = net.now;
+    net.client
+        .publish(now, ch("room"), Bytes::from_static(b"2"))
+        .unwrap();
+    net.pump();
+    assert_eq!(net.received("room").len(), 2);
+    let kinds: Vec<&str> = net
+        .s2c
+        .iter()
+        .map(|f| match f {
+            Frame::Message(_) => "message",
+            Frame::PublishAck(_) => "publish_ack",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    assert_eq!(
+        kinds,
+        ["message", "message", "publish_ack"],
+        "the ack of both publishes went out with the second echo"
+    );
+    assert_eq!(publish_acks(&net.s2c), vec![2]);
+    assert_eq!(net.client.unacked_len(), 0);
+}
+
+#[test]
+fn a_publish_ack_with_nothing_to_ride_on_goes_out_after_the_delay() {
+    let delay = server_config().ack_delay;
+    let mut net = net_with(client_config(), server_config(), &[]);
+    let t = net.now;
+    net.client
+        .publish(t, ch("up"), Bytes::from_static(b"1"))
+        .unwrap();
+    net.pump();
+    assert_eq!(net.hub_published(), ["1"]);
+    net.run_until(t + delay - ms(1));
+    assert_eq!(publish_acks(&net.s2c), Vec::<u64>::new());
+    net.run_until(t + delay);
+    assert_eq!(publish_acks(&net.s2c), vec![1]);
+    assert_eq!(net.client.unacked_len(), 0);
+}
+
+#[test]
+fn large_publishes_are_acknowledged_by_their_bytes() {
+    let mut server = server_config();
+    server.ack_bytes = 1000;
+    let mut net = net_with(client_config(), server, &[]);
+    let t = net.now;
+    let big = Bytes::from(format!("\"{}\"", "x".repeat(398)));
+    for _ in 0..2 {
+        net.client.publish(t, ch("up"), big.clone()).unwrap();
+    }
+    net.pump();
+    assert_eq!(
+        publish_acks(&net.s2c),
+        Vec::<u64>::new(),
+        "800 bytes pending"
+    );
+    net.client.publish(t, ch("up"), big).unwrap();
+    net.pump();
+    assert_eq!(
+        publish_acks(&net.s2c),
+        vec![3],
+        "1,200 bytes: acked at once"
+    );
+    assert_eq!(net.client.unacked_bytes(), 0);
+}
+
+#[test]
 fn a_client_receives_its_own_publish_on_a_subscribed_channel() {
     let mut net = net_with(client_config(), server_config(), &["room"]);
     let now = net.now;

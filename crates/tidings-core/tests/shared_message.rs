@@ -58,7 +58,9 @@ fn message(seq: u64) -> Arc<SharedMessage> {
 fn an_unshared_encoding_is_the_same_frame_and_fills_no_cache() {
     let m = message(3);
     let codec = codec();
-    let alone = m.encode_unshared(&*codec).unwrap();
+    let alone = m
+        .encode_unshared(&*codec, &mut tidings_core::FrameEncoder::default())
+        .unwrap();
     assert!(!m.is_encoded());
     let shared = m.encoded(&*codec).unwrap();
     assert!(m.is_encoded());

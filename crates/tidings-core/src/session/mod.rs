@@ -60,6 +60,13 @@ impl AckBatch {
         self.due.is_some_and(|d| now >= d)
     }
 
+    /// True when the batch is at least half its delay old at `now`: old
+    /// enough to ride along with a frame going out anyway, so that the timer
+    /// rarely has to send it on its own.
+    pub(crate) fn is_ripe(&self, now: Instant) -> bool {
+        self.due.is_some_and(|d| now + self.delay / 2 >= d)
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.due
     }

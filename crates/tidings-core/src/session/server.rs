@@ -48,7 +48,12 @@ pub struct ServerConfig {
     pub slow_consumer: SlowConsumerPolicy,
     /// Acknowledge publishes after this many...
     pub ack_every: u32,
-    /// ...or this long after the first unacknowledged one.
+    /// ...or once they carry this many payload bytes...
+    pub ack_bytes: usize,
+    /// ...or this long after the first unacknowledged one. From half this
+    /// delay on, a pending acknowledgement also rides along with any frame
+    /// sent to the client, so a client that gets messages back rarely sees
+    /// one on its own.
     pub ack_delay: Duration,
 }
 
@@ -61,7 +66,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             slow_consumer: SlowConsumerPolicy::default(),
             ack_every: 64,
-            ack_delay: Duration::from_millis(20),
+            ack_bytes: 64 * 1024,
+            ack_delay: Duration::from_secs(1),
         }
     }
 }
@@ -178,6 +184,8 @@ pub struct ServerSession {
     last_publish: u64,
     publish_acked: u64,
     ack_batch: AckBatch,
+    /// Payload bytes of the publishes `ack_batch` holds.
+    ack_batch_bytes: usize,
     subs: ChannelMap<Sub>,
     replay: ReplayBuffer,
     /// Encoded frames to write, with what they are (see [`Mark`]).
@@ -281,6 +289,7 @@ impl ServerSession {
             last_publish: 0,
             publish_acked: 0,
             ack_batch,
+            ack_batch_bytes: 0,
             subs: ChannelMap::default(),
             replay,
             transmit: VecDeque::new(),
@@ -371,6 +380,7 @@ impl ServerSession {
         self.transmit.clear();
         self.queued_bytes = 0;
         self.ack_batch.clear();
+        self.ack_batch_bytes = 0;
         self.queue_welcome(true);
         let positions: HashMap<&ChannelName, u64> = hello
             .positions
@@ -532,7 +542,7 @@ impl ServerSession {
             Frame::Publish(p) => {
                 if p.seq <= self.last_publish {
                     // A resend of something we have: acknowledge again, deliver nothing.
-                    self.note_publish(now);
+                    self.note_publish(now, p.payload.len());
                     return Ok(());
                 }
                 let expected = self.last_publish + 1;
@@ -543,11 +553,12 @@ impl ServerSession {
                     });
                 }
                 self.last_publish = p.seq;
+                let bytes = p.payload.len();
                 self.events.push_back(ServerEvent::Publish {
                     channel: p.channel,
                     payload: p.payload,
                 });
-                self.note_publish(now);
+                self.note_publish(now, bytes);
             }
             Frame::Ack(a) => {
                 self.replay.ack(&a.channel, a.seq);
@@ -604,14 +615,16 @@ impl ServerSession {
         Ok(())
     }
 
-    fn note_publish(&mut self, now: Instant) {
-        if self.ack_batch.note(now) {
+    fn note_publish(&mut self, now: Instant, bytes: usize) {
+        self.ack_batch_bytes = self.ack_batch_bytes.saturating_add(bytes);
+        if self.ack_batch.note(now) || self.ack_batch_bytes >= self.config.ack_bytes {
             self.flush_acks();
         }
     }
 
     fn flush_acks(&mut self) {
         self.ack_batch.clear();
+        self.ack_batch_bytes = 0;
         if self.last_publish > self.publish_acked {
             self.publish_acked = self.last_publish;
             self.queue(&Frame::PublishAck(PublishAck {
@@ -747,9 +760,13 @@ impl ServerSession {
         self.replay.push(message.clone());
         if self.state == ServerState::Open {
             self.queue_message(message, shared);
-            // A write is going out anyway: let a pending publish ack ride along
-            // instead of costing its own segment when the ack timer fires.
-            if self.last_publish > self.publish_acked {
+            // A write is going out anyway: a publish ack half its delay old
+            // rides along instead of costing its own write when the timer
+            // fires. A younger one waits, so that a client whose publishes
+            // come back to it (chat, echo) gets one ack per several messages,
+            // not one per message. `last_recv` stands in for the time: a
+            // delivery has none of its own, and it can only be later.
+            if self.last_publish > self.publish_acked && self.ack_batch.is_ripe(self.last_recv) {
                 self.flush_acks();
             }
             self.check_slow_consumer();
@@ -763,7 +780,7 @@ impl ServerSession {
         let encoded = if shared {
             message.encoded(&*self.codec)
         } else {
-            message.encode_unshared(&*self.codec)
+            message.encode_unshared(&*self.codec, &mut self.encoder)
         };
         match encoded {
             Ok(bytes) => {

@@ -555,9 +555,10 @@ impl Net {
 }
 
 /// Client settings used by most tests: acks every message, quick backoff.
-/// Long enough for a delayed ack (the client's `ack_delay`) to go out.
+/// Long enough for a delayed ack (the client's `ack_delay`) or publish ack
+/// (the server's) to go out.
 pub fn past_ack_delay() -> Duration {
-    client_config().ack_delay + ms(1)
+    client_config().ack_delay.max(server_config().ack_delay) + ms(1)
 }
 
 pub fn client_config() -> ClientConfig {
