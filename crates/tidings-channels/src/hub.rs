@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_core::{
     Attachment, ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError,
-    PumpExit, PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState,
+    Prepared, PumpExit, PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState,
     SessionId, SharedMessage, TokioTimer, Transport, TransportError, TransportExt, pump,
 };
 use tracing::{Instrument, debug, info_span, warn};
@@ -766,5 +766,20 @@ impl PumpTarget for Conn {
     fn has_events(&self) -> bool {
         let s = self.entry.lock();
         s.epoch() == self.epoch && s.has_events()
+    }
+
+    fn prepare(&self, waker: &Waker) -> Prepared {
+        // `register`, `poll_timeout`, `has_events` and a look at the transmit
+        // queue under one lock: the pump asks on every poll.
+        let mut slot = self.entry.lock();
+        let current = slot.epoch() == self.epoch;
+        if current && !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            slot.waker = Some(waker.clone());
+        }
+        Prepared {
+            deadline: slot.poll_timeout(),
+            has_events: current && slot.has_events(),
+            may_transmit: current && slot.has_transmit(),
+        }
     }
 }

@@ -17,7 +17,7 @@ use web_time::Instant;
 use crate::codec::FrameCodec;
 use crate::error::{CloseCode, SessionError, TransportError};
 use crate::ids::ChannelName;
-use crate::pump::{PumpTarget, Timer, pump};
+use crate::pump::{Prepared, PumpTarget, Timer, pump};
 use crate::session::client::{ClientEvent, ClientSession, ClientState};
 use crate::transport::{BoxFuture, Transport};
 
@@ -217,6 +217,16 @@ impl PumpTarget for SharedClient {
 
     fn read_paused(&self) -> bool {
         self.lock().pending_events() >= MAX_PENDING_EVENTS
+    }
+
+    fn prepare(&self, waker: &Waker) -> Prepared {
+        self.driver.register(waker);
+        let s = self.lock();
+        Prepared {
+            deadline: s.poll_timeout(),
+            has_events: false,
+            may_transmit: s.has_transmit(),
+        }
     }
 }
 

@@ -70,7 +70,7 @@ pub use limits::Limits;
 pub use message::SharedMessage;
 #[cfg(feature = "tokio")]
 pub use pump::TokioTimer;
-pub use pump::{CLOSE_GRACE, PumpExit, PumpTarget, Timer, pump};
+pub use pump::{CLOSE_GRACE, Prepared, PumpExit, PumpTarget, Timer, pump};
 pub use replay::{Replay, ReplayBuffer};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{

@@ -40,6 +40,33 @@ pub trait PumpTarget {
     fn has_events(&self) -> bool {
         false
     }
+    /// What the pump asks at the start of every poll, in one call: registers
+    /// `waker` ([`PumpTarget::register`]) and reports the next deadline
+    /// ([`PumpTarget::poll_timeout`]), pending events
+    /// ([`PumpTarget::has_events`]) and whether frames wait to be written.
+    /// Targets behind a lock override it to take the lock once, not three
+    /// times; the default makes the three calls.
+    fn prepare(&self, waker: &Waker) -> Prepared {
+        self.register(waker);
+        Prepared {
+            deadline: self.poll_timeout(),
+            has_events: self.has_events(),
+            may_transmit: true,
+        }
+    }
+}
+
+/// What [`PumpTarget::prepare`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// The next timer deadline ([`PumpTarget::poll_timeout`]).
+    pub deadline: Option<Instant>,
+    /// Events wait for the owner ([`PumpTarget::has_events`]): the pump returns.
+    pub has_events: bool,
+    /// False only when [`PumpTarget::poll_transmit`] would return `None`: the
+    /// pump then skips asking. A frame queued afterwards from elsewhere wakes
+    /// the registered waker, and the next poll asks again.
+    pub may_transmit: bool,
 }
 
 /// A resettable timer of the driver's runtime.
@@ -73,6 +100,7 @@ enum Wake {
     Inputs,
     Ended(Option<TransportError>),
     Timer,
+    Events,
     Poked,
 }
 
@@ -104,15 +132,20 @@ where
             close_within_grace(target, transport, timer, now(), code, &reason).await;
             return PumpExit::Closed { code };
         }
-        timer.reset(target.poll_timeout());
         let wake = poll_fn(|cx| {
-            target.register(cx.waker());
+            // Registered first, so that nothing queued from elsewhere after
+            // this look goes unnoticed: it wakes us and we look again.
+            let ready = target.prepare(cx.waker());
+            if ready.has_events {
+                return Poll::Ready(Wake::Events);
+            }
+            timer.reset(ready.deadline);
             // Writes: drain the session while the transport accepts, then flush once.
             // A write that fails does not end the turn at once: frames the peer
             // sent before it went away (an SSE client's last POST, say) are
             // read and handled first.
             let mut write_failed = None;
-            loop {
+            while ready.may_transmit {
                 match transport.poll_send_ready(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
@@ -165,7 +198,9 @@ where
             if timer.poll_elapsed(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            if target.close_request().is_some() || target.has_events() {
+            // Events are seen by `prepare` on the next poll: whoever queues
+            // one wakes us.
+            if target.close_request().is_some() {
                 return Poll::Ready(Wake::Poked);
             }
             recv_parked = false;
@@ -182,10 +217,8 @@ where
                 return PumpExit::TransportEnded;
             }
             Wake::Timer => target.handle_timeout(now()),
+            Wake::Events => return PumpExit::Events,
             Wake::Poked => {}
-        }
-        if target.has_events() {
-            return PumpExit::Events;
         }
     }
 }
@@ -286,17 +319,32 @@ impl Default for TokioTimer {
 }
 
 #[cfg(feature = "tokio")]
+impl TokioTimer {
+    /// An armed deadline this close is moved when a later one is asked for
+    /// (see `reset`); a farther one is kept and fires early.
+    pub const MOVE_LATER_WITHIN: Duration = Duration::from_secs(1);
+}
+
+#[cfg(feature = "tokio")]
 impl Timer for TokioTimer {
     fn reset(&mut self, deadline: Option<Instant>) {
         match deadline {
             Some(d) => {
-                // Only ever move the timer earlier: deadlines that move later
-                // on every message (dead-peer detection) would otherwise cost a
+                // Move a far timer only earlier: deadlines that move later on
+                // every message (dead-peer detection) would otherwise cost a
                 // timer-wheel update per message. A timer left earlier fires
                 // early once; the session finds nothing due and the pump arms
-                // the later deadline.
+                // the later deadline. A near one is moved later too: it is
+                // what was due soon and got done early (a batched ack went
+                // out with a message), and firing for nothing costs a
+                // wake-up and a pump turn, more than the wheel update.
                 let d = tokio::time::Instant::from_std(d);
-                if !self.armed || d < self.sleep.deadline() {
+                let current = self.sleep.deadline();
+                let reset = !self.armed
+                    || d < current
+                    || (d > current
+                        && current <= tokio::time::Instant::now() + Self::MOVE_LATER_WITHIN);
+                if reset {
                     self.sleep.as_mut().reset(d);
                     self.polled_with = None;
                 }
@@ -377,12 +425,22 @@ mod tests {
                 .expect("fires at the earlier deadline");
             assert!(Instant::now() >= deadline);
 
-            // Moved later: kept early (fires early once, by design).
-            timer.reset(Some(Instant::now() + Duration::from_millis(20)));
+            // A far deadline moved later: kept early (fires early once, by design).
+            let far = Instant::now() + TokioTimer::MOVE_LATER_WITHIN + Duration::from_millis(100);
+            timer.reset(Some(far));
             timer.reset(Some(Instant::now() + Duration::from_secs(3600)));
             fired(&mut timer)
                 .await
                 .expect("fires at the first deadline");
+            assert!(Instant::now() >= far);
+
+            // A near one moved later: moved (it would fire for nothing).
+            timer.reset(Some(Instant::now() + Duration::from_millis(10)));
+            assert!(poll_with(&mut timer, Waker::noop()).is_pending());
+            let later = Instant::now() + Duration::from_millis(60);
+            timer.reset(Some(later));
+            fired(&mut timer).await.expect("fires at the later deadline");
+            assert!(Instant::now() >= later, "not at the first one");
 
             // Disarmed: never fires.
             timer.reset(Some(Instant::now() + Duration::from_millis(1)));

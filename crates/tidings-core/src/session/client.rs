@@ -817,6 +817,11 @@ impl ClientSession {
         self.transmit.pop_front()
     }
 
+    /// True when frames wait for [`ClientSession::poll_transmit`].
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     /// Events waiting for the application.
     pub fn pending_events(&self) -> usize {
         self.events.len()

@@ -931,6 +931,11 @@ impl ServerSession {
         Some(b)
     }
 
+    /// True when frames wait for [`ServerSession::poll_transmit`].
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     /// True when events wait for the hub.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
