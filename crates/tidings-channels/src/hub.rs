@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_core::{
-    Attachment, ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, ProtocolError,
-    Prepared, PumpExit, PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState,
-    SessionId, SharedMessage, TokioTimer, Transport, TransportError, TransportExt, pump,
+    Attachment, ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, Prepared,
+    ProtocolError, PumpExit, PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession,
+    ServerState, SessionId, SharedMessage, TokioTimer, Transport, TransportError, TransportExt,
+    pump,
 };
 use tracing::{Instrument, debug, info_span, warn};
 

@@ -439,7 +439,9 @@ mod tests {
             assert!(poll_with(&mut timer, Waker::noop()).is_pending());
             let later = Instant::now() + Duration::from_millis(60);
             timer.reset(Some(later));
-            fired(&mut timer).await.expect("fires at the later deadline");
+            fired(&mut timer)
+                .await
+                .expect("fires at the later deadline");
             assert!(Instant::now() >= later, "not at the first one");
 
             // Disarmed: never fires.

@@ -340,47 +340,58 @@ fn publish_acks_prune_the_unacked_queue() {
 }
 
 #[test]
-fn a_young_publish_ack_waits_and_a_ripe_one_rides_along_with_a_message() {
-    // Defaults: 64 publishes, 64 KiB or 1 s; ride along from 500 ms on.
+fn publish_acks_ride_along_with_messages_at_once_when_sparse_else_when_half_due() {
+    // Defaults: 64 publishes, 64 KiB or 1 s; riding along from 500 ms on, or
+    // at once when the publish came 500 ms or more after the one before.
     let delay = server_config().ack_delay;
+    assert_eq!(delay, ms(1_000));
     let mut net = net_with(client_config(), server_config(), &["room"]);
-    let t = net.now;
-    net.client
-        .publish(t, ch("room"), Bytes::from_static(b"1"))
-        .unwrap();
-    net.pump();
-    assert_eq!(net.received("room").len(), 1, "the echo came back");
-    assert_eq!(
-        publish_acks(&net.s2c),
-        Vec::<u64>::new(),
-        "too young to ride"
-    );
+    let publish = |net: &mut Net, body: &str| {
+        let now = net.now;
+        net.client
+            .publish(now, ch("room"), Bytes::from(body.to_owned()))
+            .unwrap();
+        net.pump();
+    };
+    // The first publish has nothing before it: its ack goes with its echo.
+    publish(&mut net, "1");
+    assert_eq!(frame_kinds(&net.s2c), ["message", "publish_ack"]);
+    assert_eq!(publish_acks(&net.s2c), vec![1]);
 
-    net.advance(delay / 2 + ms(10));
-    assert_eq!(publish_acks(&net.s2c), Vec::<u64>::new(), "not due yet");
-    let now = net.now;
-    net.client
-        .publish(now, ch("room"), Bytes::from_static(b"2"))
-        .unwrap();
-    net.pump();
-    assert_eq!(net.received("room").len(), 2);
-    let kinds: Vec<&str> = net
-        .s2c
-        .iter()
-        .map(|f| match f {
-            Frame::Message(_) => "message",
-            Frame::PublishAck(_) => "publish_ack",
-            _ => "other",
-        })
-        .filter(|k| *k != "other")
-        .collect();
+    // Then one every 100 ms: the ack waits until its batch is 500 ms old.
+    for i in 2..=6 {
+        net.advance(ms(100));
+        publish(&mut net, &i.to_string());
+    }
+    assert_eq!(net.received("room").len(), 6);
+    assert_eq!(publish_acks(&net.s2c), vec![1], "publishes 2..=6 wait");
+    net.advance(ms(100)); // 600 ms after publish 2
+    publish(&mut net, "7");
+    assert_eq!(publish_acks(&net.s2c), vec![1, 7], "half due: rides along");
     assert_eq!(
-        kinds,
-        ["message", "message", "publish_ack"],
-        "the ack of both publishes went out with the second echo"
+        frame_kinds(&net.s2c).last(),
+        Some(&"publish_ack"),
+        "in the same turn as message 7"
     );
-    assert_eq!(publish_acks(&net.s2c), vec![2]);
     assert_eq!(net.client.unacked_len(), 0);
+
+    // Sparse again (600 ms since the last): at once.
+    net.advance(ms(600));
+    publish(&mut net, "8");
+    assert_eq!(publish_acks(&net.s2c), vec![1, 7, 8]);
+    assert_eq!(net.received("room").len(), 8);
+}
+
+/// The kinds of the message and publish-ack frames among `frames`.
+fn frame_kinds(frames: &[Frame]) -> Vec<&'static str> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Message(_) => Some("message"),
+            Frame::PublishAck(_) => Some("publish_ack"),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use web_time::Instant;
 
-use super::{AckBatch, decode_checked, earliest};
+use super::{AckBatch, decode_checked};
 use crate::codec::{FrameCodec, FrameEncoder};
 use crate::error::{CloseCode, ErrorCode, ProtocolError};
 use crate::frame::{
@@ -50,10 +50,12 @@ pub struct ServerConfig {
     pub ack_every: u32,
     /// ...or once they carry this many payload bytes...
     pub ack_bytes: usize,
-    /// ...or this long after the first unacknowledged one. From half this
-    /// delay on, a pending acknowledgement also rides along with any frame
-    /// sent to the client, so a client that gets messages back rarely sees
-    /// one on its own.
+    /// ...or this long after the first unacknowledged one. A pending
+    /// acknowledgement also rides along with a message sent to the client
+    /// once it is half this delay old, or at once when publishes are sparse
+    /// (half this delay or more apart): a client whose publishes come back to
+    /// it (chat, echo) then gets one ack per several messages when busy, and
+    /// never an ack on its own.
     pub ack_delay: Duration,
 }
 
@@ -177,6 +179,9 @@ pub struct ServerSession {
     codec: Arc<dyn FrameCodec>,
     epoch: u64,
     last_recv: Instant,
+    /// A client silent this long is dead (from the config, computed once:
+    /// the pump asks for the deadline on every poll).
+    dead_after: Duration,
     /// The attached connection has handled input (late frames of a superseded
     /// connection are taken only before that: see `handle_late_input`).
     heard: bool,
@@ -186,6 +191,11 @@ pub struct ServerSession {
     ack_batch: AckBatch,
     /// Payload bytes of the publishes `ack_batch` holds.
     ack_batch_bytes: usize,
+    /// When the last new publish arrived.
+    last_publish_at: Option<Instant>,
+    /// The last publish came half the ack delay or more after the one
+    /// before (or was the first): its ack need not wait for company.
+    publishes_sparse: bool,
     subs: ChannelMap<Sub>,
     replay: ReplayBuffer,
     /// Encoded frames to write, with what they are (see [`Mark`]).
@@ -269,6 +279,9 @@ impl ServerSession {
         now: Instant,
     ) -> Self {
         let ack_batch = AckBatch::new(config.ack_every, config.ack_delay);
+        let dead_after = config
+            .heartbeat
+            .saturating_mul(config.dead_after_heartbeats.max(2));
         // A resume queues the whole replay at once: keep it well under the
         // transmit limit so replaying can never trip the slow-consumer check.
         let budget = config
@@ -284,12 +297,15 @@ impl ServerSession {
             codec,
             epoch: 1,
             last_recv: now,
+            dead_after,
             heard: false,
             detached_at: None,
             last_publish: 0,
             publish_acked: 0,
             ack_batch,
             ack_batch_bytes: 0,
+            last_publish_at: None,
+            publishes_sparse: true,
             subs: ChannelMap::default(),
             replay,
             transmit: VecDeque::new(),
@@ -553,6 +569,10 @@ impl ServerSession {
                     });
                 }
                 self.last_publish = p.seq;
+                self.publishes_sparse = self.last_publish_at.is_none_or(|at| {
+                    now.saturating_duration_since(at) >= self.config.ack_delay / 2
+                });
+                self.last_publish_at = Some(now);
                 let bytes = p.payload.len();
                 self.events.push_back(ServerEvent::Publish {
                     channel: p.channel,
@@ -760,13 +780,17 @@ impl ServerSession {
         self.replay.push(message.clone());
         if self.state == ServerState::Open {
             self.queue_message(message, shared);
-            // A write is going out anyway: a publish ack half its delay old
-            // rides along instead of costing its own write when the timer
-            // fires. A younger one waits, so that a client whose publishes
+            // A write is going out anyway: a pending publish ack rides along
+            // instead of costing its own write when the timer fires, if
+            // publishes are sparse (no other message is likely to come before
+            // the timer) or it is half its delay old. A younger one among
+            // frequent publishes waits, so that a busy client whose publishes
             // come back to it (chat, echo) gets one ack per several messages,
             // not one per message. `last_recv` stands in for the time: a
             // delivery has none of its own, and it can only be later.
-            if self.last_publish > self.publish_acked && self.ack_batch.is_ripe(self.last_recv) {
+            if self.last_publish > self.publish_acked
+                && (self.publishes_sparse || self.ack_batch.is_ripe(self.last_recv))
+            {
                 self.flush_acks();
             }
             self.check_slow_consumer();
@@ -857,11 +881,7 @@ impl ServerSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             ServerState::Open => {
-                let dead = self
-                    .config
-                    .heartbeat
-                    .saturating_mul(self.config.dead_after_heartbeats.max(2));
-                if now >= self.last_recv + dead {
+                if now >= self.last_recv + self.dead_after {
                     self.events.push_back(ServerEvent::Disconnect {
                         code: CloseCode::HEARTBEAT_TIMEOUT,
                         reason: "heartbeat timeout: no data from the client".into(),
@@ -891,11 +911,8 @@ impl ServerSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ServerState::Open => {
-                let dead = self
-                    .config
-                    .heartbeat
-                    .saturating_mul(self.config.dead_after_heartbeats.max(2));
-                earliest([Some(self.last_recv + dead), self.ack_batch.deadline()])
+                let dead = self.last_recv + self.dead_after;
+                Some(self.ack_batch.deadline().map_or(dead, |ack| ack.min(dead)))
             }
             ServerState::Detached => self.detached_at.map(|at| at + self.config.resume_window),
             ServerState::Closed => None,
