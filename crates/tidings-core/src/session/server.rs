@@ -55,7 +55,7 @@ pub struct ServerConfig {
     /// once it is half this delay old, or at once when publishes are sparse
     /// (half this delay or more apart): a client whose publishes come back to
     /// it (chat, echo) then gets one ack per several messages when busy, and
-    /// never an ack on its own.
+    /// one with each message when not.
     pub ack_delay: Duration,
 }
 
