@@ -668,8 +668,23 @@ impl PumpTarget for Conn {
         s.poll_transmit()
     }
 
+    fn poll_transmit_more(&self) -> Option<(Bytes, bool)> {
+        let mut s = self.entry.lock();
+        if s.epoch() != self.epoch {
+            return None;
+        }
+        let frame = s.poll_transmit()?;
+        Some((frame, s.has_transmit()))
+    }
+
     fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
-        {
+        // With an in-memory broker, publishes go out right here: no trip out of
+        // the pump. Deliveries to this very session need no wake-up: the pump
+        // writes them next. The session lock is not held while publishing
+        // (fan-out locks every receiving session, this one included); the
+        // publish to make is taken under the lock that handled the input,
+        // with whether another follows, so one publish costs one lock.
+        let mut next = {
             let mut s = self.entry.lock();
             if s.epoch() != self.epoch {
                 drop(s);
@@ -680,23 +695,16 @@ impl PumpTarget for Conn {
                     break;
                 }
             }
-        }
-        // With an in-memory broker, publishes go out right here: no trip out of
-        // the pump. Deliveries to this very session need no wake-up: the pump
-        // writes them next. The session lock is not held while publishing
-        // (fan-out locks every receiving session, this one included).
+            if self.sync_broker.is_none() {
+                return;
+            }
+            s.poll_publish()
+        };
         let Some(broker) = &self.sync_broker else {
             return;
         };
         loop {
-            let next = {
-                let mut s = self.entry.lock();
-                if s.epoch() != self.epoch {
-                    return;
-                }
-                s.poll_publish()
-            };
-            let Some((channel, payload)) = next else {
+            let Some((channel, payload, more)) = next.take() else {
                 return;
             };
             self.entry.handling.store(self.epoch, Ordering::Release);
@@ -714,6 +722,13 @@ impl PumpTarget for Conn {
                         BrokerError::Unavailable("broker stopped publishing synchronously".into());
                     publish_failed(&self.entry, &channel, &e);
                 }
+            }
+            if more {
+                let mut s = self.entry.lock();
+                if s.epoch() != self.epoch {
+                    return;
+                }
+                next = s.poll_publish();
             }
         }
     }

@@ -173,6 +173,12 @@ impl PumpTarget for SharedClient {
         self.lock().poll_transmit()
     }
 
+    fn poll_transmit_more(&self) -> Option<(Bytes, bool)> {
+        let mut s = self.lock();
+        let frame = s.poll_transmit()?;
+        Some((frame, s.has_transmit()))
+    }
+
     fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
         let mut s = self.lock();
         for input in inputs.drain(..) {

@@ -17,6 +17,13 @@ const READ_BATCH: usize = 64;
 pub trait PumpTarget {
     /// The next encoded frame to write, if any.
     fn poll_transmit(&self) -> Option<Bytes>;
+    /// [`PumpTarget::poll_transmit`], and whether more frames may follow
+    /// (`false` only when none does: the pump then stops asking, and a frame
+    /// queued later from elsewhere wakes it). Targets behind a lock override
+    /// it, so that writing one frame takes the lock once, not twice.
+    fn poll_transmit_more(&self) -> Option<(Bytes, bool)> {
+        self.poll_transmit().map(|frame| (frame, true))
+    }
     /// Handles a batch of received frames (drains `inputs`).
     fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>);
     /// Handles timers.
@@ -145,7 +152,8 @@ where
             // sent before it went away (an SSE client's last POST, say) are
             // read and handled first.
             let mut write_failed = None;
-            while ready.may_transmit {
+            let mut more = ready.may_transmit;
+            while more {
                 match transport.poll_send_ready(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
@@ -154,9 +162,10 @@ where
                     }
                     Poll::Pending => break,
                 }
-                let Some(frame) = target.poll_transmit() else {
+                let Some((frame, more_after)) = target.poll_transmit_more() else {
                     break;
                 };
+                more = more_after;
                 if let Err(e) = transport.start_send(frame) {
                     write_failed = Some(e);
                     break;

@@ -1,4 +1,4 @@
-//! The pump with a scripted transport: frames the peer sent before the connection failed are still handled.
+//! The pump with scripted transports and targets: frames the peer sent before the connection failed are still handled; frames are asked for only while the target says some wait.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -117,4 +117,129 @@ fn frames_received_before_a_failed_write_are_handled_before_the_end() {
         "the peer's last frames were dropped"
     );
     assert!(*target.failed.lock().unwrap());
+}
+
+/// Takes what the pump writes; nothing ever arrives.
+#[derive(Default)]
+struct Sink {
+    sent: Vec<Bytes>,
+    flushes: usize,
+}
+
+impl Transport for Sink {
+    fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
+        Poll::Pending
+    }
+    fn poll_send_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        self.sent.push(frame);
+        Ok(())
+    }
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.flushes += 1;
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        &mut self,
+        _: &mut Context<'_>,
+        _: u16,
+        _: &str,
+    ) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn kind(&self) -> TransportKind {
+        TransportKind::WebSocket
+    }
+    fn metrics(&self) -> TransportMetrics {
+        TransportMetrics::default()
+    }
+}
+
+/// A session behind a lock, as the hub's: says in `prepare` and
+/// `poll_transmit_more` when nothing waits, and counts the lookups.
+#[derive(Default)]
+struct Queue {
+    frames: Mutex<VecDeque<Bytes>>,
+    events: Mutex<bool>,
+    registered: Mutex<bool>,
+    lookups: Mutex<usize>,
+}
+
+impl PumpTarget for Queue {
+    fn poll_transmit(&self) -> Option<Bytes> {
+        panic!("the pump asks poll_transmit_more")
+    }
+    fn poll_transmit_more(&self) -> Option<(Bytes, bool)> {
+        *self.lookups.lock().unwrap() += 1;
+        let mut q = self.frames.lock().unwrap();
+        let frame = q.pop_front()?;
+        Some((frame, !q.is_empty()))
+    }
+    fn handle_inputs(&self, _: Instant, _: &mut Vec<Bytes>) {}
+    fn handle_timeout(&self, _: Instant) {}
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn register(&self, _: &Waker) {
+        panic!("the pump registers through prepare")
+    }
+    fn close_request(&self) -> Option<(u16, String)> {
+        None
+    }
+    fn transport_failed(&self, _: Instant, _: Option<TransportError>) {}
+    fn prepare(&self, _: &Waker) -> tidings_core::Prepared {
+        *self.registered.lock().unwrap() = true;
+        tidings_core::Prepared {
+            deadline: None,
+            has_events: *self.events.lock().unwrap(),
+            may_transmit: !self.frames.lock().unwrap().is_empty(),
+        }
+    }
+}
+
+#[test]
+fn the_pump_asks_for_frames_only_while_the_target_says_more_wait() {
+    let target = Queue::default();
+    target
+        .frames
+        .lock()
+        .unwrap()
+        .extend([Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+    let mut transport = Sink::default();
+    let mut timer = Never;
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        let mut run = pin!(pump(&target, &mut transport, &mut timer, Instant::now));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert!(*target.registered.lock().unwrap());
+        assert_eq!(
+            *target.lookups.lock().unwrap(),
+            2,
+            "no lookup after the last frame"
+        );
+
+        // Nothing waits: a poll (a stray wake) looks up nothing.
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(*target.lookups.lock().unwrap(), 2);
+
+        // A frame queued from elsewhere (its owner wakes the pump): written.
+        target
+            .frames
+            .lock()
+            .unwrap()
+            .push_back(Bytes::from_static(b"c"));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(*target.lookups.lock().unwrap(), 3);
+
+        // Events: the pump returns to its owner.
+        *target.events.lock().unwrap() = true;
+        assert!(matches!(
+            run.as_mut().poll(&mut cx),
+            Poll::Ready(PumpExit::Events)
+        ));
+    }
+    assert_eq!(transport.sent, ["a", "b", "c"]);
+    assert_eq!(transport.flushes, 2, "one flush per batch");
 }

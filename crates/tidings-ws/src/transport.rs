@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tidings_core::{Transport, TransportError, TransportKind, TransportMetrics};
+use tidings_core::{
+    Instant, Timer, TokioTimer, Transport, TransportError, TransportKind, TransportMetrics,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant as TokioInstant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -23,7 +24,9 @@ pub struct WsTransport<S> {
     ws: WebSocketStream<S>,
     text: bool,
     idle_timeout: Option<Duration>,
-    idle: Option<Pin<Box<Sleep>>>,
+    /// The idle timer: a `TokioTimer`, which skips polling its sleep while
+    /// the same task waits on it (this is polled after every message).
+    idle: Option<TokioTimer>,
     /// Messages received since the idle timer was last armed.
     active: bool,
     max_message: usize,
@@ -59,7 +62,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             ws,
             text,
             idle_timeout,
-            idle: idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            idle: idle_timeout.map(|t| {
+                let mut timer = TokioTimer::default();
+                timer.reset(Some(Instant::now() + t));
+                timer
+            }),
             active: false,
             max_message,
             state: State::Open,
@@ -84,11 +91,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         let (Some(idle), Some(t)) = (self.idle.as_mut(), self.idle_timeout) else {
             return false;
         };
-        while idle.as_mut().poll(cx).is_ready() {
+        while idle.poll_elapsed(cx).is_ready() {
             if !std::mem::take(&mut self.active) {
                 return true;
             }
-            idle.as_mut().reset(TokioInstant::now() + t);
+            idle.reset(Some(Instant::now() + t));
         }
         false
     }

@@ -726,14 +726,18 @@ impl ServerSession {
     }
 
     /// Takes the next event if it is a `Publish`, for a hub whose broker
-    /// publishes synchronously (no `await`, so no trip out of the pump).
-    /// Events keep their order: a publish behind a subscribe stays queued.
-    pub fn poll_publish(&mut self) -> Option<(ChannelName, Bytes)> {
+    /// publishes synchronously (no `await`, so no trip out of the pump), and
+    /// says whether the event after it is a `Publish` too. Events keep their
+    /// order: a publish behind a subscribe stays queued.
+    pub fn poll_publish(&mut self) -> Option<(ChannelName, Bytes, bool)> {
         if !matches!(self.events.front(), Some(ServerEvent::Publish { .. })) {
             return None;
         }
         match self.events.pop_front() {
-            Some(ServerEvent::Publish { channel, payload }) => Some((channel, payload)),
+            Some(ServerEvent::Publish { channel, payload }) => {
+                let more = matches!(self.events.front(), Some(ServerEvent::Publish { .. }));
+                Some((channel, payload, more))
+            }
             _ => None,
         }
     }
