@@ -13,35 +13,44 @@ use tidings_core::{
     TransportMetrics, pump,
 };
 
-/// Its writes fail (the peer is gone); it still holds frames the peer sent
-/// before leaving (an SSE client's last POST).
-struct GoneWithInbox {
+/// A scripted transport: hands out `inbox`, then, when `gone`, fails (the
+/// peer left: writes fail too, an SSE client's last POST still in the inbox),
+/// else waits forever; records what is written.
+#[derive(Default)]
+struct Scripted {
     inbox: VecDeque<Bytes>,
+    gone: bool,
+    sent: Vec<Bytes>,
+    flushes: usize,
 }
 
-impl Transport for GoneWithInbox {
+fn peer_gone() -> TransportError {
+    TransportError::Closed {
+        code: 1006,
+        reason: "peer gone".into(),
+    }
+}
+
+impl Transport for Scripted {
     fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        Poll::Ready(match self.inbox.pop_front() {
-            Some(f) => Some(Ok(f)),
-            None => Some(Err(TransportError::Closed {
-                code: 1006,
-                reason: "peer gone".into(),
-            })),
-        })
+        match self.inbox.pop_front() {
+            Some(f) => Poll::Ready(Some(Ok(f))),
+            None if self.gone => Poll::Ready(Some(Err(peer_gone()))),
+            None => Poll::Pending,
+        }
     }
     fn poll_send_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Poll::Ready(Err(TransportError::Closed {
-            code: 1006,
-            reason: "peer gone".into(),
-        }))
+        Poll::Ready(if self.gone { Err(peer_gone()) } else { Ok(()) })
     }
-    fn start_send(&mut self, _: Bytes) -> Result<(), TransportError> {
-        Err(TransportError::Closed {
-            code: 1006,
-            reason: "peer gone".into(),
-        })
+    fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if self.gone {
+            return Err(peer_gone());
+        }
+        self.sent.push(frame);
+        Ok(())
     }
     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.flushes += 1;
         Poll::Ready(Ok(()))
     }
     fn poll_close(
@@ -99,8 +108,10 @@ impl Timer for Never {
 
 #[test]
 fn frames_received_before_a_failed_write_are_handled_before_the_end() {
-    let mut transport = GoneWithInbox {
+    let mut transport = Scripted {
         inbox: VecDeque::from([Bytes::from_static(b"publish"), Bytes::from_static(b"close")]),
+        gone: true,
+        ..Scripted::default()
     };
     let target = Recorder::default();
     let mut timer = Never;
@@ -117,44 +128,6 @@ fn frames_received_before_a_failed_write_are_handled_before_the_end() {
         "the peer's last frames were dropped"
     );
     assert!(*target.failed.lock().unwrap());
-}
-
-/// Takes what the pump writes; nothing ever arrives.
-#[derive(Default)]
-struct Sink {
-    sent: Vec<Bytes>,
-    flushes: usize,
-}
-
-impl Transport for Sink {
-    fn poll_recv(&mut self, _: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        Poll::Pending
-    }
-    fn poll_send_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Poll::Ready(Ok(()))
-    }
-    fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        self.sent.push(frame);
-        Ok(())
-    }
-    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        self.flushes += 1;
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(
-        &mut self,
-        _: &mut Context<'_>,
-        _: u16,
-        _: &str,
-    ) -> Poll<Result<(), TransportError>> {
-        Poll::Ready(Ok(()))
-    }
-    fn kind(&self) -> TransportKind {
-        TransportKind::WebSocket
-    }
-    fn metrics(&self) -> TransportMetrics {
-        TransportMetrics::default()
-    }
 }
 
 /// A session behind a lock, as the hub's: says in `prepare` and
@@ -207,7 +180,7 @@ fn the_pump_asks_for_frames_only_while_the_target_says_more_wait() {
         .lock()
         .unwrap()
         .extend([Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
-    let mut transport = Sink::default();
+    let mut transport = Scripted::default();
     let mut timer = Never;
     let mut cx = Context::from_waker(Waker::noop());
     {
