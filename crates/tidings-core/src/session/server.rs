@@ -48,7 +48,10 @@ pub struct ServerConfig {
     pub slow_consumer: SlowConsumerPolicy,
     /// Acknowledge publishes after this many...
     pub ack_every: u32,
-    /// ...or once they carry this many payload bytes...
+    /// ...or once they carry this many payload bytes (64 KiB; keep it well
+    /// under the clients' `Limits::max_queued_bytes`, 4 MiB by default: a
+    /// client whose unacknowledged publishes reach that limit gets
+    /// `QueueFull` until the ack comes)...
     pub ack_bytes: usize,
     /// ...or this long after the first unacknowledged one. A pending
     /// acknowledgement also rides along with a message sent to the client
