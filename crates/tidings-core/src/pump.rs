@@ -126,7 +126,9 @@ where
     M: Timer + ?Sized,
 {
     let mut inputs: Vec<Bytes> = Vec::new();
-    let mut need_flush = false;
+    // True at first: an earlier run may have returned (for events) with a
+    // flush still pending; on a transport with nothing buffered it costs nothing.
+    let mut need_flush = true;
     // True once `poll_recv` returned `Pending` during the current poll of this
     // future: the transport holds our waker and wakes us when data arrives, so
     // asking again before we yield (after handling a batch, say) would only

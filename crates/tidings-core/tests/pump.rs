@@ -1,4 +1,4 @@
-//! The pump with scripted transports and targets: frames the peer sent before the connection failed are still handled; frames are asked for only while the target says some wait.
+//! The pump with scripted transports and targets: frames the peer sent before the connection failed are still handled; frames are asked for only while the target says some wait; a flush left pending when the pump returned is finished by its next run.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -21,7 +21,12 @@ struct Scripted {
     inbox: VecDeque<Bytes>,
     gone: bool,
     sent: Vec<Bytes>,
+    /// Flushes asked for, and how many of the first ones return `Pending`
+    /// (a peer slow to read).
     flushes: usize,
+    pending_flushes: usize,
+    /// Frames sent but not flushed yet.
+    unflushed: usize,
 }
 
 fn peer_gone() -> TransportError {
@@ -47,10 +52,15 @@ impl Transport for Scripted {
             return Err(peer_gone());
         }
         self.sent.push(frame);
+        self.unflushed += 1;
         Ok(())
     }
     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         self.flushes += 1;
+        if self.flushes <= self.pending_flushes {
+            return Poll::Pending;
+        }
+        self.unflushed = 0;
         Poll::Ready(Ok(()))
     }
     fn poll_close(
@@ -215,4 +225,37 @@ fn the_pump_asks_for_frames_only_while_the_target_says_more_wait() {
     }
     assert_eq!(transport.sent, ["a", "b", "c"]);
     assert_eq!(transport.flushes, 2, "one flush per batch");
+}
+
+#[test]
+fn a_flush_left_pending_when_the_pump_returned_for_events_is_finished_by_the_next_run() {
+    let target = Queue::default();
+    target
+        .frames
+        .lock()
+        .unwrap()
+        .push_back(Bytes::from_static(b"a"));
+    // The first flush (after `a`) is pending: the peer reads slowly.
+    let mut transport = Scripted {
+        pending_flushes: 1,
+        ..Scripted::default()
+    };
+    let mut timer = Never;
+    let mut cx = Context::from_waker(Waker::noop());
+    {
+        let mut run = pin!(pump(&target, &mut transport, &mut timer, Instant::now));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        *target.events.lock().unwrap() = true;
+        assert!(matches!(
+            run.as_mut().poll(&mut cx),
+            Poll::Ready(PumpExit::Events)
+        ));
+    }
+    assert_eq!(transport.unflushed, 1, "`a` waits in the transport");
+    *target.events.lock().unwrap() = false;
+    {
+        let mut run = pin!(pump(&target, &mut transport, &mut timer, Instant::now));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(transport.unflushed, 0, "the next run flushed it");
 }
