@@ -310,6 +310,9 @@ where
 #[derive(Debug)]
 pub struct TokioTimer {
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The sleep's deadline, kept here: the pump compares deadlines on every
+    /// poll, and the boxed sleep is a cold cache line after idle.
+    deadline: tokio::time::Instant,
     armed: bool,
     /// The waker the armed sleep last saw. While the pump polls with the same
     /// one, the sleep holds it already: the clock says whether the deadline
@@ -321,8 +324,10 @@ pub struct TokioTimer {
 #[cfg(feature = "tokio")]
 impl Default for TokioTimer {
     fn default() -> Self {
+        let sleep = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600)));
         Self {
-            sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+            deadline: sleep.deadline(),
+            sleep,
             armed: false,
             polled_with: None,
         }
@@ -350,13 +355,14 @@ impl Timer for TokioTimer {
                 // out with a message), and firing for nothing costs a
                 // wake-up and a pump turn, more than the wheel update.
                 let d = tokio::time::Instant::from_std(d);
-                let current = self.sleep.deadline();
+                let current = self.deadline;
                 let reset = !self.armed
                     || d < current
                     || (d > current
                         && current <= tokio::time::Instant::now() + Self::MOVE_LATER_WITHIN);
                 if reset {
                     self.sleep.as_mut().reset(d);
+                    self.deadline = d;
                     self.polled_with = None;
                 }
                 self.armed = true;
@@ -374,7 +380,7 @@ impl Timer for TokioTimer {
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()));
         // `tokio::time::Instant`: the clock the sleep itself runs on (paused in tests).
-        if registered && tokio::time::Instant::now() < self.sleep.deadline() {
+        if registered && tokio::time::Instant::now() < self.deadline {
             return Poll::Pending;
         }
         let r = self.sleep.as_mut().poll(cx);
