@@ -210,7 +210,7 @@ pub struct ServerSession {
     frames_sent: u64,
     /// Channel positions by frame number, for peers that resume by frame
     /// number ([`ServerSession::record_frame_positions`]); off by default,
-    /// so boxed: a session without it carries 8 bytes for it, not ~100.
+    /// so boxed: a session without it carries 8 bytes for it, not 128.
     frame_log: Option<Box<FrameLog>>,
 }
 
