@@ -1,4 +1,4 @@
-//! `cargo xtask load`: the server under test and a load generator as separate processes on loopback, for tidings, its transport alone (`raw_echo`) and the two baselines (raw tokio-tungstenite, fastwebsockets), one run, one report.
+//! `cargo xtask load`: the server under test and a load generator as separate processes on loopback, for tidings, its WebSocket server alone (`raw_echo`) and the two baselines (raw tokio-tungstenite, fastwebsockets), one run, one report.
 //!
 //! Builds `tidings-load` (benches/src/bin/tidings-load) in release mode, then for each
 //! server kind starts `tidings-load server` and `tidings-load gen` against it, reads the
@@ -775,7 +775,7 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
          connection per second. KiB per connection = (server RSS − RSS before the first \
          connection) / connections. CPU = \
          server utime+stime over the measured window / messages. `tidings-ws-raw` is tidings' \
-         `WsServer` + transport in `raw_echo` mode (no hub). Took {}.\n",
+         `WsServer` echoing on its tungstenite stream (`raw_echo`: no transport, pump or hub). Took {}.\n",
         util::secs(Duration::from_secs_f64(meta.took_secs))
     );
     for line in machine {

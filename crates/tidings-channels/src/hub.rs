@@ -684,7 +684,7 @@ impl PumpTarget for Conn {
         // (fan-out locks every receiving session, this one included); the
         // publish to make is taken under the lock that handled the input,
         // with whether another follows, so one publish costs one lock.
-        let mut next = {
+        let (broker, mut next) = {
             let mut s = self.entry.lock();
             if s.epoch() != self.epoch {
                 drop(s);
@@ -695,13 +695,10 @@ impl PumpTarget for Conn {
                     break;
                 }
             }
-            if self.sync_broker.is_none() {
+            let Some(broker) = &self.sync_broker else {
                 return;
-            }
-            s.poll_publish()
-        };
-        let Some(broker) = &self.sync_broker else {
-            return;
+            };
+            (broker, s.poll_publish())
         };
         loop {
             let Some((channel, payload, more)) = next.take() else {

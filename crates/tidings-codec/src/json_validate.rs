@@ -61,17 +61,13 @@ use crate::JsonCodec;
 ///
 /// Remembers the last payload found valid on this thread (see `LAST_VALID`).
 pub(crate) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
-    if last_valid_is(bytes) {
-        return std::str::from_utf8(bytes).ok();
-    }
-    let text = validate(bytes)?;
-    remember_valid(bytes);
-    Some(text)
+    let text = std::str::from_utf8(bytes).ok()?;
+    is_whole_json_value(text).then_some(text)
 }
 
 /// [`whole_json_value`] for text already known to be UTF-8 (a slice of a
-/// frame checked whole by the decoder): the grammar check alone, remembered
-/// the same way.
+/// frame checked whole by the decoder): the grammar check alone, through the
+/// memo.
 pub(crate) fn is_whole_json_value(text: &str) -> bool {
     let bytes = text.as_bytes();
     if last_valid_is(bytes) {

@@ -1,6 +1,6 @@
 //! The servers under test: tidings (hub + memory broker behind `WsServer`), tidings' `WsServer` in `raw_echo` mode (its tungstenite stream, no transport, pump or hub), `tidings-pump` (server, transport and pump, no hub), and the two baseline echo servers — raw tokio-tungstenite and fastwebsockets.
 //!
-//! All three run on the same two-worker runtime, set `TCP_NODELAY`, and tidings and
+//! All of them run on the same two-worker runtime, set `TCP_NODELAY`, and tidings and
 //! tokio-tungstenite use the same WebSocket buffers (4 KiB read, 16 KiB write:
 //! [`tidings_benches::READ_BUFFER_BYTES`], [`tidings_benches::WRITE_BUFFER_BYTES`]).
 //! fastwebsockets has no buffer setting (its read buffer starts at 8 KiB and it writes each
