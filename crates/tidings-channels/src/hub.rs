@@ -85,6 +85,9 @@ pub struct HubStats {
     pub connections: u64,
 }
 
+// `repr(C)` and a line of its own: the session lock, the waker and the
+// session's first (hottest) fields share one cache line (see `ServerSession`).
+#[repr(C, align(64))]
 struct Entry {
     session: Mutex<Slot>,
     subs: Mutex<ChannelMap<SubscriberId>>,
@@ -100,11 +103,12 @@ struct Entry {
 /// A session and the waker of the connection serving it, under one lock: the
 /// pump registers on every turn and fan-out wakes on every delivery, both
 /// already holding the session lock, so the waker costs no atomics of its own.
+#[repr(C)]
 struct Slot {
-    session: ServerSession,
     /// The task of the attached connection (kept after a wake: waking twice
     /// costs one spurious poll at most).
     waker: Option<Waker>,
+    session: ServerSession,
 }
 
 impl std::ops::Deref for Slot {
@@ -180,6 +184,8 @@ impl Delivery for Entry {
 struct Inner {
     broker: Arc<dyn Broker>,
     config: HubConfig,
+    /// `config.session`, shared by every session (one copy stays cached).
+    session_config: Arc<ServerConfig>,
     sessions: Mutex<HashMap<ResumeToken, Arc<Entry>>>,
     /// Sessions whose connection ended, for the reaper: it visits these, not
     /// every session (a scan of all sessions, each behind its own lock, stalls a
@@ -220,6 +226,7 @@ impl Hub {
         Self {
             inner: Arc::new(Inner {
                 broker,
+                session_config: Arc::new(config.session.clone()),
                 config,
                 sessions: Mutex::new(HashMap::new()),
                 detached: Mutex::new(Vec::new()),
@@ -363,7 +370,7 @@ impl Hub {
             None => {
                 let (id, token) = new_ids(self.inner.counter.fetch_add(1, Ordering::Relaxed));
                 let session = ServerSession::accept(
-                    self.inner.config.session.clone(),
+                    self.inner.session_config.clone(),
                     id,
                     token.clone(),
                     codec.clone(),

@@ -13,6 +13,18 @@ fn cost(m: &SharedMessage) -> usize {
     m.message().payload.len() + ENTRY_OVERHEAD
 }
 
+/// A buffered message with what acknowledging it reads (its channel,
+/// sequence number and cost) beside it: an acknowledgement usually comes
+/// long after the message was sent, when the message is a cold cache line,
+/// and the entry behind the acknowledged ones is only looked at.
+#[derive(Debug)]
+struct Entry {
+    channel: ChannelName,
+    seq: u64,
+    cost: usize,
+    message: Arc<SharedMessage>,
+}
+
 /// Sent-but-unacknowledged messages of one session, bounded in bytes
 /// (payload plus a fixed per-entry overhead).
 ///
@@ -25,7 +37,7 @@ fn cost(m: &SharedMessage) -> usize {
 /// instead of a silent hole.
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    entries: VecDeque<Arc<SharedMessage>>,
+    entries: VecDeque<Entry>,
     /// Cumulative acknowledgement per channel.
     acked: ChannelMap<u64>,
     /// Highest sequence number evicted unacknowledged, per channel.
@@ -60,22 +72,28 @@ impl ReplayBuffer {
         self.bytes
     }
 
-    fn is_acked(&self, m: &SharedMessage) -> bool {
-        self.acked.get(m.channel()).is_some_and(|a| m.seq() <= *a)
+    fn is_acked(&self, channel: &ChannelName, seq: u64) -> bool {
+        self.acked.get(channel).is_some_and(|a| seq <= *a)
     }
 
     /// Records a sent message.
     pub fn push(&mut self, message: Arc<SharedMessage>) {
-        self.bytes += cost(&message);
-        self.entries.push_back(message);
+        let cost = cost(&message);
+        self.bytes += cost;
+        self.entries.push_back(Entry {
+            channel: message.channel().clone(),
+            seq: message.seq(),
+            cost,
+            message,
+        });
         while self.bytes > self.budget {
             let Some(oldest) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= cost(&oldest);
-            if !self.is_acked(&oldest) {
-                let e = self.evicted.entry(oldest.channel().clone()).or_insert(0);
-                *e = (*e).max(oldest.seq());
+            self.bytes -= oldest.cost;
+            if !self.is_acked(&oldest.channel, oldest.seq) {
+                let e = self.evicted.entry(oldest.channel).or_insert(0);
+                *e = (*e).max(oldest.seq);
             }
         }
     }
@@ -85,15 +103,15 @@ impl ReplayBuffer {
     /// entry belongs to it, and needs no map lookup.
     fn pop_acked_front(&mut self, hint: (&ChannelName, u64)) {
         while let Some(front) = self.entries.front() {
-            let acked = if front.channel() == hint.0 {
-                front.seq() <= hint.1
+            let acked = if front.channel == *hint.0 {
+                front.seq <= hint.1
             } else {
-                self.is_acked(front)
+                self.is_acked(&front.channel, front.seq)
             };
             if !acked {
                 break;
             }
-            self.bytes -= cost(front);
+            self.bytes -= front.cost;
             self.entries.pop_front();
         }
     }
@@ -113,10 +131,10 @@ impl ReplayBuffer {
     /// Forgets a channel entirely.
     pub fn remove(&mut self, channel: &ChannelName) {
         let mut freed = 0;
-        self.entries.retain(|m| {
-            let keep = m.channel() != channel;
+        self.entries.retain(|e| {
+            let keep = e.channel != *channel;
             if !keep {
-                freed += cost(m);
+                freed += e.cost;
             }
             keep
         });
@@ -131,8 +149,8 @@ impl ReplayBuffer {
         let messages: Vec<Arc<SharedMessage>> = self
             .entries
             .iter()
-            .filter(|m| m.channel() == channel && m.seq() > after)
-            .cloned()
+            .filter(|e| e.channel == *channel && e.seq > after)
+            .map(|e| e.message.clone())
             .collect();
         let evicted = self.evicted.get(channel).copied().unwrap_or(0);
         let gap_end = match messages.first().map(|m| m.seq()) {

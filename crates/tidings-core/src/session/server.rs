@@ -174,44 +174,51 @@ pub struct SubscriptionStart {
 
 /// Sans-IO server session, one per client session (survives reconnects).
 #[derive(Debug)]
+#[repr(C)] // hot fields first, in the order a message touches them (see below)
 pub struct ServerSession {
-    config: ServerConfig,
-    state: ServerState,
-    id: SessionId,
-    token: ResumeToken,
-    codec: Arc<dyn FrameCodec>,
+    // The fields every message reads or writes come first and together: at
+    // 10,000 sessions every session is cold when its next message comes, so
+    // each cache line a message touches is a miss (`repr(C)` keeps this
+    // order; the hub's lock and waker sit on the line before `epoch`).
     epoch: u64,
+    state: ServerState,
+    /// The attached connection has handled input (late frames of a superseded
+    /// connection are taken only before that: see `handle_late_input`).
+    heard: bool,
+    /// The last publish came half the ack delay or more after the one
+    /// before (or was the first): its ack need not wait for company.
+    publishes_sparse: bool,
     last_recv: Instant,
     /// A client silent this long is dead (from the config, computed once:
     /// the pump asks for the deadline on every poll).
     dead_after: Duration,
-    /// The attached connection has handled input (late frames of a superseded
-    /// connection are taken only before that: see `handle_late_input`).
-    heard: bool,
-    detached_at: Option<Instant>,
-    last_publish: u64,
-    publish_acked: u64,
     ack_batch: AckBatch,
-    /// Payload bytes of the publishes `ack_batch` holds.
-    ack_batch_bytes: usize,
-    /// When the last new publish arrived.
-    last_publish_at: Option<Instant>,
-    /// The last publish came half the ack delay or more after the one
-    /// before (or was the first): its ack need not wait for company.
-    publishes_sparse: bool,
-    subs: ChannelMap<Sub>,
-    replay: ReplayBuffer,
+    events: VecDeque<ServerEvent>,
     /// Encoded frames to write, with what they are (see [`Mark`]).
     transmit: VecDeque<(Bytes, Mark)>,
+    codec: Arc<dyn FrameCodec>,
+    /// Shared by every session of a hub: its lines stay cached.
+    config: Arc<ServerConfig>,
+    subs: ChannelMap<Sub>,
+    last_publish: u64,
+    publish_acked: u64,
     queued_bytes: usize,
-    events: VecDeque<ServerEvent>,
-    encoder: FrameEncoder,
+    /// When the last new publish arrived.
+    last_publish_at: Option<Instant>,
+    /// Payload bytes of the publishes `ack_batch` holds.
+    ack_batch_bytes: usize,
     /// Frames handed out by `poll_transmit` so far: the number of the last one.
     frames_sent: u64,
+    replay: ReplayBuffer,
+    encoder: FrameEncoder,
     /// Channel positions by frame number, for peers that resume by frame
     /// number ([`ServerSession::record_frame_positions`]); off by default,
     /// so boxed: a session without it carries 8 bytes for it, not 128.
     frame_log: Option<Box<FrameLog>>,
+    // Cold: set up once, read on resume, detach and expiry.
+    detached_at: Option<Instant>,
+    id: SessionId,
+    token: ResumeToken,
 }
 
 /// What a queued frame is.
@@ -275,13 +282,17 @@ impl ServerSession {
     }
 
     /// A new session for a client whose `Hello` carried no (known) resume token.
+    ///
+    /// Pass an `Arc<ServerConfig>` to share one config among many sessions
+    /// (the hub does): its cache lines then stay warm.
     pub fn accept(
-        config: ServerConfig,
+        config: impl Into<Arc<ServerConfig>>,
         id: SessionId,
         token: ResumeToken,
         codec: Arc<dyn FrameCodec>,
         now: Instant,
     ) -> Self {
+        let config = config.into();
         let ack_batch = AckBatch::new(config.ack_every, config.ack_delay);
         let dead_after = config
             .heartbeat
