@@ -36,6 +36,7 @@ mod backoff;
 mod codec;
 mod driver;
 mod error;
+mod few_map;
 mod frame;
 mod frame_log;
 mod ids;

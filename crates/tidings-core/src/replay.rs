@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::ids::{ChannelMap, ChannelName};
+use crate::few_map::FewMap;
+use crate::ids::ChannelName;
 use crate::message::SharedMessage;
 
 /// Bookkeeping bytes charged per buffered message on top of its payload.
@@ -39,9 +40,9 @@ struct Entry {
 pub struct ReplayBuffer {
     entries: VecDeque<Entry>,
     /// Cumulative acknowledgement per channel.
-    acked: ChannelMap<u64>,
+    acked: FewMap<u64>,
     /// Highest sequence number evicted unacknowledged, per channel.
-    evicted: ChannelMap<u64>,
+    evicted: FewMap<u64>,
     bytes: usize,
     budget: usize,
 }
@@ -60,8 +61,8 @@ impl ReplayBuffer {
     pub fn new(budget: usize) -> Self {
         Self {
             entries: VecDeque::new(),
-            acked: ChannelMap::default(),
-            evicted: ChannelMap::default(),
+            acked: FewMap::default(),
+            evicted: FewMap::default(),
             bytes: 0,
             budget,
         }
@@ -92,7 +93,7 @@ impl ReplayBuffer {
             };
             self.bytes -= oldest.cost;
             if !self.is_acked(&oldest.channel, oldest.seq) {
-                let e = self.evicted.entry(oldest.channel).or_insert(0);
+                let e = self.evicted.get_or_insert_with(&oldest.channel, || 0);
                 *e = (*e).max(oldest.seq);
             }
         }

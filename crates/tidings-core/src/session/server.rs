@@ -10,6 +10,7 @@ use web_time::Instant;
 use super::{AckBatch, decode_checked};
 use crate::codec::{FrameCodec, FrameEncoder};
 use crate::error::{CloseCode, ErrorCode, ProtocolError};
+use crate::few_map::FewMap;
 use crate::frame::{
     ChannelPosition, Close, ErrorFrame, Frame, Gap, Hello, PROTOCOL_VERSION, PublishAck,
     Subscribed, Welcome,
@@ -199,7 +200,7 @@ pub struct ServerSession {
     codec: Arc<dyn FrameCodec>,
     /// Shared by every session of a hub: its lines stay cached.
     config: Arc<ServerConfig>,
-    subs: ChannelMap<Sub>,
+    subs: FewMap<Sub>,
     last_publish: u64,
     publish_acked: u64,
     queued_bytes: usize,
@@ -321,7 +322,7 @@ impl ServerSession {
             ack_batch_bytes: 0,
             last_publish_at: None,
             publishes_sparse: true,
-            subs: ChannelMap::default(),
+            subs: FewMap::default(),
             replay,
             transmit: VecDeque::new(),
             queued_bytes: 0,
