@@ -64,32 +64,34 @@ pub trait FrameCodec: Send + Sync + fmt::Debug {
     }
 }
 
-/// Encodes frames, each into a buffer of its own sized for it.
+/// Encodes frames, each into an allocation of its own, exactly its size.
 ///
-/// A frame's buffer is freed on the same thread soon after (once written),
-/// so the allocator hands the same, cache-warm memory to the next frame.
-/// Splitting frames off a block kept per session saved that allocation but
-/// cost more at scale: with thousands of sessions, each session's block and
-/// its shared reference count are cold cache lines by the time its next
-/// frame comes, and every idle session held a block.
+/// A frame is encoded into a scratch buffer kept per thread (warm in cache:
+/// every session on the thread uses it) and copied out. The copy is freed on
+/// the same thread soon after, once written, so the allocator hands the same
+/// warm memory to the next frame; being exactly its size, it needs no shared
+/// reference count of its own (`Bytes` from a vector with spare room
+/// allocates one). Splitting frames off a block kept per session saved the
+/// allocation but cost more at scale: with thousands of sessions, each
+/// session's block and its reference count are cold cache lines by the time
+/// its next frame comes, and every idle session held a block.
 #[derive(Debug, Default)]
 pub struct FrameEncoder {
     _private: (),
 }
 
+thread_local! {
+    /// The scratch buffer of [`FrameEncoder`] on this thread.
+    static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
 impl FrameEncoder {
-    /// Room for the envelope around a message's payload and channel name
-    /// (type, sequence number, id; the buffer grows if a frame needs more).
-    const ENVELOPE: usize = 128;
+    /// A scratch buffer grown past this (a large frame) is dropped after use.
+    const KEEP: usize = 64 * 1024;
 
     /// Encodes `frame` with `codec`.
     pub fn encode(&mut self, codec: &dyn FrameCodec, frame: &Frame) -> Result<Bytes, CodecError> {
-        let hint = match frame {
-            Frame::Message(m) => m.payload.len() + m.channel.as_str().len() + Self::ENVELOPE,
-            Frame::Publish(p) => p.payload.len() + p.channel.as_str().len() + Self::ENVELOPE,
-            _ => 2 * Self::ENVELOPE,
-        };
-        Self::encode_with(hint, |out| codec.encode(frame, out))
+        Self::encode_with(|out| codec.encode(frame, out))
     }
 
     /// Encodes a `Message` frame with `codec` ([`FrameCodec::encode_message`]).
@@ -98,16 +100,27 @@ impl FrameEncoder {
         codec: &dyn FrameCodec,
         message: &Message,
     ) -> Result<Bytes, CodecError> {
-        let hint = message.payload.len() + message.channel.as_str().len() + Self::ENVELOPE;
-        Self::encode_with(hint, |out| codec.encode_message(message, out))
+        Self::encode_with(|out| codec.encode_message(message, out))
     }
 
     fn encode_with(
-        hint: usize,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), CodecError>,
     ) -> Result<Bytes, CodecError> {
-        let mut out = BytesMut::with_capacity(hint);
-        encode(&mut out)?;
-        Ok(out.freeze())
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut out) => {
+                out.clear();
+                let result = encode(&mut out).map(|()| Bytes::copy_from_slice(&out));
+                if out.capacity() > Self::KEEP {
+                    *out = BytesMut::new();
+                }
+                result
+            }
+            // Only if a codec encodes frames from inside `encode`: no scratch then.
+            Err(_) => {
+                let mut out = BytesMut::new();
+                encode(&mut out)?;
+                Ok(Bytes::copy_from_slice(&out))
+            }
+        })
     }
 }
