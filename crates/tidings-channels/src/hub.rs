@@ -85,19 +85,20 @@ pub struct HubStats {
     pub connections: u64,
 }
 
-// `repr(C)` and a line of its own: the session lock, the waker and the
-// session's first (hottest) fields share one cache line (see `ServerSession`).
+// `repr(C)` on a line of its own: what every pump turn and delivery reads
+// (the two epochs, the session lock, the waker and the session's first,
+// hottest fields: see `ServerSession`) shares one cache line.
 #[repr(C, align(64))]
 struct Entry {
-    session: Mutex<Slot>,
-    subs: Mutex<ChannelMap<SubscriberId>>,
+    /// The session's connection epoch, mirrored out of the lock (written under
+    /// it) so that every pump turn can check for a takeover without locking.
+    current: AtomicU64,
     /// Epoch of the connection now handling this session's events (0: none).
     /// That connection pumps again right after, so deliveries made meanwhile
     /// (e.g. a publish to its own channel) need not wake it.
     handling: AtomicU64,
-    /// The session's connection epoch, mirrored out of the lock (written under
-    /// it) so that every pump turn can check for a takeover without locking.
-    current: AtomicU64,
+    session: Mutex<Slot>,
+    subs: Mutex<ChannelMap<SubscriberId>>,
 }
 
 /// A session and the waker of the connection serving it, under one lock: the
@@ -620,13 +621,10 @@ fn new_ids(n: u64) -> (SessionId, ResumeToken) {
 }
 
 /// One connection's view of its session, driven by the pump.
+#[repr(C)] // what every pump turn reads first and together
 struct Conn {
     entry: Arc<Entry>,
     epoch: u64,
-    /// This connection's codec (frames it received after a takeover are
-    /// still decoded with it).
-    codec: Arc<dyn FrameCodec>,
-    close: Mutex<Option<(u16, String)>>,
     /// `close` is set (checked on every pump turn without locking).
     closing: AtomicBool,
     /// The hub's broker when it publishes synchronously (see `handle_inputs`).
@@ -636,6 +634,10 @@ struct Conn {
     /// only because the pump hands its target out by `&`; only this
     /// connection's task takes it, so it is never contended.
     publish_cache: Mutex<PublishCache>,
+    /// This connection's codec (frames it received after a takeover are
+    /// still decoded with it).
+    codec: Arc<dyn FrameCodec>,
+    close: Mutex<Option<(u16, String)>>,
 }
 
 impl Conn {

@@ -14,18 +14,6 @@ fn cost(m: &SharedMessage) -> usize {
     m.message().payload.len() + ENTRY_OVERHEAD
 }
 
-/// A buffered message with what acknowledging it reads (its channel,
-/// sequence number and cost) beside it: an acknowledgement usually comes
-/// long after the message was sent, when the message is a cold cache line,
-/// and the entry behind the acknowledged ones is only looked at.
-#[derive(Debug)]
-struct Entry {
-    channel: ChannelName,
-    seq: u64,
-    cost: usize,
-    message: Arc<SharedMessage>,
-}
-
 /// Sent-but-unacknowledged messages of one session, bounded in bytes
 /// (payload plus a fixed per-entry overhead).
 ///
@@ -38,7 +26,11 @@ struct Entry {
 /// instead of a silent hole.
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    entries: VecDeque<Entry>,
+    /// Only pointers: a detached session buffering for its resume may hold
+    /// thousands (every message of its channels while it is away), so what
+    /// an acknowledgement reads (channel, seq, cost) is not copied in here,
+    /// though the messages are cold cache lines by then.
+    entries: VecDeque<Arc<SharedMessage>>,
     /// Cumulative acknowledgement per channel.
     acked: FewMap<u64>,
     /// Highest sequence number evicted unacknowledged, per channel.
@@ -73,28 +65,22 @@ impl ReplayBuffer {
         self.bytes
     }
 
-    fn is_acked(&self, channel: &ChannelName, seq: u64) -> bool {
-        self.acked.get(channel).is_some_and(|a| seq <= *a)
+    fn is_acked(&self, m: &SharedMessage) -> bool {
+        self.acked.get(m.channel()).is_some_and(|a| m.seq() <= *a)
     }
 
     /// Records a sent message.
     pub fn push(&mut self, message: Arc<SharedMessage>) {
-        let cost = cost(&message);
-        self.bytes += cost;
-        self.entries.push_back(Entry {
-            channel: message.channel().clone(),
-            seq: message.seq(),
-            cost,
-            message,
-        });
+        self.bytes += cost(&message);
+        self.entries.push_back(message);
         while self.bytes > self.budget {
             let Some(oldest) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= oldest.cost;
-            if !self.is_acked(&oldest.channel, oldest.seq) {
-                let e = self.evicted.get_or_insert_with(&oldest.channel, || 0);
-                *e = (*e).max(oldest.seq);
+            self.bytes -= cost(&oldest);
+            if !self.is_acked(&oldest) {
+                let e = self.evicted.get_or_insert_with(oldest.channel(), || 0);
+                *e = (*e).max(oldest.seq());
             }
         }
     }
@@ -104,15 +90,15 @@ impl ReplayBuffer {
     /// entry belongs to it, and needs no map lookup.
     fn pop_acked_front(&mut self, hint: (&ChannelName, u64)) {
         while let Some(front) = self.entries.front() {
-            let acked = if front.channel == *hint.0 {
-                front.seq <= hint.1
+            let acked = if front.channel() == hint.0 {
+                front.seq() <= hint.1
             } else {
-                self.is_acked(&front.channel, front.seq)
+                self.is_acked(front)
             };
             if !acked {
                 break;
             }
-            self.bytes -= front.cost;
+            self.bytes -= cost(front);
             self.entries.pop_front();
         }
     }
@@ -132,10 +118,10 @@ impl ReplayBuffer {
     /// Forgets a channel entirely.
     pub fn remove(&mut self, channel: &ChannelName) {
         let mut freed = 0;
-        self.entries.retain(|e| {
-            let keep = e.channel != *channel;
+        self.entries.retain(|m| {
+            let keep = m.channel() != channel;
             if !keep {
-                freed += e.cost;
+                freed += cost(m);
             }
             keep
         });
@@ -150,8 +136,8 @@ impl ReplayBuffer {
         let messages: Vec<Arc<SharedMessage>> = self
             .entries
             .iter()
-            .filter(|e| e.channel == *channel && e.seq > after)
-            .map(|e| e.message.clone())
+            .filter(|m| m.channel() == channel && m.seq() > after)
+            .cloned()
             .collect();
         let evicted = self.evicted.get(channel).copied().unwrap_or(0);
         let gap_end = match messages.first().map(|m| m.seq()) {
