@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, BytesMut};
 use tidings_core::{Frame, Message};
 
-use crate::json::inline_json;
+use crate::json_validate::is_inline_json;
 
 /// Room for the keys, punctuation and two `u64`s of a channel frame (at most
 /// `","seq":` + 20 digits + `,"id":"` + 20 digits + `"` + `,"data_b64":"` +
@@ -127,8 +127,8 @@ fn number_frame(out: &mut BytesMut, head: &str, n: u64) -> bool {
 
 /// How a payload travels.
 enum Data<'a> {
-    /// `"data":<raw>`.
-    Inline(&'a str),
+    /// `"data":<raw>` (one JSON value, valid UTF-8).
+    Inline(&'a [u8]),
     /// `"data_b64":"…"`, with the length of the encoding.
     Base64(&'a [u8], usize),
 }
@@ -148,13 +148,11 @@ fn channel_frame(
     }
     let data = match payload {
         None => None,
-        Some(p) => match could_be_inline(p).then(|| inline_json(p)).flatten() {
-            Some(text) => Some(Data::Inline(text)),
-            None => match base64::encoded_len(p.len(), true) {
-                Some(len) => Some(Data::Base64(p, len)),
-                // Longer than memory: let the serde path report it.
-                None => return false,
-            },
+        Some(p) if could_be_inline(p) && is_inline_json(p) => Some(Data::Inline(p)),
+        Some(p) => match base64::encoded_len(p.len(), true) {
+            Some(len) => Some(Data::Base64(p, len)),
+            // Longer than memory: let the serde path report it.
+            None => return false,
         },
     };
     let data_len = match &data {
@@ -182,7 +180,7 @@ fn channel_frame(
         None => {}
         Some(Data::Inline(raw)) => {
             out.put_slice(br#","data":"#);
-            out.put_slice(raw.as_bytes());
+            out.put_slice(raw);
         }
         Some(Data::Base64(bytes, len)) => {
             out.put_slice(br#","data_b64":""#);

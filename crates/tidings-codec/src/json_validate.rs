@@ -65,6 +65,13 @@ pub(crate) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
     is_whole_json_value(text).then_some(text)
 }
 
+/// [`whole_json_value`] as a yes or no, for an encoder that copies the bytes:
+/// a payload the memo remembers (it was found valid, UTF-8 included, when
+/// its `publish` was decoded) needs no second UTF-8 pass.
+pub(crate) fn is_inline_json(bytes: &[u8]) -> bool {
+    last_valid_is(bytes) || whole_json_value(bytes).is_some()
+}
+
 /// [`whole_json_value`] for text already known to be UTF-8 (a slice of a
 /// frame checked whole by the decoder): the grammar check alone, through the
 /// memo.
@@ -442,6 +449,20 @@ mod tests {
         assert!(whole_json_value(long.as_bytes()).is_some());
         assert!(!last_valid_is(long.as_bytes()));
         assert!(whole_json_value(&long.as_bytes()[1..]).is_none());
+    }
+
+    #[test]
+    fn the_encoders_check_agrees_with_the_full_check_memo_or_not() {
+        let valid = br#"{"t":"0000000123456","p":"abcd"}"#;
+        let bad_utf8 = b"\"\xff\"";
+        let invalid = br#"{"t":"0000000123456","p":"abcd"]"#;
+        for remembered in [&valid[..], bad_utf8, invalid] {
+            // Whatever the memo holds (a valid payload, or still the one before).
+            let _ = whole_json_value(remembered);
+            assert!(is_inline_json(valid));
+            assert!(!is_inline_json(bad_utf8), "bad UTF-8 is never inlined");
+            assert!(!is_inline_json(invalid));
+        }
     }
 
     #[test]
