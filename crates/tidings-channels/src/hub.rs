@@ -97,8 +97,45 @@ struct Entry {
     /// That connection pumps again right after, so deliveries made meanwhile
     /// (e.g. a publish to its own channel) need not wake it.
     handling: AtomicU64,
+    /// The epoch of the connection whose turn it is to publish (0: nobody's),
+    /// held from taking a publish out of the session until the broker has it:
+    /// a session's publishes reach the broker one at a time, in the order the
+    /// client sent them, even when a resumed connection takes over while the
+    /// one before still has a publish in hand (see [`PublishTurn`]).
+    publishing: AtomicU64,
     session: Mutex<Slot>,
     subs: Mutex<ChannelMap<SubscriberId>>,
+}
+
+/// A connection's turn to take publishes out of its session and hand them to
+/// the broker (`Entry::publishing`); given back when dropped.
+struct PublishTurn<'a> {
+    entry: &'a Entry,
+    epoch: u64,
+}
+
+impl<'a> PublishTurn<'a> {
+    /// The turn for connection `epoch`, unless another connection has it.
+    /// That one wakes the session's connection when it gives the turn back,
+    /// so publishes left queued meanwhile are not forgotten.
+    fn take(entry: &'a Entry, epoch: u64) -> Option<Self> {
+        entry
+            .publishing
+            .compare_exchange(0, epoch, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Self { entry, epoch })
+    }
+}
+
+impl Drop for PublishTurn<'_> {
+    fn drop(&mut self) {
+        self.entry.publishing.store(0, Ordering::Release);
+        // A connection that took over meanwhile may have left publishes
+        // queued (and its pump asleep, see `Conn::prepare`): its turn now.
+        if self.entry.current.load(Ordering::Acquire) != self.epoch {
+            self.entry.wake();
+        }
+    }
 }
 
 /// A session and the waker of the connection serving it, under one lock: the
@@ -135,6 +172,7 @@ impl Entry {
             subs: Mutex::new(ChannelMap::default()),
             handling: AtomicU64::new(0),
             current: AtomicU64::new(1),
+            publishing: AtomicU64::new(0),
         }
     }
 
@@ -412,7 +450,7 @@ impl Hub {
             match pump(&conn, transport, &mut timer, Instant::now).await {
                 PumpExit::Events => {
                     entry.handling.store(epoch, Ordering::Release);
-                    self.handle_events(&conn).await;
+                    self.handle_events(&conn, false).await;
                     entry.handling.store(0, Ordering::Release);
                 }
                 PumpExit::Closed { code } => {
@@ -422,8 +460,9 @@ impl Hub {
                 _ => break,
             }
         }
-        // Events raised while ending (e.g. Closed) still need handling.
-        self.handle_events(&conn).await;
+        // Events raised while ending (e.g. Closed) still need handling; no
+        // wake-up will come for them, so wait for the publish turn.
+        self.handle_events(&conn, true).await;
         let detached = {
             let mut s = entry.lock();
             if s.epoch() == epoch {
@@ -443,8 +482,21 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn handle_events(&self, conn: &Conn) {
+    /// Handles the session's events on its publish turn (see
+    /// `Entry::publishing`). Without the turn, events wait: its holder wakes
+    /// this connection when done; `wait_for_turn` (the connection is ending,
+    /// its pump will not run again) polls for the turn instead.
+    async fn handle_events(&self, conn: &Conn, wait_for_turn: bool) {
         loop {
+            let _turn = loop {
+                match PublishTurn::take(&conn.entry, conn.epoch) {
+                    Some(turn) => break turn,
+                    None if wait_for_turn => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    None => return,
+                }
+            };
             let event = {
                 let mut s = conn.entry.lock();
                 if s.epoch() != conn.epoch {
@@ -641,6 +693,14 @@ struct Conn {
 }
 
 impl Conn {
+    /// False while another connection of the session has a publish in hand
+    /// (`Entry::publishing`): events wait (they are in order), and that
+    /// connection wakes this one when done.
+    fn events_unblocked(&self) -> bool {
+        let holder = self.entry.publishing.load(Ordering::Acquire);
+        holder == 0 || holder == self.epoch
+    }
+
     /// Frames this connection received before its session was resumed on
     /// another one: handled if they still come first (see
     /// [`ServerSession::handle_late_input`]), then the new connection is
@@ -693,6 +753,11 @@ impl PumpTarget for Conn {
         // (fan-out locks every receiving session, this one included); the
         // publish to make is taken under the lock that handled the input,
         // with whether another follows, so one publish costs one lock.
+        // Publishes are taken only on this connection's publish turn (the
+        // order of a session's publishes at the broker); if another
+        // connection of this session has one in hand (a takeover), they stay
+        // queued until it gives the turn back and wakes this one.
+        let turn;
         let (broker, mut next) = {
             let mut s = self.entry.lock();
             if s.epoch() != self.epoch {
@@ -707,6 +772,10 @@ impl PumpTarget for Conn {
             let Some(broker) = &self.sync_broker else {
                 return;
             };
+            turn = PublishTurn::take(&self.entry, self.epoch);
+            if turn.is_none() {
+                return;
+            }
             (broker, s.poll_publish())
         };
         loop {
@@ -787,7 +856,7 @@ impl PumpTarget for Conn {
 
     fn has_events(&self) -> bool {
         let s = self.entry.lock();
-        s.epoch() == self.epoch && s.has_events()
+        s.epoch() == self.epoch && s.has_events() && self.events_unblocked()
     }
 
     fn prepare(&self, waker: &Waker) -> Prepared {
@@ -800,7 +869,7 @@ impl PumpTarget for Conn {
         }
         Prepared {
             deadline: slot.poll_timeout(),
-            has_events: current && slot.has_events(),
+            has_events: current && slot.has_events() && self.events_unblocked(),
             may_transmit: current && slot.has_transmit(),
         }
     }

@@ -165,3 +165,126 @@ async fn detached_sessions_expire_after_the_resume_window_and_live_ones_stay() {
     send(&mut live, r#"{"type":"ping","nonce":7}"#).await;
     assert_eq!(next_of(&mut live, "pong").await["nonce"], 7);
 }
+
+/// A synchronous broker that holds the publish of `"first"` until the test
+/// lets it go (the connection publishing it stays inside the broker).
+struct PausingBroker {
+    inner: MemoryBroker,
+    paused: std::sync::atomic::AtomicBool,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Broker for PausingBroker {
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        self.inner.publish(channel, payload)
+    }
+    fn subscribe(
+        &self,
+        channel: &ChannelName,
+        after: Option<u64>,
+        sink: Arc<dyn Delivery>,
+    ) -> BoxFuture<'_, Result<Subscription, BrokerError>> {
+        self.inner.subscribe(channel, after, sink)
+    }
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
+        self.inner.unsubscribe(channel, id);
+    }
+    fn try_publish_now(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
+        if &payload[..] == b"\"first\""
+            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+        }
+        self.inner.try_publish_now(channel, payload)
+    }
+    fn publishes_synchronously(&self) -> bool {
+        true
+    }
+}
+
+/// A client resumes on a new connection while the old one is inside the
+/// broker with its first publish; the second publish, still queued in the
+/// session, is the new connection's to make. It must reach the channel after
+/// the first, not overtake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_takeover_does_not_let_a_queued_publish_overtake_one_in_hand() {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let hub = Hub::new(Arc::new(PausingBroker {
+        inner: MemoryBroker::default(),
+        paused: std::sync::atomic::AtomicBool::new(false),
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    }));
+    let mut watcher = serve(&hub);
+    send(&mut watcher, r#"{"type":"hello","version":1}"#).await;
+    next_of(&mut watcher, "welcome").await;
+    send(&mut watcher, r#"{"type":"subscribe","channel":"a"}"#).await;
+    next_of(&mut watcher, "subscribed").await;
+
+    let mut old = serve(&hub);
+    send(&mut old, r#"{"type":"hello","version":1}"#).await;
+    let token = next_of(&mut old, "welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for frame in [
+        r#"{"type":"publish","channel":"a","seq":1,"data":"first"}"#,
+        r#"{"type":"publish","channel":"a","seq":2,"data":"second"}"#,
+    ] {
+        send(&mut old, frame).await;
+    }
+    // The old connection is inside the broker with "first".
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+
+    let mut new = serve(&hub);
+    send(
+        &mut new,
+        &format!(r#"{{"type":"hello","version":1,"resume":"{token}","positions":[]}}"#),
+    )
+    .await;
+    let welcome = next_of(&mut new, "welcome").await;
+    assert_eq!(welcome["resumed"], true);
+    // As a client does: re-send what the session has not taken (the old
+    // connection may not have read "second" before it went into the broker).
+    if welcome["publish_acked"].as_u64() < Some(2) {
+        send(
+            &mut new,
+            r#"{"type":"publish","channel":"a","seq":2,"data":"second"}"#,
+        )
+        .await;
+    }
+    // Nothing may reach the channel while "first" is held: "second" waits.
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), next_of(&mut watcher, "message")).await;
+    assert!(
+        early.is_err(),
+        "a publish overtook the one in hand: {early:?}"
+    );
+
+    release_tx.send(()).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let v = next_of(&mut watcher, "message").await;
+        got.push((v["seq"].as_u64(), v["data"].as_str().map(str::to_owned)));
+    }
+    assert_eq!(
+        got,
+        [
+            (Some(1), Some("first".to_owned())),
+            (Some(2), Some("second".to_owned()))
+        ]
+    );
+}
