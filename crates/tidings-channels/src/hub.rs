@@ -485,17 +485,26 @@ impl Hub {
     /// Handles the session's events on its publish turn (see
     /// `Entry::publishing`). Without the turn, events wait: its holder wakes
     /// this connection when done; `wait_for_turn` (the connection is ending,
-    /// its pump will not run again) polls for the turn instead.
+    /// its pump will not run again) polls for the turn instead, for at most
+    /// [`tidings_core::CLOSE_GRACE`] (a broker that never answers the holder
+    /// must not keep this connection forever; the events stay queued in the
+    /// session for a resume).
     async fn handle_events(&self, conn: &Conn, wait_for_turn: bool) {
+        let mut give_up = None;
         loop {
             let _turn = loop {
-                match PublishTurn::take(&conn.entry, conn.epoch) {
-                    Some(turn) => break turn,
-                    None if wait_for_turn => {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    None => return,
+                if let Some(turn) = PublishTurn::take(&conn.entry, conn.epoch) {
+                    break turn;
                 }
+                if !wait_for_turn {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= *give_up.get_or_insert(now + tidings_core::CLOSE_GRACE) {
+                    debug!("publish turn still taken: events left queued");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             };
             let event = {
                 let mut s = conn.entry.lock();

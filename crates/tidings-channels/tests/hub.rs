@@ -212,12 +212,19 @@ impl Broker for PausingBroker {
     }
 }
 
-/// A client resumes on a new connection while the old one is inside the
-/// broker with its first publish; the second publish, still queued in the
-/// session, is the new connection's to make. It must reach the channel after
-/// the first, not overtake it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_takeover_does_not_let_a_queued_publish_overtake_one_in_hand() {
+/// What [`takeover_with_a_publish_in_hand`] leaves: a watcher of channel
+/// `a`, the client's new connection, and the gate holding "first".
+struct Takeover {
+    watcher: MemoryTransport,
+    new: MemoryTransport,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+/// A client publishes "first" and "second"; while its connection is inside
+/// the broker with "first", the client resumes on a new connection ("second"
+/// is then the new connection's to publish, queued in the session or re-sent
+/// by the client). Checks that nothing reaches the channel meanwhile.
+async fn takeover_with_a_publish_in_hand() -> Takeover {
     let (entered_tx, entered_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel();
     let hub = Hub::new(Arc::new(PausingBroker {
@@ -266,18 +273,29 @@ async fn a_takeover_does_not_let_a_queued_publish_overtake_one_in_hand() {
         )
         .await;
     }
+    Takeover {
+        watcher,
+        new,
+        release: release_tx,
+    }
+}
+
+/// Lets "first" go; both messages must reach the watcher, in order.
+async fn release_and_expect_both_in_order(mut t: Takeover) {
     // Nothing may reach the channel while "first" is held: "second" waits.
-    let early =
-        tokio::time::timeout(Duration::from_millis(300), next_of(&mut watcher, "message")).await;
+    let early = tokio::time::timeout(
+        Duration::from_millis(300),
+        next_of(&mut t.watcher, "message"),
+    )
+    .await;
     assert!(
         early.is_err(),
         "a publish overtook the one in hand: {early:?}"
     );
-
-    release_tx.send(()).unwrap();
+    t.release.send(()).unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
-        let v = next_of(&mut watcher, "message").await;
+        let v = next_of(&mut t.watcher, "message").await;
         got.push((v["seq"].as_u64(), v["data"].as_str().map(str::to_owned)));
     }
     assert_eq!(
@@ -287,4 +305,24 @@ async fn a_takeover_does_not_let_a_queued_publish_overtake_one_in_hand() {
             (Some(2), Some("second".to_owned()))
         ]
     );
+}
+
+/// A client resumes on a new connection while the old one is inside the
+/// broker with its first publish; the second publish is the new
+/// connection's to make. It must reach the channel after the first, not
+/// overtake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_takeover_does_not_let_a_queued_publish_overtake_one_in_hand() {
+    let t = takeover_with_a_publish_in_hand().await;
+    release_and_expect_both_in_order(t).await;
+}
+
+/// The same, but the new connection ends before "first" is let go: as it
+/// ends it waits for the publish turn, then publishes "second".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_ending_while_another_has_a_publish_in_hand_publishes_after_it() {
+    let mut t = takeover_with_a_publish_in_hand().await;
+    let (_, ended) = pair();
+    drop(std::mem::replace(&mut t.new, ended));
+    release_and_expect_both_in_order(t).await;
 }
