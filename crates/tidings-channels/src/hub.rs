@@ -360,7 +360,7 @@ impl Hub {
                 .await;
             return;
         }
-        let limits = &self.inner.config.session.limits;
+        let limits = &self.inner.session_config.limits;
         let first =
             tokio::time::timeout(self.inner.config.handshake_timeout, transport.recv()).await;
         let hello = match first {
