@@ -45,6 +45,10 @@ pub trait FrameCodec: Send + Sync + fmt::Debug {
     fn decode(&self, input: &Bytes) -> Result<Frame, CodecError>;
 
     /// Whether encoded frames are UTF-8 text (sent as WebSocket text messages).
+    ///
+    /// A text codec guarantees that every frame it encodes is valid UTF-8:
+    /// transports send its frames as text without checking them again (the
+    /// WebSocket transport checks only in debug builds).
     fn is_text(&self) -> bool {
         self.kind() == CodecKind::Json
     }
