@@ -769,10 +769,7 @@ impl RawConn {
             {
                 // Fed, not flushed: it leaves in the same write as the publish.
                 let ack = self.out.ack(&self.channel, self.received_seq);
-                self.ws
-                    .feed(Message::Text(ack))
-                    .await
-                    .map_err(|e| format!("ack: {e}"))?;
+                self.ws.feed(ack).await.map_err(|e| format!("ack: {e}"))?;
                 self.acked_seq = self.received_seq;
             }
             self.publish_seq += 1;
@@ -781,10 +778,7 @@ impl RawConn {
             self.out.payload(now)
         };
         self.outstanding = true;
-        self.ws
-            .send(Message::Text(frame))
-            .await
-            .map_err(|e| format!("send: {e}"))
+        self.ws.send(frame).await.map_err(|e| format!("send: {e}"))
     }
 
     async fn on_text(&mut self, text: &str, mode: Mode) -> Result<(), String> {
@@ -815,10 +809,7 @@ impl RawConn {
             }
             "ping" => {
                 let pong = self.out.pong(frame.nonce.unwrap_or(0));
-                self.ws
-                    .send(Message::Text(pong))
-                    .await
-                    .map_err(|e| format!("pong: {e}"))?;
+                self.ws.send(pong).await.map_err(|e| format!("pong: {e}"))?;
             }
             "error" | "close" | "gap" => return Err(format!("server sent {text}")),
             _ => {}
