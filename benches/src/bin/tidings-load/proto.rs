@@ -538,7 +538,7 @@ mod tests {
             format!(r#"{{"type":"message","channel":"load:7","seq":42,"data":{p}}}"#),
             // Declined by the fast path (the general scan reads them).
             format!(r#"{{"type":"message","channel":"lo\"ad","seq":42,"data":{p}}}"#),
-            format!(r#"{{"type":"message","channel":"load:7","seq":42,"data":{{"t":"1"}}}}"#),
+            r#"{"type":"message","channel":"load:7","seq":42,"data":{"t":"1"}}"#.to_owned(),
             format!(r#"{{"type":"message","channel":"load:7","seq":4x,"data":{p}}}"#),
             format!(r#"{{"type":"message","seq":42,"channel":"load:7","data":{p}}}"#),
             format!(r#"{{"type":"message","channel":"load:7","seq":42,"data":{p} }}"#),
