@@ -20,7 +20,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 /// A WebSocket connection carrying tidings frames.
 ///
 /// Text codecs send text messages, binary codecs binary messages; WebSocket
-/// pings are answered by tungstenite. An idle timeout (no message at all for
+/// pings are answered by tungstenite. In text mode a frame handed to
+/// `start_send` must be valid UTF-8, as a text codec's frames are
+/// ([`FrameCodec::is_text`](tidings_core::FrameCodec::is_text)): it is sent
+/// without a second check (debug builds check). An idle timeout (no message at all for
 /// `idle_timeout`) ends the connection with [`TransportError::Timeout`].
 pub struct WsTransport<S> {
     ws: WebSocketStream<S>,
