@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tidings_codec::JsonCodec;
-use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId, Ping};
+use tidings_protocol::{ChannelName, Frame, FrameCodec, Message, MessageId, Ping};
 
 /// A JSON object of exactly `len` bytes: `{"text":"xxx…"}`.
 fn json_payload(len: usize) -> Bytes {

@@ -33,7 +33,7 @@ use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
 use tidings_channels::{Broker, Delivery, MemoryBroker};
 use tidings_codec::{BinaryCodec, JsonCodec};
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, ErrorCode, ErrorFrame, Frame, FrameCodec, Gap, Hello,
     Message, MessageId, Ping, Publish, PublishAck, ResumeToken, ServerConfig, ServerEvent,
     ServerSession, SessionId, SharedMessage, Subscribe, Subscribed, Unsubscribe, Welcome,
@@ -330,7 +330,7 @@ fn fanout_channel() -> ChannelName {
 /// `n` sessions on `codec` subscribed to the fan-out channel, set up like the hub does.
 fn sessions(n: usize, codec: Arc<dyn FrameCodec>) -> (MemoryBroker, Vec<Arc<SessionSink>>) {
     let broker = MemoryBroker::default();
-    let now = tidings_core::Instant::now();
+    let now = tidings_protocol::Instant::now();
     let channel = fanout_channel();
     let subscribe = codec
         .encode_to_bytes(&Frame::Subscribe(Subscribe {
@@ -409,7 +409,7 @@ fn bench_fanout(c: &mut Criterion, name: &str, codec: Arc<dyn FrameCodec>) {
                         }))
                         .expect("encode ack")
                 });
-                let now = tidings_core::Instant::now();
+                let now = tidings_protocol::Instant::now();
                 for sink in &sinks {
                     let mut s = sink.lock();
                     while let Some(frame) = s.poll_transmit() {

@@ -29,7 +29,7 @@ use futures_util::task::AtomicWaker;
 use tidings_benches::SMALL_PAYLOAD;
 use tidings_channels::{Broker, Delivery, MemoryBroker};
 use tidings_codec::JsonCodec;
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, Frame, FrameCodec, ResumeToken, ServerConfig, ServerEvent, ServerSession,
     SessionId, SharedMessage, Subscribe,
 };
@@ -109,7 +109,7 @@ fn broker_with(n: usize, sink: impl Fn() -> Arc<dyn Delivery>) -> MemoryBroker {
 fn sessions(n: usize) -> (MemoryBroker, Vec<Arc<SessionSink>>) {
     let broker = MemoryBroker::default();
     let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
-    let now = tidings_core::Instant::now();
+    let now = tidings_protocol::Instant::now();
     let channel = channel();
     let subscribe_frame = codec
         .encode_to_bytes(&Frame::Subscribe(Subscribe {
@@ -189,7 +189,7 @@ fn fanout(c: &mut Criterion) {
                         });
                         codec.encode_to_bytes(&frame).expect("encode ack")
                     });
-                    let now = tidings_core::Instant::now();
+                    let now = tidings_protocol::Instant::now();
                     for sink in &sinks {
                         let mut s = sink.lock();
                         while let Some(frame) = s.poll_transmit() {

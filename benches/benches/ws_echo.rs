@@ -30,7 +30,7 @@ use tidings_benches::{
     raw_server, runtime, runtime_single_thread, tidings_client, tidings_server, ws_raw_echo_server,
 };
 use tidings_channels::Delivery;
-use tidings_core::ChannelName;
+use tidings_protocol::ChannelName;
 use tidings_ws::Client;
 use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message as WsMessage;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tidings_channels::{Delivery, Hub, MemoryBroker};
-use tidings_core::{ClientEvent, SharedMessage};
+use tidings_protocol::{ClientEvent, SharedMessage};
 use tidings_ws::{Accepted, Client, ServerConfig, ServerHandle, WsConfig, WsServer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -223,7 +223,7 @@ async fn wait_event(client: &Client, want: impl Fn(&ClientEvent) -> bool) {
 ///
 /// No timeout: it is called in measured loops, where a timer would be part of
 /// the measurement.
-pub async fn next_message(client: &Client) -> tidings_core::Message {
+pub async fn next_message(client: &Client) -> tidings_protocol::Message {
     loop {
         match client.next_event().await {
             Some(ClientEvent::Message(m)) => return m,

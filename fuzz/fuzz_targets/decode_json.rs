@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use tidings_codec::JsonCodec;
-use tidings_core::FrameCodec;
+use tidings_protocol::FrameCodec;
 
 fuzz_target!(|data: &[u8]| {
     let codec = JsonCodec::new();

@@ -1,15 +1,17 @@
-//! Axum integration of tidings: a WebSocket route served by a `Hub`, mounted in one line, with an auth hook.
+//! Axum integration of tidings: every endpoint (WebSocket and Server-Sent Events) served by a `Hub`, mounted in one line, with an auth hook and typed rejections.
 //!
 //! ```no_run
 //! # async fn demo() {
 //! use std::sync::Arc;
 //! use axum::Router;
-//! use tidings_axum::{RouterExt, TidingsRoute, AuthError};
+//! use tidings_axum::{AuthError, RouterExt, SseRouterExt, TidingsRoute};
 //! use tidings_channels::{Hub, MemoryBroker};
 //!
 //! let hub = Hub::new(Arc::new(MemoryBroker::default()));
-//! // One line, no auth:
-//! let app: Router = Router::new().tidings("/ws", hub.clone());
+//! // One line each, no auth:
+//! let app: Router = Router::new()
+//!     .tidings("/ws", hub.clone())
+//!     .tidings_sse("/sse", hub.clone());
 //! // With an auth hook that runs before the upgrade:
 //! let route = TidingsRoute::new(hub).auth(|req: tidings_axum::UpgradeRequest| async move {
 //!     match req.headers.get("authorization") {
@@ -22,10 +24,71 @@
 //! # }
 //! ```
 //!
-//! The upgrade is done here (hyper's upgrade + tokio-tungstenite) rather than
-//! with axum's `ws` feature, so the whole workspace uses one tungstenite
-//! version and the same `WsTransport` as the standalone server.
+//! Every refusal is a [`Rejection`] answered with its status, an
+//! `x-tidings-error` code and the reason. The WebSocket upgrade is done here
+//! (hyper's upgrade + tokio-tungstenite) rather than with axum's `ws`
+//! feature, so the whole workspace uses one tungstenite version and the same
+//! `WsTransport` as the standalone server. The SSE endpoint itself is
+//! framework-free (`tidings_sse::SseEndpoint`); this crate maps requests
+//! onto it.
 
-mod route;
+mod auth;
+mod rejection;
+mod sse;
+mod ws;
 
-pub use route::{AuthError, AuthHook, RouterExt, TidingsRoute, UpgradeRequest};
+use axum::Router;
+use axum::extract::{Path, Request};
+use axum::routing::{any, get, post};
+use tidings_channels::Hub;
+
+pub use auth::{AuthError, AuthHook, UpgradeRequest};
+pub use rejection::Rejection;
+pub use sse::SseRoute;
+pub use tidings_sse::SseConfig;
+pub use ws::TidingsRoute;
+
+/// Mounting the tidings WebSocket endpoint on a [`Router`].
+pub trait RouterExt {
+    /// Serves the tidings WebSocket endpoint at `path` with `hub` (no auth).
+    fn tidings(self, path: &str, hub: Hub) -> Self;
+    /// Serves a configured [`TidingsRoute`] at `path`.
+    fn tidings_route(self, path: &str, route: TidingsRoute) -> Self;
+}
+
+impl<S: Clone + Send + Sync + 'static> RouterExt for Router<S> {
+    fn tidings(self, path: &str, hub: Hub) -> Self {
+        self.tidings_route(path, TidingsRoute::new(hub))
+    }
+
+    fn tidings_route(self, path: &str, route: TidingsRoute) -> Self {
+        self.route(path, any(move |req: Request| route.clone().handle(req)))
+    }
+}
+
+/// Mounting the tidings SSE endpoint on a [`Router`].
+pub trait SseRouterExt {
+    /// Serves the tidings SSE endpoint at `path` with `hub` (no auth):
+    /// `GET path` and `POST path/{session}`.
+    fn tidings_sse(self, path: &str, hub: Hub) -> Self;
+    /// Serves a configured [`SseRoute`] at `path`.
+    fn tidings_sse_route(self, path: &str, route: SseRoute) -> Self;
+}
+
+impl<S: Clone + Send + Sync + 'static> SseRouterExt for Router<S> {
+    fn tidings_sse(self, path: &str, hub: Hub) -> Self {
+        self.tidings_sse_route(path, SseRoute::new(hub))
+    }
+
+    fn tidings_sse_route(self, path: &str, route: SseRoute) -> Self {
+        let post_path = format!("{}/{{session}}", path.trim_end_matches('/'));
+        let stream = route.clone();
+        self.route(path, get(move |req: Request| stream.clone().stream(req)))
+            .route(
+                &post_path,
+                post(move |Path(session): Path<String>, req: Request| {
+                    route.clone().upstream(session, req)
+                }),
+            )
+    }
+}

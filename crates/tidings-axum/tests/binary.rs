@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use tidings_axum::RouterExt;
 use tidings_channels::{Hub, MemoryBroker};
-use tidings_core::ClientEvent;
+use tidings_protocol::ClientEvent;
 use tidings_ws::Client;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -26,7 +26,7 @@ async fn next_event(c: &Client) -> ClientEvent {
         .expect("client open")
 }
 
-async fn next_message(c: &Client) -> tidings_core::Message {
+async fn next_message(c: &Client) -> tidings_protocol::Message {
     loop {
         if let ClientEvent::Message(m) = next_event(c).await {
             return m;

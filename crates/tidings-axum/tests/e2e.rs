@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use tidings_axum::{AuthError, RouterExt, TidingsRoute, UpgradeRequest};
 use tidings_channels::{Hub, MemoryBroker};
-use tidings_core::ClientEvent;
+use tidings_protocol::ClientEvent;
 use tidings_ws::Client;
 
 async fn start(app: Router) -> std::net::SocketAddr {
@@ -17,7 +17,7 @@ async fn start(app: Router) -> std::net::SocketAddr {
     addr
 }
 
-async fn next_message(c: &Client) -> tidings_core::Message {
+async fn next_message(c: &Client) -> tidings_protocol::Message {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), c.next_event())
             .await

@@ -7,15 +7,20 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tidings_core::{
-    Attachment, ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, Prepared,
-    ProtocolError, PumpExit, PumpTarget, ResumeToken, ServerConfig, ServerEvent, ServerSession,
-    ServerState, SessionId, SharedMessage, TokioTimer, Transport, TransportError, TransportExt,
-    pump,
+use tidings_protocol::{
+    ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, InvalidChannelName,
+    ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId,
+    SharedMessage,
+};
+use tidings_runtime::{
+    Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,
+    TransportExt, pump,
 };
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::broker::{Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId};
+use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
+
+use crate::memory::{MemoryBroker, PublishCache};
 
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
 const COMPACT_PAYLOAD: usize = 2048;
@@ -222,6 +227,8 @@ impl Delivery for Entry {
 
 struct Inner {
     broker: Arc<dyn Broker>,
+    /// The same broker when it is the in-memory one (it publishes synchronously).
+    memory: Option<Arc<MemoryBroker>>,
     config: HubConfig,
     /// `config.session`, shared by every session (one copy stays cached).
     session_config: Arc<ServerConfig>,
@@ -256,15 +263,33 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub on `broker` with default settings.
-    pub fn new(broker: Arc<dyn Broker>) -> Self {
+    pub fn new<B: Broker>(broker: Arc<B>) -> Self {
         Self::with_config(broker, HubConfig::default())
     }
 
     /// A hub on `broker` with `config`.
-    pub fn with_config(broker: Arc<dyn Broker>, config: HubConfig) -> Self {
+    pub fn with_config<B: Broker>(broker: Arc<B>, config: HubConfig) -> Self {
+        // An in-memory broker publishes without waiting: the hub then
+        // publishes straight from a connection's read path (`handle_inputs`).
+        let any: Arc<dyn std::any::Any + Send + Sync> = broker.clone();
+        let memory = any.downcast::<MemoryBroker>().ok();
+        Self::build(broker, memory, config)
+    }
+
+    /// A hub on a broker chosen at run time (e.g. from a URL), with `config`.
+    pub fn with_dyn_broker(broker: Arc<dyn Broker>, config: HubConfig) -> Self {
+        Self::build(broker, None, config)
+    }
+
+    fn build(
+        broker: Arc<dyn Broker>,
+        memory: Option<Arc<MemoryBroker>>,
+        config: HubConfig,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 broker,
+                memory,
                 session_config: Arc::new(config.session.clone()),
                 config,
                 sessions: Mutex::new(HashMap::new()),
@@ -435,14 +460,13 @@ impl Hub {
         transport.attached(&attachment);
         tracing::Span::current().record("session", attachment.session.0.as_str());
         debug!(epoch, "session attached");
-        let broker = &self.inner.broker;
         let conn = Conn {
             entry: entry.clone(),
             epoch,
             codec,
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
-            sync_broker: broker.publishes_synchronously().then(|| broker.clone()),
+            sync_broker: self.inner.memory.clone(),
             publish_cache: Mutex::default(),
         };
         let mut timer = TokioTimer::default();
@@ -486,7 +510,7 @@ impl Hub {
     /// `Entry::publishing`). Without the turn, events wait: its holder wakes
     /// this connection when done; `wait_for_turn` (the connection is ending,
     /// its pump will not run again) polls for the turn instead, for at most
-    /// [`tidings_core::CLOSE_GRACE`] (a broker that never answers the holder
+    /// [`tidings_runtime::CLOSE_GRACE`] (a broker that never answers the holder
     /// must not keep this connection forever; the events stay queued in the
     /// session for a resume).
     async fn handle_events(&self, conn: &Conn, wait_for_turn: bool) {
@@ -500,7 +524,7 @@ impl Hub {
                     return;
                 }
                 let now = Instant::now();
-                if now >= *give_up.get_or_insert(now + tidings_core::CLOSE_GRACE) {
+                if now >= *give_up.get_or_insert(now + tidings_runtime::CLOSE_GRACE) {
                     debug!("publish turn still taken: events left queued");
                     return;
                 }
@@ -638,7 +662,7 @@ impl Hub {
 pub enum HubPublishError {
     /// The channel name is invalid.
     #[error(transparent)]
-    Channel(#[from] ProtocolError),
+    Channel(#[from] InvalidChannelName),
     /// The broker failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -662,7 +686,7 @@ async fn refuse<T: Transport>(transport: &mut T, codec: &dyn FrameCodec, e: &Pro
 /// otherwise hold the task forever.
 async fn finish_close<T: Transport>(transport: &mut T) {
     let close = transport.close(CloseCode::INTERNAL, "transport failed");
-    if tokio::time::timeout(tidings_core::CLOSE_GRACE, close)
+    if tokio::time::timeout(tidings_runtime::CLOSE_GRACE, close)
         .await
         .is_err()
     {
@@ -700,8 +724,9 @@ struct Conn {
     epoch: u64,
     /// `close` is set (checked on every pump turn without locking).
     closing: AtomicBool,
-    /// The hub's broker when it publishes synchronously (see `handle_inputs`).
-    sync_broker: Option<Arc<dyn Broker>>,
+    /// The hub's broker when it is the in-memory one, which publishes
+    /// synchronously (see `handle_inputs`).
+    sync_broker: Option<Arc<MemoryBroker>>,
     /// The broker's handle to the channel this connection last published to
     /// (a client usually publishes to few channels, often to one). A mutex
     /// only because the pump hands its target out by `&`; only this
@@ -804,21 +829,12 @@ impl PumpTarget for Conn {
                 return;
             };
             self.entry.handling.store(self.epoch, Ordering::Release);
-            let result = broker.try_publish_now_cached(
+            broker.publish_cached(
                 &mut self.publish_cache.lock().unwrap_or_else(|p| p.into_inner()),
                 &channel,
                 compact(payload),
             );
             self.entry.handling.store(0, Ordering::Release);
-            match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => publish_failed(&self.entry, &channel, &e),
-                Err(_) => {
-                    let e =
-                        BrokerError::Unavailable("broker stopped publishing synchronously".into());
-                    publish_failed(&self.entry, &channel, &e);
-                }
-            }
             if more {
                 let mut s = self.entry.lock();
                 if s.epoch() != self.epoch {

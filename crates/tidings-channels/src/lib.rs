@@ -1,4 +1,4 @@
-//! Channels (rooms) of tidings: the `Broker` trait, the in-memory broker, and the `Hub` that serves sessions.
+//! Channels (rooms) of tidings: the `Hub` that serves sessions over any transport, and the in-memory broker; the `Broker` trait itself is `tidings-broker` (re-exported here).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -15,12 +15,11 @@
 //! tokens are secrets and come from the operating system's CSPRNG), `foldhash`
 //! (picks the memory broker's map shard for a channel name, seeded at random).
 
-mod broker;
 mod hub;
 mod memory;
 
-pub use broker::{
-    Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId, Subscription,
-};
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
-pub use memory::{MemoryBroker, MemoryBrokerConfig};
+pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
+pub use tidings_broker::{
+    Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,
+};

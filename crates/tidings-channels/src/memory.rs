@@ -6,12 +6,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use tidings_core::{
-    BoxFuture, ChannelMap, ChannelName, IdBlock, MessageIdGen, SharedMessage, SubscriptionStart,
+use tidings_broker::{
+    BoxFuture, Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,
 };
-
-use crate::broker::{
-    Broker, BrokerError, Delivery, PublishCache, PublishReceipt, SubscriberId, Subscription,
+use tidings_protocol::{
+    ChannelMap, ChannelName, IdBlock, MessageIdGen, SharedMessage, SubscriptionStart,
 };
 
 /// Settings of the [`MemoryBroker`].
@@ -79,6 +78,32 @@ pub struct MemoryBroker {
     /// Identifies this broker in a [`PublishCache`] (unique in the process): a
     /// cache filled by another broker holds nothing for this one.
     cache_id: usize,
+}
+
+/// What one publisher (a connection) keeps of the channel it last published
+/// to, for [`MemoryBroker::publish_cached`]: the broker's state of that
+/// channel, tagged with the broker it belongs to.
+///
+/// Holding it keeps that channel's state alive (the broker does not evict a
+/// channel someone holds), one channel per publisher at most.
+#[derive(Default)]
+pub struct PublishCache {
+    entry: Option<(usize, ChannelName, Arc<Mutex<ChannelState>>)>,
+}
+
+impl std::fmt::Debug for PublishCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishCache")
+            .field("channel", &self.entry.as_ref().map(|(_, c, _)| c))
+            .finish()
+    }
+}
+
+impl PublishCache {
+    /// Forgets the channel.
+    pub fn clear(&mut self) {
+        self.entry = None;
+    }
 }
 
 /// Source of [`MemoryBroker`] cache ids.
@@ -166,6 +191,30 @@ impl MemoryBroker {
         self.publish_to(channel, &self.channel(channel), payload)
     }
 
+    /// [`MemoryBroker::publish_now`] for a publisher that publishes again and
+    /// again, often to the same channel (a connection): `cache` remembers the
+    /// channel's state, so the next publish there skips the map lookup. The
+    /// cached state is the one in the map: a channel someone holds is never
+    /// evicted (`evict_idle` takes only states nobody else holds).
+    pub fn publish_cached(
+        &self,
+        cache: &mut PublishCache,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> PublishReceipt {
+        let owner = self.cache_id;
+        if let Some((o, c, state)) = &cache.entry
+            && *o == owner
+            && c == channel
+        {
+            return self.publish_to(channel, state, payload);
+        }
+        let state = self.channel(channel);
+        let receipt = self.publish_to(channel, &state, payload);
+        cache.entry = Some((owner, channel.clone(), state));
+        receipt
+    }
+
     fn publish_to(
         &self,
         channel: &ChannelName,
@@ -246,36 +295,6 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
         let receipt = self.publish_now(channel, payload);
         Box::pin(async move { Ok(receipt) })
-    }
-
-    fn try_publish_now(
-        &self,
-        channel: &ChannelName,
-        payload: Bytes,
-    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
-        Ok(Ok(self.publish_now(channel, payload)))
-    }
-
-    fn try_publish_now_cached(
-        &self,
-        cache: &mut PublishCache,
-        channel: &ChannelName,
-        payload: Bytes,
-    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
-        // The cached state is the one in the map: a channel someone holds is
-        // never evicted (`evict_idle` takes only states nobody else holds).
-        let owner = self.cache_id;
-        if let Some(state) = cache.get::<Mutex<ChannelState>>(owner, channel) {
-            return Ok(Ok(self.publish_to(channel, state, payload)));
-        }
-        let state = self.channel(channel);
-        let receipt = self.publish_to(channel, &state, payload);
-        cache.set(owner, channel.clone(), state);
-        Ok(Ok(receipt))
-    }
-
-    fn publishes_synchronously(&self) -> bool {
-        true
     }
 
     fn subscribe(
@@ -397,10 +416,8 @@ mod tests {
     }
 
     fn cached(b: &MemoryBroker, cache: &mut PublishCache, channel: &ChannelName) -> u64 {
-        match b.try_publish_now_cached(cache, channel, Bytes::from_static(b"1")) {
-            Ok(Ok(receipt)) => receipt.seq,
-            other => panic!("memory broker publishes synchronously: {other:?}"),
-        }
+        b.publish_cached(cache, channel, Bytes::from_static(b"1"))
+            .seq
     }
 
     #[tokio::test]

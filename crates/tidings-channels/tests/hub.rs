@@ -10,7 +10,8 @@ use tidings_channels::{
     Subscription,
 };
 use tidings_codec::JsonCodec;
-use tidings_core::{BoxFuture, ChannelName, TransportExt};
+use tidings_protocol::ChannelName;
+use tidings_runtime::{BoxFuture, TransportExt};
 use tidings_test::memory::{MemoryTransport, pair};
 
 /// A broker whose publishes always fail (its subscriptions work).
@@ -137,7 +138,7 @@ async fn publishes_and_subscribes_keep_their_order_on_the_synchronous_path() {
 async fn detached_sessions_expire_after_the_resume_window_and_live_ones_stay() {
     let window = Duration::from_millis(200);
     let mut config = HubConfig::default()
-        .with_session(tidings_core::ServerConfig::default().with_resume_window(window));
+        .with_session(tidings_protocol::ServerConfig::default().with_resume_window(window));
     config.reap_interval = Duration::from_millis(50);
     let hub = Hub::with_config(Arc::new(MemoryBroker::default()), config);
     // One session stays connected; three lose their connection.
@@ -166,8 +167,8 @@ async fn detached_sessions_expire_after_the_resume_window_and_live_ones_stay() {
     assert_eq!(next_of(&mut live, "pong").await["nonce"], 7);
 }
 
-/// A synchronous broker that holds the publish of `"first"` until the test
-/// lets it go (the connection publishing it stays inside the broker).
+/// A broker that holds the publish of `"first"` until the test lets it go
+/// (the connection publishing it stays inside the broker).
 struct PausingBroker {
     inner: MemoryBroker,
     paused: std::sync::atomic::AtomicBool,
@@ -181,6 +182,15 @@ impl Broker for PausingBroker {
         channel: &ChannelName,
         payload: Bytes,
     ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        if &payload[..] == b"\"first\""
+            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Held inside the broker call itself, on this connection's task.
+            tokio::task::block_in_place(|| {
+                self.entered.lock().unwrap().send(()).unwrap();
+                self.release.lock().unwrap().recv().unwrap();
+            });
+        }
         self.inner.publish(channel, payload)
     }
     fn subscribe(
@@ -193,22 +203,6 @@ impl Broker for PausingBroker {
     }
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
         self.inner.unsubscribe(channel, id);
-    }
-    fn try_publish_now(
-        &self,
-        channel: &ChannelName,
-        payload: Bytes,
-    ) -> Result<Result<PublishReceipt, BrokerError>, Bytes> {
-        if &payload[..] == b"\"first\""
-            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            self.entered.lock().unwrap().send(()).unwrap();
-            self.release.lock().unwrap().recv().unwrap();
-        }
-        self.inner.try_publish_now(channel, payload)
-    }
-    fn publishes_synchronously(&self) -> bool {
-        true
     }
 }
 

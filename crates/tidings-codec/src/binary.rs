@@ -30,7 +30,7 @@ use rkyv::rancor;
 use rkyv::ser::{Positional, Writer};
 use rkyv::with::{AsOwned, Map};
 use rkyv::{Archive, Deserialize, Serialize};
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, CodecKind, ErrorCode, ErrorFrame, Frame,
     FrameCodec, FrameType, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, ResumeToken,
     SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
@@ -56,7 +56,7 @@ const INLINE_STRING: usize = 8;
 /// ```
 /// use bytes::Bytes;
 /// use tidings_codec::BinaryCodec;
-/// use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId};
+/// use tidings_protocol::{ChannelName, Frame, FrameCodec, Message, MessageId};
 ///
 /// let codec = BinaryCodec::new();
 /// let frame = Frame::Message(Message {
@@ -99,7 +99,7 @@ impl BinaryCodec {
     ///
     /// ```
     /// use tidings_codec::BinaryCodec;
-    /// use tidings_core::{Frame, FrameCodec, Ping};
+    /// use tidings_protocol::{Frame, FrameCodec, Ping};
     /// let ping = Frame::Ping(Ping { nonce: 1 });
     /// assert_eq!(BinaryCodec::encoded_len(&ping), 10);
     /// assert_eq!(BinaryCodec::new().encode_to_bytes(&ping).unwrap().len(), 10);
@@ -871,7 +871,7 @@ impl fmt::Debug for FrameView<'_> {
 /// ```
 /// # use bytes::Bytes;
 /// # use tidings_codec::BinaryCodec;
-/// # use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId};
+/// # use tidings_protocol::{ChannelName, Frame, FrameCodec, Message, MessageId};
 /// # let wire = BinaryCodec::new().encode_to_bytes(&Frame::Message(Message {
 /// #     channel: ChannelName::new("c").unwrap(), seq: 1, id: MessageId(2),
 /// #     payload: Bytes::from_static(b"hi") })).unwrap();

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, CodecKind, ErrorCode, ErrorFrame, Frame,
     FrameCodec, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, ResumeToken, SessionId,
     Subscribe, Subscribed, Unsubscribe, Welcome,

@@ -32,7 +32,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, BytesMut};
-use tidings_core::{Frame, Message};
+use tidings_protocol::{Frame, Message};
 
 use crate::json_validate::is_inline_json;
 

@@ -54,7 +54,7 @@
 //! the `decode_json` fuzz target, which panics whenever the two paths differ.
 
 use bytes::Bytes;
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, Frame, FrameType, Message, MessageId, Ping, Publish, PublishAck, Subscribe,
     Subscribed, Unsubscribe,
 };
@@ -62,7 +62,7 @@ use tidings_core::{
 use crate::json::JsonCodec;
 
 impl JsonCodec {
-    /// Test hook: the hand-written fast path of [`FrameCodec::decode`](tidings_core::FrameCodec::decode)
+    /// Test hook: the hand-written fast path of [`FrameCodec::decode`](tidings_protocol::FrameCodec::decode)
     /// alone. `Some` only for compact frames it fully understands (and then
     /// equal to what [`JsonCodec::decode_serde`] returns); `None` means "ask
     /// the serde path". Not part of the stable API.

@@ -17,7 +17,7 @@
 //!   [rkyv](https://docs.rs/rkyv) 0.8 archive of the frame. Received frames
 //!   are validated with bytecheck and then read in place:
 //!   [`BinaryCodec::view`] reads a `message` (channel, seq, id, payload)
-//!   without a single heap allocation, and [`FrameCodec::decode`](tidings_core::FrameCodec::decode) hands out
+//!   without a single heap allocation, and [`FrameCodec::decode`](tidings_protocol::FrameCodec::decode) hands out
 //!   payloads as `Bytes` slices of the input.
 //! * [`negotiate`] — picks a codec from the subprotocols a client offers.
 //!
@@ -52,7 +52,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use tidings_codec::JsonCodec;
-//! use tidings_core::{Frame, FrameCodec, Ping};
+//! use tidings_protocol::{Frame, FrameCodec, Ping};
 //! let codec = JsonCodec::new();
 //! let bytes = codec.encode_to_bytes(&Frame::Ping(Ping { nonce: 7 })).unwrap();
 //! assert_eq!(&bytes[..], br#"{"type":"ping","nonce":7}"#);

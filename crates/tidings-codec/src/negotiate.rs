@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tidings_core::{CodecKind, FrameCodec};
+use tidings_protocol::{CodecKind, FrameCodec};
 
 use crate::json::JsonCodec;
 
@@ -52,7 +52,7 @@ pub fn subprotocol_of(kind: CodecKind) -> &'static str {
 /// The codec of a kind, if this build has it.
 ///
 /// ```
-/// use tidings_core::CodecKind;
+/// use tidings_protocol::CodecKind;
 /// assert!(tidings_codec::codec_for(CodecKind::Json).unwrap().is_text());
 /// # #[cfg(feature = "binary")] {
 /// let codec = tidings_codec::codec_for(CodecKind::Binary).expect("feature `binary` is on by default");

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use proptest::prelude::*;
 use tidings_codec::{BinaryCodec, JsonCodec};
-use tidings_core::{
+use tidings_protocol::{
     ChannelName, CodecError, ErrorCode, Frame, FrameCodec, FrameType, Gap, Instant, Message,
     MessageId, Ping, Publish, ResumeToken, ServerConfig, ServerEvent, ServerSession, SessionId,
     SharedMessage, Subscribe, SubscriptionStart, Welcome,
@@ -381,7 +381,7 @@ fn invalid_content_is_malformed() {
 
 #[test]
 fn unknown_error_codes_survive_as_unknown() {
-    let f = Frame::Error(tidings_core::ErrorFrame {
+    let f = Frame::Error(tidings_protocol::ErrorFrame {
         code: ErrorCode::QueueFull,
         message: "m".into(),
     });

@@ -10,7 +10,7 @@ use common::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tidings_codec::JsonCodec;
-use tidings_core::{
+use tidings_protocol::{
     Ack, Close, CodecError, ErrorCode, ErrorFrame, Frame, FrameCodec, FrameType, Hello,
     MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, Subscribe,
 };

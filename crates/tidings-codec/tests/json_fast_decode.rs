@@ -7,7 +7,7 @@ use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use tidings_codec::JsonCodec;
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, Frame, FrameCodec, MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish,
     PublishAck, Subscribe, Subscribed, Unsubscribe,
 };

@@ -534,7 +534,7 @@ fn deep_nesting() {
 #[test]
 fn codec_inlines_exactly_what_the_validator_accepts() {
     use bytes::Bytes;
-    use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId};
+    use tidings_protocol::{ChannelName, Frame, FrameCodec, Message, MessageId};
     let codec = JsonCodec::new();
     for payload in [
         &b"{\"t\":\"0000000123456\",\"p\":\"abcd\"}"[..],

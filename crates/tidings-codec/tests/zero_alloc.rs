@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use tidings_codec::{BinaryCodec, JsonCodec};
-use tidings_core::{ChannelName, Frame, FrameCodec, Message, MessageId, Ping, PublishAck};
+use tidings_protocol::{ChannelName, Frame, FrameCodec, Message, MessageId, Ping, PublishAck};
 
 /// The system allocator, plus a per-thread count of allocations.
 struct Counting;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tidings_core::ResumeToken;
+use tidings_protocol::ResumeToken;
 
 /// Longest token accepted in an event id.
 const MAX_TOKEN: usize = 128;

@@ -1,18 +1,22 @@
-//! Server-Sent Events transport of tidings: an axum endpoint that resumes by `Last-Event-ID`, upstream frames by POST, native and browser clients, and a spec-exact event stream parser.
+//! Server-Sent Events transport of tidings: a framework-free server endpoint that resumes by `Last-Event-ID`, upstream frames by POST, native and browser clients, and a spec-exact event stream parser.
 //!
 //! SSE carries the JSON frames of the tidings protocol (`tidings.v1.json`,
 //! see `docs/protocol.md` §7): the server streams one event per frame, the
 //! client POSTs its frames.
 //!
-//! * [`SseRoute`] / [`SseRouterExt`] (feature `server`, native) —
-//!   `Router::new().tidings_sse("/sse", hub)`. `GET /sse` opens a stream of
-//!   a new session; every event's `id:` is `<resume token>.<frame number>`, so a
-//!   reconnecting `EventSource` resumes its session with `Last-Event-ID`: the
-//!   server re-sends what the client missed from the session's replay buffer,
-//!   or an explicit `gap`. `POST /sse/<session>` with the resume token in
-//!   `x-tidings-token` carries the client's frames (newline-delimited JSON).
-//!   The stream opens with a `retry:` hint and sends `: ka` comments when
-//!   quiet. Limits and the slow-consumer policy are those of the session.
+//! * [`SseEndpoint`] (feature `server`, native) — the endpoint without a
+//!   web framework (`tidings-axum` mounts it: `Router::tidings_sse`).
+//!   [`SseEndpoint::open`] turns a `GET` into an [`SseStream`]: the
+//!   server-side [`SseTransport`] for the hub and the [`EventBody`] to send
+//!   as the response. Every event's `id:` is `<resume token>.<frame number>`,
+//!   so a reconnecting `EventSource` resumes its session with
+//!   `Last-Event-ID`: the server re-sends what the client missed from the
+//!   session's replay buffer, or an explicit `gap`.
+//!   [`SseEndpoint::post_target`] finds the stream a
+//!   `POST <path>/<session>` (resume token in `x-tidings-token`) is for, and
+//!   [`PostTarget::deliver`] queues its frames (newline-delimited JSON). The
+//!   stream opens with a `retry:` hint and sends `: ka` comments when quiet.
+//!   Every refusal is a typed [`Refusal`] with its HTTP status.
 //! * [`Client`] (feature `client`) — the same API as the WebSocket client
 //!   (`subscribe`, `publish`, `next_event`) on the shared session driver of
 //!   `tidings-core`: natively on `reqwest` with this crate's [`parser`]; in the
@@ -21,8 +25,9 @@
 //! * [`parser`] — an incremental, sans-IO parser that follows the WHATWG
 //!   algorithm exactly (why not `eventsource-stream`: see its docs).
 //!
-//! Why these dependencies: `axum` (the server framework tidings targets) and
-//! `tidings-axum` for its auth hook; `reqwest` without default features (plain
+//! Why these dependencies: `http` (the request and status types every Rust
+//! web framework shares), `tokio` (the stream's timers and limits),
+//! `serde_json` (splitting POST bodies into frames without copying); `reqwest` without default features (plain
 //! HTTP/1.1, no TLS: enable a TLS feature of `reqwest` in your own manifest for
 //! `https://`, Cargo unifies it) as the native HTTP client; `web-sys` for the
 //! browser APIs.
@@ -39,10 +44,13 @@ mod client;
 mod server;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientBuilder, Error};
+pub use client::{Client, ClientBuilder, Error, EventStream};
 pub use event_id::EventId;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
-pub use server::{BodyError, SseConfig, SseRoute, SseRouterExt};
+pub use server::{
+    BodyError, EventBody, PostTarget, Refusal, SseConfig, SseEndpoint, SseStream, SseTransport,
+    StreamPermit,
+};
 
 /// Header carrying the session's resume token on POSTs (`Authorization: Bearer <token>` works too).
 pub const TOKEN_HEADER: &str = "x-tidings-token";

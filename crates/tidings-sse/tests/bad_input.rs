@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
+use tidings_axum::SseRoute;
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
-use tidings_core::{ChannelName, ClientEvent, Limits, ServerConfig};
-use tidings_sse::{Client, SseConfig, SseRoute};
+use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig};
+use tidings_sse::{Client, SseConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 

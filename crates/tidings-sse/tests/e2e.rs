@@ -9,9 +9,10 @@ use axum::Router;
 use common::*;
 use serde_json::json;
 use tidings_axum::{AuthError, RouterExt, UpgradeRequest};
+use tidings_axum::{SseRoute, SseRouterExt};
 use tidings_channels::HubConfig;
-use tidings_core::{ClientConfig, ClientEvent, ServerConfig};
-use tidings_sse::{Client, EventId, SseConfig, SseRoute, SseRouterExt};
+use tidings_protocol::{ClientConfig, ClientEvent, ServerConfig};
+use tidings_sse::{Client, EventId, SseConfig};
 
 fn quick_client(url: &str) -> Client {
     let config =

@@ -6,9 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tidings_axum::SseRoute;
 use tidings_channels::HubConfig;
-use tidings_core::{ClientConfig, ClientEvent, Limits, ServerConfig};
-use tidings_sse::{Client, SseConfig, SseRoute};
+use tidings_protocol::{ClientConfig, ClientEvent, Limits, ServerConfig};
+use tidings_sse::{Client, SseConfig};
 use tidings_test::proxy::{FaultProxy, MidFrameCut};
 
 const MESSAGES: usize = 10_000;

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
+use tidings_axum::SseRoute;
 use tidings_channels::HubConfig;
-use tidings_core::{ChannelName, ClientEvent};
-use tidings_sse::{Client, EventId, SseConfig, SseRoute};
+use tidings_protocol::{ChannelName, ClientEvent};
+use tidings_sse::{Client, EventId, SseConfig};
 use tidings_test::peers;
 use tidings_test::proxy::FaultProxy;
 use tidings_test::require_peer;

@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tidings_core::{Transport, TransportError, TransportKind, TransportMetrics};
+use tidings_runtime::{Transport, TransportError, TransportKind, TransportMetrics};
 use tokio::sync::mpsc;
 
 enum Item {

@@ -1,11 +1,10 @@
 //! The `Client` handle: subscribe, publish, read events; the session reconnects and resumes by itself.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tidings_codec::SUBPROTOCOL_JSON;
-use tidings_core::{ClientConfig, ClientEvent, ClientState, SharedClient};
+use tidings_protocol::ClientConfig;
+use tidings_runtime::ClientTransport;
 
 use crate::Error;
 use crate::config::WsConfig;
@@ -73,17 +72,34 @@ impl ClientBuilder {
                 reason: "scheme must be ws:// or wss://".into(),
             });
         }
-        let shared = Arc::new(SharedClient::with_config(self.session.clone()));
-        crate::platform::spawn_driver(shared.clone(), self)?;
-        Ok(Client { shared })
+        let session = self.session.clone();
+        Client::start(session, crate::platform::connector(self))
     }
 }
 
-/// A tidings client over WebSocket.
+/// The WebSocket transport of a [`Client`] (`Client<WebSocket>`).
+#[derive(Debug)]
+pub enum WebSocket {}
+
+impl ClientTransport for WebSocket {
+    type Builder = ClientBuilder;
+
+    fn builder(url: String) -> ClientBuilder {
+        ClientBuilder {
+            url,
+            session: ClientConfig::default(),
+            ws: WsConfig::default(),
+            subprotocols: vec![SUBPROTOCOL_JSON.to_string()],
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A tidings client over WebSocket: the runtime's one [`tidings_runtime::Client`].
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tidings_ws::Error> {
-/// use tidings_core::ClientEvent;
+/// use tidings_protocol::ClientEvent;
 /// let client = tidings_ws::Client::builder("ws://127.0.0.1:3000/ws").connect()?;
 /// client.subscribe("room:lobby")?;
 /// client.publish("room:lobby", r#"{"text":"hello"}"#)?;
@@ -94,63 +110,4 @@ impl ClientBuilder {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct Client {
-    shared: Arc<SharedClient>,
-}
-
-impl Client {
-    /// A builder for a client of `url` (`ws://host:port/path`).
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            session: ClientConfig::default(),
-            ws: WsConfig::default(),
-            subprotocols: vec![SUBPROTOCOL_JSON.to_string()],
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-
-    /// Subscribes to `channel`; kept across reconnects.
-    pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
-        Ok(self.shared.subscribe(channel)?)
-    }
-
-    /// Leaves `channel`.
-    pub fn unsubscribe(&self, channel: &str) -> Result<(), Error> {
-        Ok(self.shared.unsubscribe(channel)?)
-    }
-
-    /// Publishes `payload` on `channel`. Delivered exactly once while the
-    /// session resumes; queued while disconnected. Fails fast with
-    /// [`Error::is_queue_full`] when too much is unacknowledged.
-    pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
-        Ok(self.shared.publish(channel, payload.into())?)
-    }
-
-    /// The next event; `None` once the client is closed and every event was read.
-    pub async fn next_event(&self) -> Option<ClientEvent> {
-        self.shared.next_event().await
-    }
-
-    /// The session's state.
-    pub fn state(&self) -> ClientState {
-        self.shared.state()
-    }
-
-    /// Publishes not yet acknowledged by the server.
-    pub fn unacked(&self) -> usize {
-        self.shared.unacked()
-    }
-
-    /// Ends the session (sends `Close` when connected). Idempotent.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
+pub type Client = tidings_runtime::Client<WebSocket>;

@@ -35,7 +35,7 @@ mod server;
 mod transport;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, WebSocket};
 pub use config::{ServerConfig, WsConfig};
 #[cfg(all(feature = "client", target_arch = "wasm32"))]
 pub use platform::WasmWsTransport;
@@ -44,10 +44,7 @@ pub use server::{
     Accepted, ConnectionHandler, ServerHandle, Shutdown, WsServer, offered_subprotocols, raw_echo,
 };
 /// Errors of the WebSocket [`Client`] (shared by every transport's client).
-pub use tidings_core::ClientError as Error;
-/// The browser `setTimeout` timer of the client driver (now in `tidings-core`).
-#[cfg(all(feature = "client", target_arch = "wasm32"))]
-pub use tidings_core::WasmTimer;
+pub use tidings_runtime::ClientError as Error;
 #[cfg(all(
     not(target_arch = "wasm32"),
     any(feature = "server", feature = "client")

@@ -1,16 +1,13 @@
 //! Native platform of the client driver: tokio timers and tokio-tungstenite connections.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
-use tidings_core::{
-    BoxFuture, CodecKind, Connected, Connector, SharedClient, TokioTimer, TransportError, drive,
-};
+use tidings_protocol::CodecKind;
+use tidings_runtime::{BoxFuture, Connected, Connector, TokioTimer, TransportError};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
-use crate::Error;
 use crate::client::ClientBuilder;
 use crate::config::WsConfig;
 use crate::transport::{WsTransport, map_ws_error};
@@ -88,14 +85,12 @@ pub(crate) async fn connect(
     Ok((Box::new(transport), codec))
 }
 
-pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
-    let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-    let platform = Native {
+/// The connector of a [`crate::Client`] built by `builder`.
+pub(crate) fn connector(builder: ClientBuilder) -> impl Connector + Send {
+    Native {
         url: builder.url,
         ws: builder.ws,
         subprotocols: builder.subprotocols.join(", "),
         connect_timeout: builder.connect_timeout,
-    };
-    handle.spawn(drive(shared, platform));
-    Ok(())
+    }
 }

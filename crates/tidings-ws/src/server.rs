@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use tidings_codec::negotiate;
-use tidings_core::{BoxFuture, CloseCode, FrameCodec};
+use tidings_protocol::{CloseCode, FrameCodec};
+use tidings_runtime::BoxFuture;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tidings_core::{
-    Instant, Timer, TokioTimer, Transport, TransportError, TransportKind, TransportMetrics,
+use tidings_protocol::Instant;
+use tidings_runtime::{
+    Timer, TokioTimer, Transport, TransportError, TransportKind, TransportMetrics,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -22,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 /// Text codecs send text messages, binary codecs binary messages; WebSocket
 /// pings are answered by tungstenite. In text mode a frame handed to
 /// `start_send` must be valid UTF-8, as a text codec's frames are
-/// ([`FrameCodec::is_text`](tidings_core::FrameCodec::is_text)): it is sent
+/// ([`FrameCodec::is_text`](tidings_protocol::FrameCodec::is_text)): it is sent
 /// without a second check (debug builds check). An idle timeout (no message at all for
 /// `idle_timeout`) ends the connection with [`TransportError::Timeout`].
 pub struct WsTransport<S> {

@@ -2,21 +2,20 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use js_sys::{Array, Uint8Array};
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
-use tidings_core::{
-    BoxFuture, CodecKind, Connected, Connector, Inbox, SharedClient, Transport, TransportError,
-    TransportKind, TransportMetrics, WasmTimer, drive,
+use tidings_protocol::CodecKind;
+use tidings_runtime::{
+    BoxFuture, Connected, Connector, Inbox, Transport, TransportError, TransportKind,
+    TransportMetrics, WasmTimer,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::Error;
 use crate::client::ClientBuilder;
 
 /// A browser WebSocket as a tidings [`Transport`].
@@ -200,11 +199,10 @@ impl Connector for Browser {
     }
 }
 
-pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
-    let platform = Browser {
+/// The connector of a [`crate::Client`] built by `builder`.
+pub(crate) fn connector(builder: ClientBuilder) -> impl Connector {
+    Browser {
         url: builder.url,
         protocols: builder.subprotocols,
-    };
-    wasm_bindgen_futures::spawn_local(drive(shared, platform));
-    Ok(())
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
-use tidings_core::{ChannelName, ClientEvent, Limits, ServerConfig as SessionConfig};
+use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig as SessionConfig};
 use tidings_ws::{Accepted, Client, ServerConfig, WsServer};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message as WsMessage;

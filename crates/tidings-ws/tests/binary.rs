@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tidings_channels::{Hub, MemoryBroker};
 use tidings_codec::{BinaryCodec, SUBPROTOCOL_BIN, SUBPROTOCOL_JSON};
-use tidings_core::{ClientEvent, CodecKind, Frame, FrameCodec, Hello, PROTOCOL_VERSION, Ping};
+use tidings_protocol::{ClientEvent, CodecKind, Frame, FrameCodec, Hello, PROTOCOL_VERSION, Ping};
 use tidings_ws::{Accepted, Client, ServerConfig, ServerHandle, WsServer};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -70,7 +70,7 @@ async fn next_event(c: &Client) -> ClientEvent {
         .expect("client open")
 }
 
-async fn next_message(c: &Client) -> tidings_core::Message {
+async fn next_message(c: &Client) -> tidings_protocol::Message {
     loop {
         if let ClientEvent::Message(m) = next_event(c).await {
             return m;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_channels::{Hub, HubConfig, MemoryBroker};
-use tidings_core::{ClientConfig, ClientEvent, Limits, ServerConfig};
+use tidings_protocol::{ClientConfig, ClientEvent, Limits, ServerConfig};
 use tidings_test::proxy::{FaultProxy, MidFrameCut};
 use tidings_ws::{Accepted, Client, ServerHandle, WsServer};
 

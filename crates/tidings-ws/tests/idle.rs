@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tidings_core::{Transport, TransportError};
+use tidings_runtime::{Transport, TransportError};
 use tidings_ws::WsTransport;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;

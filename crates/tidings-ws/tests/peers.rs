@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tidings_channels::{Hub, MemoryBroker};
-use tidings_core::{ChannelName, ClientEvent, Message};
+use tidings_protocol::{ChannelName, ClientEvent, Message};
 use tidings_test::peers::{self, PeerError};
 use tidings_test::require_peer;
 use tidings_ws::{Accepted, Client, ServerConfig, ServerHandle, WsConfig, WsServer};

@@ -65,7 +65,17 @@
 //! `default-features = false, features = ["ws-client"]` (and/or `"sse-client"`).
 
 pub use tidings_codec as codec;
-pub use tidings_core as core;
+pub use tidings_protocol as protocol;
+pub use tidings_runtime as runtime;
+
+/// Protocol types and the runtime together (`tidings::protocol` and
+/// `tidings::runtime` in one path): frames, ids, errors, sessions, the
+/// `Transport` trait, the pump and the `Client`. Kept for code written
+/// against the single core crate of earlier releases.
+pub mod core {
+    pub use tidings_protocol::*;
+    pub use tidings_runtime::*;
+}
 
 /// WebSocket transport (`tidings-ws`): `Client` (native and wasm) and, with the `ws` feature on
 /// native targets, `WsServer`, `WsTransport` and `raw_echo`.
@@ -74,10 +84,15 @@ pub use tidings_core as core;
 pub use tidings_ws as ws;
 
 /// Server-Sent Events transport (`tidings-sse`): `Client` (native and wasm) and, with the `sse`
-/// feature on native targets, `SseRoute` and `Router::tidings_sse` through `SseRouterExt`.
+/// feature on native targets, the framework-free `SseEndpoint`, and the axum mount `SseRoute`
+/// with `Router::tidings_sse` through `SseRouterExt` (from `tidings-axum`).
 #[cfg(any(feature = "sse", feature = "sse-client"))]
-#[doc(inline)]
-pub use tidings_sse as sse;
+pub mod sse {
+    pub use tidings_sse::*;
+
+    #[cfg(all(feature = "sse", not(target_arch = "wasm32")))]
+    pub use tidings_axum::{SseRoute, SseRouterExt};
+}
 
 /// Channels (`tidings-channels`): the `Hub` that serves sessions, the `Broker` trait and the
 /// in-memory broker.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use tidings_benches::{tidings_ws_config, tungstenite_config};
-use tidings_core::ClientEvent;
+use tidings_protocol::ClientEvent;
 use tidings_ws::Client;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
@@ -229,7 +229,7 @@ struct Config {
 
 async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Record, String> {
     let mut r = Record::default();
-    let client = tidings_core::ClientConfig::default();
+    let client = tidings_protocol::ClientConfig::default();
     let shared = Arc::new(Shared {
         tidings,
         ack_every: u64::from(client.ack_every),

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::task::Waker;
 
 use bytes::Bytes;
-use tidings_core::{Instant, PumpTarget, TokioTimer, TransportError, pump};
+use tidings_protocol::Instant;
+use tidings_runtime::{PumpTarget, TokioTimer, TransportError, pump};
 use tidings_ws::Accepted;
 
 /// Frames received and not yet sent back.

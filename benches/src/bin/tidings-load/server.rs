@@ -47,7 +47,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         match kind.as_str() {
             "tidings" => {
                 let mut config = HubConfig::default()
-                    .with_session(tidings_core::ServerConfig::default().with_resume_window(resume));
+                    .with_session(tidings_protocol::ServerConfig::default().with_resume_window(resume));
                 // Expire detached sessions promptly when the window is short (leak check).
                 config.reap_interval = config
                     .reap_interval

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::Value;
-use tidings_core::{
+use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, ErrorCode, ErrorFrame, Frame, Gap, Hello,
     MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, ResumeToken, SessionId,
     Subscribe, Subscribed, Unsubscribe, Welcome,

@@ -12,10 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tidings_core::{
-    BoxFuture, ClientConfig, ClientEvent, ClientState, Frame, FrameCodec, SharedClient,
-    TransportError,
-};
+use tidings_protocol::{ClientConfig, Frame, FrameCodec};
+use tidings_runtime::{BoxFuture, ClientTransport, TransportError};
 
 use crate::parser::DEFAULT_MAX_EVENT_BYTES;
 
@@ -23,7 +21,7 @@ use crate::parser::DEFAULT_MAX_EVENT_BYTES;
 pub(crate) const MAX_BATCH: usize = 256 << 10;
 
 /// Errors of the SSE [`Client`] (shared by every transport's client).
-pub use tidings_core::ClientError as Error;
+pub use tidings_runtime::ClientError as Error;
 
 /// Builder of a [`Client`].
 #[derive(Clone, Debug)]
@@ -83,21 +81,38 @@ impl ClientBuilder {
                 reason: "scheme must be http:// or https://".into(),
             });
         }
-        let shared = Arc::new(SharedClient::with_config(self.session.clone()));
-        platform::spawn_driver(shared.clone(), self)?;
-        Ok(Client { shared })
+        let session = self.session.clone();
+        Client::start(session, platform::connector(self)?)
     }
 }
 
-/// A tidings client over Server-Sent Events (down) and POSTs (up).
-///
-/// The same API as the WebSocket client: subscriptions survive reconnects,
-/// publishes are delivered exactly once while the session resumes, messages
-/// arrive in order and never twice, losses are reported as gaps.
+/// The Server-Sent Events transport of a [`Client`] (`Client<EventStream>`):
+/// an event stream down, POSTs up.
+#[derive(Debug)]
+pub enum EventStream {}
+
+impl ClientTransport for EventStream {
+    type Builder = ClientBuilder;
+
+    fn builder(url: String) -> ClientBuilder {
+        ClientBuilder {
+            url,
+            session: ClientConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            post_timeout: Duration::from_secs(30),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A tidings client over Server-Sent Events (down) and POSTs (up): the
+/// runtime's one [`tidings_runtime::Client`], with the same API as on
+/// WebSocket.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tidings_sse::Error> {
-/// use tidings_core::ClientEvent;
+/// use tidings_protocol::ClientEvent;
 /// let client = tidings_sse::Client::builder("http://127.0.0.1:3000/sse").connect()?;
 /// client.subscribe("room:lobby")?;
 /// client.publish("room:lobby", r#"{"text":"hello"}"#)?;
@@ -108,68 +123,7 @@ impl ClientBuilder {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct Client {
-    shared: Arc<SharedClient>,
-}
-
-impl Client {
-    /// A builder for a client of `url` (`http://host:port/sse`, the path the
-    /// server mounted the SSE route on).
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.into(),
-            session: ClientConfig::default(),
-            connect_timeout: Duration::from_secs(10),
-            post_timeout: Duration::from_secs(30),
-            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-            headers: Vec::new(),
-        }
-    }
-
-    /// Subscribes to `channel`; kept across reconnects.
-    pub fn subscribe(&self, channel: &str) -> Result<(), Error> {
-        Ok(self.shared.subscribe(channel)?)
-    }
-
-    /// Leaves `channel`.
-    pub fn unsubscribe(&self, channel: &str) -> Result<(), Error> {
-        Ok(self.shared.unsubscribe(channel)?)
-    }
-
-    /// Publishes `payload` on `channel`. Delivered exactly once while the
-    /// session resumes; queued while disconnected. Fails fast with
-    /// [`Error::is_queue_full`] when too much is unacknowledged.
-    pub fn publish(&self, channel: &str, payload: impl Into<Bytes>) -> Result<u64, Error> {
-        Ok(self.shared.publish(channel, payload.into())?)
-    }
-
-    /// The next event; `None` once the client is closed and every event was read.
-    pub async fn next_event(&self) -> Option<ClientEvent> {
-        self.shared.next_event().await
-    }
-
-    /// The session's state.
-    pub fn state(&self) -> ClientState {
-        self.shared.state()
-    }
-
-    /// Publishes not yet acknowledged by the server.
-    pub fn unacked(&self) -> usize {
-        self.shared.unacked()
-    }
-
-    /// Ends the session (sends `Close` when connected). Idempotent.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
+pub type Client = tidings_runtime::Client<EventStream>;
 
 /// What outlives one connection: where to resume from, and how long to wait first.
 #[derive(Debug, Default)]

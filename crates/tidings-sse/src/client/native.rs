@@ -7,9 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use tidings_codec::JsonCodec;
-use tidings_core::{
-    BoxFuture, Connected, Connector, FrameCodec, SharedClient, TokioTimer, Transport,
-    TransportError, TransportKind, TransportMetrics, drive,
+use tidings_protocol::FrameCodec;
+use tidings_runtime::{
+    BoxFuture, Connected, Connector, TokioTimer, Transport, TransportError, TransportKind,
+    TransportMetrics,
 };
 use tracing::{Instrument, debug, debug_span};
 
@@ -278,8 +279,8 @@ impl Connector for Native {
     }
 }
 
-pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
-    let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+/// The connector of a [`super::Client`] built by `builder`.
+pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector + Send, Error> {
     let http = reqwest::Client::builder()
         .connect_timeout(builder.connect_timeout)
         .build()
@@ -296,6 +297,5 @@ pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) ->
         post_timeout: builder.post_timeout,
         max_event_bytes: builder.max_event_bytes,
     };
-    handle.spawn(drive(shared, connector));
-    Ok(())
+    Ok(connector)
 }

@@ -13,9 +13,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tidings_codec::JsonCodec;
-use tidings_core::{
-    BoxFuture, Connected, Connector, FrameCodec, Inbox, SharedClient, Transport, TransportError,
-    TransportKind, TransportMetrics, WasmTimer, drive,
+use tidings_protocol::FrameCodec;
+use tidings_runtime::{
+    BoxFuture, Connected, Connector, Inbox, Transport, TransportError, TransportKind,
+    TransportMetrics, WasmTimer,
 };
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -225,11 +226,11 @@ impl Connector for Browser {
     }
 }
 
-pub(crate) fn spawn_driver(shared: Arc<SharedClient>, builder: ClientBuilder) -> Result<(), Error> {
+/// The connector of a [`super::Client`] built by `builder`.
+pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector, Error> {
     let connector = Browser {
         url: builder.url,
         state: Rc::new(RefCell::new(StreamState::default())),
     };
-    wasm_bindgen_futures::spawn_local(drive(shared, connector));
-    Ok(())
+    Ok(connector)
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tidings_core::{Instant, ResumeToken, SessionId};
+use tidings_protocol::{Instant, ResumeToken, SessionId};
 
 use super::link::Link;
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tidings_core::{CodecError, Frame, FrameCodec, FrameType};
+use tidings_protocol::{CodecError, Frame, FrameCodec, FrameType};
 
 /// Why a POST body was refused (HTTP 400 or 413).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use axum::Router;
 use serde_json::Value;
+use tidings_axum::{SseRoute, SseRouterExt};
 use tidings_channels::{Hub, HubConfig, MemoryBroker};
-use tidings_core::{ClientEvent, Message};
+use tidings_protocol::{ClientEvent, Message};
+use tidings_sse::Client;
 use tidings_sse::parser::{EventParser, SseEvent};
-use tidings_sse::{Client, SseRoute, SseRouterExt};
 
 pub const STEP: Duration = Duration::from_secs(20);
 

@@ -1,0 +1,89 @@
+//! `Rejection`: why an endpoint refused a request before serving a connection, answered with its status, an `x-tidings-error` code and the reason.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::AuthError;
+
+/// A request refused by a tidings endpoint (WebSocket upgrade or SSE).
+/// Every variant answers with its own status, the `x-tidings-error` header
+/// naming it and the reason as plain text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A WebSocket upgrade with another method than GET (405).
+    #[error("WebSocket upgrade requires GET")]
+    NotGet,
+    /// A plain request to the WebSocket endpoint (426).
+    #[error("this endpoint speaks WebSocket (tidings.v1.json)")]
+    NotAnUpgrade,
+    /// `Sec-WebSocket-Version` is not 13 (400).
+    #[error("Sec-WebSocket-Version must be 13")]
+    BadVersion,
+    /// No `Sec-WebSocket-Key` (400).
+    #[error("missing Sec-WebSocket-Key")]
+    MissingKey,
+    /// None of the offered subprotocols is spoken here (400).
+    #[error("{0}")]
+    UnsupportedSubprotocol(String),
+    /// The endpoint's connection limit is reached (503).
+    #[error("connection limit reached")]
+    ConnectionLimit,
+    /// The auth hook refused (401 or 403).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The SSE endpoint refused (its own status).
+    #[error(transparent)]
+    Sse(#[from] tidings_sse::Refusal),
+    /// The request body could not be read within the limit (413).
+    #[error("POST body larger than {max} bytes: send fewer frames per request")]
+    BodyTooLarge {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Rejection {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NotGet => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::NotAnUpgrade => StatusCode::UPGRADE_REQUIRED,
+            Rejection::BadVersion
+            | Rejection::MissingKey
+            | Rejection::UnsupportedSubprotocol(_) => StatusCode::BAD_REQUEST,
+            Rejection::ConnectionLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Auth(AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Rejection::Auth(_) => StatusCode::FORBIDDEN,
+            Rejection::Sse(r) => r.status(),
+            Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// The machine-readable code of the `x-tidings-error` header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotGet => "method-not-allowed",
+            Rejection::NotAnUpgrade => "upgrade-required",
+            Rejection::BadVersion => "bad-websocket-version",
+            Rejection::MissingKey => "missing-websocket-key",
+            Rejection::UnsupportedSubprotocol(_) => "unsupported-subprotocol",
+            Rejection::ConnectionLimit => "connection-limit",
+            Rejection::Auth(AuthError::Unauthorized(_)) => "unauthorized",
+            Rejection::Auth(_) => "forbidden",
+            Rejection::Sse(r) => r.code(),
+            Rejection::BodyTooLarge { .. } => "body-too-large",
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            [("x-tidings-error", self.code())],
+            self.to_string(),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,98 @@
+//! The `Broker` trait of tidings: moves the messages of a channel from its publishers to its subscribers, on one node or many.
+//!
+//! This crate is what a backend implements (in memory, Redis, NATS, ...):
+//! the trait and its types only, no hub and no runtime, so a backend crate
+//! depends on it without pulling the server. The hub (`tidings-channels`)
+//! drives a `Broker`; `tidings-channels::MemoryBroker` is the embedded one.
+//!
+//! Dependencies: `bytes` (payloads are shared buffers), `thiserror` (typed
+//! errors), `tidings-protocol` (channel names, messages) and
+//! `tidings-runtime` (only for `BoxFuture`, the boxed future that is `Send`
+//! on native targets).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tidings_protocol::{ChannelName, MessageId, SharedMessage, SubscriptionStart};
+pub use tidings_runtime::BoxFuture;
+
+/// Receives the messages of the channels it subscribed to.
+///
+/// Called on the publisher's task, in sequence order per channel: must be
+/// quick and must not block (the hub's sessions queue and wake their writer).
+pub trait Delivery: Send + Sync + 'static {
+    /// One message.
+    fn deliver(&self, message: &Arc<SharedMessage>);
+
+    /// One message of which this is the only receiver: nothing to share its
+    /// encoding with (see [`SharedMessage::encode_unshared`]). The default
+    /// is [`Delivery::deliver`].
+    fn deliver_alone(&self, message: &Arc<SharedMessage>) {
+        self.deliver(message);
+    }
+}
+
+/// Identifies one subscription on a broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SubscriberId(pub u64);
+
+/// An active subscription: its id and where its stream starts.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Id, for [`Broker::unsubscribe`].
+    pub id: SubscriberId,
+    /// Position, gap and backlog to send before live messages.
+    pub start: SubscriptionStart,
+}
+
+/// The sequence number and id a broker gave a published message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishReceipt {
+    /// Per-channel sequence number.
+    pub seq: u64,
+    /// Unique id.
+    pub id: MessageId,
+}
+
+/// A broker failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The backend (Redis, NATS, ...) is unreachable or failed.
+    #[error("broker backend unavailable: {0}")]
+    Unavailable(String),
+    /// The message is larger than the broker accepts.
+    #[error("message of {size} bytes exceeds the broker limit of {max} bytes")]
+    TooLarge {
+        /// Size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+}
+
+/// Moves messages between publishers and subscribers.
+///
+/// Guarantees per channel: sequence numbers 1, 2, 3, ... without holes, and
+/// every subscriber sees them in that order. Implementations: in memory
+/// (`tidings_channels::MemoryBroker`); backends for several nodes.
+pub trait Broker: Send + Sync + 'static {
+    /// Publishes `payload` on `channel`.
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>>;
+
+    /// Subscribes `sink` to `channel`. With `after`, the backlog after that
+    /// sequence number comes from history (or is reported as a gap).
+    fn subscribe(
+        &self,
+        channel: &ChannelName,
+        after: Option<u64>,
+        sink: Arc<dyn Delivery>,
+    ) -> BoxFuture<'_, Result<Subscription, BrokerError>>;
+
+    /// Removes a subscription (no-op if unknown).
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId);
+}

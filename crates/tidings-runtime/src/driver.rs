@@ -1,0 +1,305 @@
+//! The client driver shared by every transport crate: a `ClientSession` behind a handle, run over reconnecting transports by [`drive`].
+//!
+//! A transport crate supplies a [`Connector`] (how to open one connection, and
+//! a [`Timer`] of its runtime); [`drive`] connects, runs the [`pump`], backs
+//! off and reconnects until the session is closed. The application talks to
+//! the same session through [`SharedClient`] (subscribe, publish, next event).
+//! No runtime here: tokio (`TokioTimer`) or the browser's event loop
+//! (`WasmTimer`, feature `wasm`) come from the connector.
+
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use tidings_protocol::{
+    ChannelName, ClientConfig, ClientEvent, ClientSession, ClientState, CloseCode, FrameCodec,
+    SessionError,
+};
+
+use crate::error::TransportError;
+use crate::pump::{Prepared, PumpTarget, pump};
+use crate::timer::Timer;
+use crate::transport::{BoxFuture, Transport};
+
+/// Events buffered for the application before the driver stops reading.
+const MAX_PENDING_EVENTS: usize = 4096;
+
+/// One waker, replaced on registration and taken on wake (an `AtomicWaker`
+/// on a mutex: registrations and wakes are per batch, not per byte).
+#[derive(Debug, Default)]
+struct WakerSlot(Mutex<Option<Waker>>);
+
+impl WakerSlot {
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn wake(&self) {
+        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = taken {
+            w.wake();
+        }
+    }
+}
+
+/// A [`ClientSession`] shared by the application's handle and the driver task.
+///
+/// The methods are what a transport crate's `Client` exposes: they update the
+/// session and wake the driver. A poisoned lock still holds a consistent
+/// session (every session method leaves it valid between calls).
+#[derive(Debug)]
+pub struct SharedClient {
+    session: Mutex<ClientSession>,
+    driver: WakerSlot,
+    app: WakerSlot,
+}
+
+impl SharedClient {
+    /// Shares `session`.
+    pub fn new(session: ClientSession) -> Self {
+        Self {
+            session: Mutex::new(session),
+            driver: WakerSlot::default(),
+            app: WakerSlot::default(),
+        }
+    }
+
+    /// A new session with `config`, wanting to connect at once; the backoff
+    /// jitter is seeded from the clock, so clients started together spread out.
+    pub fn with_config(config: ClientConfig) -> Self {
+        // Jitter only needs to differ between clients; the clock's low bits do.
+        let seed = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let seed = seed ^ (std::ptr::addr_of!(seed) as u64).rotate_left(32);
+        Self::new(ClientSession::new(config, seed, Instant::now()))
+    }
+
+    /// Locks the session.
+    pub fn lock(&self) -> MutexGuard<'_, ClientSession> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the driver (after changing the session from outside it).
+    pub fn wake_driver(&self) {
+        self.driver.wake();
+    }
+
+    fn wake_app_if_events(&self, session: &ClientSession) {
+        if session.pending_events() > 0 {
+            self.app.wake();
+        }
+    }
+
+    /// Subscribes to `channel`; kept across reconnects.
+    pub fn subscribe(&self, channel: &str) -> Result<(), SessionError> {
+        let mut session = self.lock();
+        let channel = session.channel(channel)?;
+        session.subscribe(Instant::now(), channel)?;
+        drop(session);
+        self.wake_driver();
+        Ok(())
+    }
+
+    /// Leaves `channel`.
+    pub fn unsubscribe(&self, channel: &str) -> Result<(), SessionError> {
+        let channel = ChannelName::new(channel)?;
+        self.lock().unsubscribe(Instant::now(), &channel);
+        self.wake_driver();
+        Ok(())
+    }
+
+    /// Publishes `payload` on `channel` (see [`ClientSession::publish`]).
+    pub fn publish(&self, channel: &str, payload: Bytes) -> Result<u64, SessionError> {
+        let mut session = self.lock();
+        let channel = session.channel(channel)?;
+        let seq = session.publish(Instant::now(), channel, payload)?;
+        drop(session);
+        self.wake_driver();
+        Ok(seq)
+    }
+
+    /// The next event; `None` once the session is closed and every event was read.
+    pub async fn next_event(&self) -> Option<ClientEvent> {
+        poll_fn(|cx| {
+            self.app.register(cx.waker());
+            let mut s = self.lock();
+            if let Some(ev) = s.poll_event() {
+                let remaining = s.pending_events();
+                drop(s);
+                if remaining + 1 >= MAX_PENDING_EVENTS {
+                    // The driver may have paused reading: resume it.
+                    self.driver.wake();
+                }
+                return Poll::Ready(Some(ev));
+            }
+            if s.state() == ClientState::Closed {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The session's state.
+    pub fn state(&self) -> ClientState {
+        self.lock().state()
+    }
+
+    /// Publishes not yet acknowledged by the server.
+    pub fn unacked(&self) -> usize {
+        self.lock().unacked_len()
+    }
+
+    /// Ends the session (sends `Close` when connected). Idempotent.
+    pub fn close(&self) {
+        {
+            let mut s = self.lock();
+            if s.state() != ClientState::Closed {
+                s.close(Instant::now(), "client closed");
+            }
+        }
+        self.wake_driver();
+    }
+}
+
+impl PumpTarget for SharedClient {
+    fn poll_transmit(&self) -> Option<Bytes> {
+        self.lock().poll_transmit()
+    }
+
+    fn poll_transmit_more(&self) -> Option<(Bytes, bool)> {
+        let mut s = self.lock();
+        let frame = s.poll_transmit()?;
+        Some((frame, s.has_transmit()))
+    }
+
+    fn handle_inputs(&self, now: Instant, inputs: &mut Vec<Bytes>) {
+        let mut s = self.lock();
+        for input in inputs.drain(..) {
+            if s.handle_input(now, input).is_err() || !s.has_transport() {
+                break;
+            }
+        }
+        self.wake_app_if_events(&s);
+    }
+
+    fn handle_timeout(&self, now: Instant) {
+        let mut s = self.lock();
+        s.handle_timeout(now);
+        self.wake_app_if_events(&s);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().poll_timeout()
+    }
+
+    fn register(&self, waker: &Waker) {
+        self.driver.register(waker);
+    }
+
+    fn close_request(&self) -> Option<(u16, String)> {
+        match self.lock().state() {
+            ClientState::Handshaking | ClientState::Open => None,
+            ClientState::Closed => Some((CloseCode::NORMAL, "client closed".into())),
+            _ => Some((CloseCode::NORMAL, "reconnecting".into())),
+        }
+    }
+
+    fn transport_failed(&self, now: Instant, error: Option<TransportError>) {
+        let mut s = self.lock();
+        let reason = match error {
+            Some(e) => e.to_string(),
+            None => "connection closed".to_string(),
+        };
+        s.on_transport_down(now, reason);
+        self.wake_app_if_events(&s);
+    }
+
+    fn read_paused(&self) -> bool {
+        self.lock().pending_events() >= MAX_PENDING_EVENTS
+    }
+
+    fn prepare(&self, waker: &Waker) -> Prepared {
+        self.driver.register(waker);
+        let s = self.lock();
+        Prepared {
+            deadline: s.poll_timeout(),
+            has_events: false,
+            may_transmit: s.has_transmit(),
+        }
+    }
+}
+
+/// A connected transport and the codec it negotiated.
+pub type Connected = (Box<dyn Transport>, Arc<dyn FrameCodec>);
+
+/// How a transport crate opens connections for [`drive`], on its runtime.
+pub trait Connector: 'static {
+    /// The runtime's timer.
+    type Timer: Timer;
+    /// A new timer.
+    fn timer(&self) -> Self::Timer;
+    /// Opens one connection (including any handshake) and returns it with its codec.
+    fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>>;
+}
+
+/// Runs the session until it is closed: connect, pump, back off, reconnect.
+pub async fn drive<C: Connector>(shared: Arc<SharedClient>, connector: C) {
+    let mut timer = connector.timer();
+    loop {
+        let deadline = {
+            let s = shared.lock();
+            if s.state() == ClientState::Closed {
+                break;
+            }
+            s.poll_timeout()
+        };
+        // Wait for the reconnect time (or a close).
+        timer.reset(deadline);
+        poll_fn(|cx| {
+            shared.driver.register(cx.waker());
+            let s = shared.lock();
+            if s.state() == ClientState::Closed || s.wants_connect(Instant::now()) {
+                return Poll::Ready(());
+            }
+            drop(s);
+            timer.poll_elapsed(cx)
+        })
+        .await;
+        {
+            let mut s = shared.lock();
+            if s.state() == ClientState::Closed {
+                break;
+            }
+            if !s.wants_connect(Instant::now()) {
+                continue;
+            }
+            s.on_connecting();
+        }
+        let connected = connector.connect().await;
+        let now = Instant::now();
+        match connected {
+            Ok((mut transport, codec)) => {
+                // Connection events are logged by the connector; the session reports
+                // them to the application as `Connected` / `Disconnected` events.
+                shared.lock().on_transport_up(now, codec);
+                pump(&*shared, &mut transport, &mut timer, Instant::now).await;
+            }
+            Err(e) => {
+                let mut s = shared.lock();
+                s.on_transport_down(now, format!("connect failed: {e}"));
+                shared.wake_app_if_events(&s);
+            }
+        }
+    }
+    shared.app.wake();
+}
