@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod json;
+mod layers;
 mod load;
 mod setup;
 mod tidy;
@@ -31,7 +32,9 @@ Commands:
   test    setup, nextest and doctests only (same environment as ci; --keep-going too).
   tidy    Source rules: no todo!/unimplemented!/dbg! in library code, no print macros in
           libraries, every .rs file starts with `//!`, every crate has README.md and a
-          description.
+          description; crate dependencies point down the layers (xtask/src/layers.rs), no
+          tokio in tidings-protocol, and docs/architecture.md's crate graph matches the
+          manifests. --fix: rewrite that graph first.
   bench   cargo bench -p tidings-benches [ARGS], then a report (mean, median, ratio to
           `tokio-tungstenite`, throughput) printed and written to <target>/bench-report.md.
           --report-only: skip running, report the results already in <target>/criterion.
@@ -74,7 +77,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(&root),
         Some("ci") => keep_going(rest).and_then(|k| ci::ci(&root, k)),
         Some("test") => keep_going(rest).and_then(|k| ci::test(&root, k)),
-        Some("tidy") => tidy::run(&root),
+        Some("tidy") => tidy::run(&root, rest),
         Some("bench") => bench::run(&root, rest),
         Some("load") => load::run(&root, rest),
         Some("help" | "-h" | "--help") => {

@@ -4,11 +4,15 @@
 //!   except in `crates/tidings-test` and in binaries (`src/main.rs`, `src/bin/`) — no
 //!   `println!(`, `eprintln!(`, `print!(`, `eprint!(`; comment lines (doc examples) are exempt;
 //! - every `.rs` file in the repository (outside `target/`) starts with a `//!` line;
-//! - every `crates/*/` has a README.md and a `description` in its Cargo.toml.
+//! - every `crates/*/` has a README.md and a `description` in its Cargo.toml;
+//! - dependencies between crates point down the layers (`layers.rs`), the protocol layer has no
+//!   tokio, and docs/architecture.md shows the crate graph as the manifests have it
+//!   (`cargo xtask tidy --fix` rewrites that block).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::layers;
 use crate::util::{self, Result};
 
 /// Crates whose library code may print (test harnesses talk to the person running them).
@@ -23,8 +27,14 @@ const FORBIDDEN: &[&str] = &["todo", "unimplemented", "dbg"];
 /// Macros allowed only where printing is the job.
 const PRINTING: &[&str] = &["println", "eprintln", "print", "eprint"];
 
-/// `cargo xtask tidy` as a command.
-pub(crate) fn run(root: &Path) -> Result {
+/// `cargo xtask tidy [--fix]` as a command; `--fix` rewrites the crate graph of
+/// docs/architecture.md first.
+pub(crate) fn run(root: &Path, args: &[String]) -> Result {
+    match args {
+        [] => {}
+        [flag] if flag == "--fix" => fix_graph(root)?,
+        _ => return Err(format!("unexpected arguments {args:?} (only `--fix`)")),
+    }
     check(root)?;
     println!("tidy: ok");
     Ok(())
@@ -72,6 +82,7 @@ pub(crate) fn check(root: &Path) -> Result {
     }
 
     check_crates(root, &mut offences);
+    check_layers(root, &mut offences);
 
     if offences.is_empty() {
         println!("tidy: {} .rs files checked, no offence", files.len());
@@ -85,6 +96,50 @@ pub(crate) fn check(root: &Path) -> Result {
             offences.len()
         ))
     }
+}
+
+/// Where the generated crate graph lives.
+const ARCHITECTURE: &str = "docs/architecture.md";
+
+/// The layer rule, and the crate graph of docs/architecture.md against the manifests.
+fn check_layers(root: &Path, offences: &mut Vec<String>) {
+    let crates = layers::crates(root);
+    offences.extend(layers::check(&crates));
+    let expected = layers::graph(&crates);
+    match fs::read_to_string(root.join(ARCHITECTURE)) {
+        Err(e) => offences.push(format!("{ARCHITECTURE}: cannot read: {e}")),
+        Ok(doc) => match layers::current_block(&doc) {
+            None => offences.push(format!(
+                "{ARCHITECTURE}: no crate graph block (`{}` … `{}`): run `cargo xtask tidy --fix`",
+                layers::GRAPH_START,
+                layers::GRAPH_END
+            )),
+            Some(block) if block != expected => offences.push(format!(
+                "{ARCHITECTURE}: the crate graph is out of date with the manifests: run `cargo xtask tidy --fix`"
+            )),
+            Some(_) => {}
+        },
+    }
+}
+
+/// Rewrites the generated crate graph block of docs/architecture.md.
+fn fix_graph(root: &Path) -> Result {
+    let path = root.join(ARCHITECTURE);
+    let doc = fs::read_to_string(&path).map_err(|e| format!("{ARCHITECTURE}: {e}"))?;
+    let expected = layers::graph(&layers::crates(root));
+    let Some(block) = layers::current_block(&doc) else {
+        return Err(format!(
+            "{ARCHITECTURE}: add the markers `{}` and `{}` where the graph goes",
+            layers::GRAPH_START,
+            layers::GRAPH_END
+        ));
+    };
+    let new = doc.replacen(block, &expected, 1);
+    if new != doc {
+        fs::write(&path, new).map_err(|e| format!("{ARCHITECTURE}: {e}"))?;
+        println!("tidy: rewrote the crate graph in {ARCHITECTURE}");
+    }
+    Ok(())
 }
 
 /// Every `crates/*/` needs a README.md and a Cargo.toml with a `description`.

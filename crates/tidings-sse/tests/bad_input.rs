@@ -12,6 +12,7 @@ use tidings_axum::SseRoute;
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
 use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig};
 use tidings_sse::{Client, SseConfig};
+use tidings_test::suite::{memory, padded_payload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
@@ -312,27 +313,13 @@ async fn chunked_post(url: &str, token: &str, chunks: usize, size: usize) -> (u1
     (status, text)
 }
 
-/// Peak and current resident set size of this process, in bytes (Linux).
-fn memory() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
 const QUEUE_LIMIT: usize = 256 * 1024;
 const PAYLOAD_BYTES: usize = 8 * 1024;
 const TOTAL_BYTES: usize = 20 << 20;
 const BATCH: u64 = 16;
 
 fn payload(seq: u64) -> Vec<u8> {
-    let mut p = format!(r#"{{"seq":{seq},"pad":""#).into_bytes();
-    p.resize(PAYLOAD_BYTES - 2, b'x');
-    p.extend_from_slice(br#""}"#);
-    p
+    padded_payload(seq, PAYLOAD_BYTES)
 }
 
 #[tokio::test(flavor = "multi_thread")]

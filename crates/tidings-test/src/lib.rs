@@ -6,6 +6,8 @@
 //!   client and a server on loopback and injects faults on command: delay,
 //!   abrupt resets (also in the middle of application data), refused
 //!   connections.
+//! * [`suite`]: the fault, resume and bad-input scenarios every transport's
+//!   tests run with its own connector and server.
 //! * [`peers`]: finds the Python venv and Node modules that `cargo xtask setup`
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
@@ -16,6 +18,7 @@
 pub mod memory;
 pub mod peers;
 pub mod proxy;
+pub mod suite;
 
 pub use peers::{PeerError, PeerMissing};
 pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};

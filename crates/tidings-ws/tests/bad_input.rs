@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
 use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig as SessionConfig};
+use tidings_test::suite::{memory, padded_payload};
 use tidings_ws::{Accepted, Client, ServerConfig, WsServer};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -26,23 +27,8 @@ const TOTAL_BYTES: usize = 20 << 20;
 /// (128 KiB: well under the queue limit, so it is never a slow consumer).
 const BATCH: u64 = 16;
 
-/// Peak and current resident set size of this process, in bytes (Linux).
-fn memory() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
 fn payload(seq: u64) -> Vec<u8> {
-    let head = format!(r#"{{"seq":{seq},"pad":""#);
-    let mut p = head.into_bytes();
-    p.resize(PAYLOAD_BYTES - 2, b'x');
-    p.extend_from_slice(br#""}"#);
-    p
+    padded_payload(seq, PAYLOAD_BYTES)
 }
 
 #[tokio::test(flavor = "multi_thread")]
