@@ -17,7 +17,8 @@ use crate::{setup, tidy};
 /// Packages that must build for `wasm32-unknown-unknown`, with the cargo arguments that select
 /// their wasm-capable features. A package listed here that is not in the workspace fails CI.
 pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
-    ("tidings-core", &[]),
+    ("tidings-protocol", &[]),
+    ("tidings-runtime", &["--features", "wasm"]),
     ("tidings-codec", &[]),
     (
         "tidings-ws",

@@ -1071,7 +1071,7 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
         md_table(&mut md, &["metric".to_owned(), "tidings".to_owned()], &rows);
     }
 
-    // Targets of issue 10 / DESIGN §7.
+    // The performance targets (ROADMAP.md, docs/architecture.md).
     let mut targets = Vec::new();
     let pairs = same_round_ratios(results);
     if !pairs.is_empty() {

@@ -277,10 +277,10 @@ mod tests {
     #[test]
     fn library_paths() {
         assert_eq!(
-            library_crate("crates/tidings-core/src/lib.rs"),
-            Some("tidings-core")
+            library_crate("crates/tidings-protocol/src/lib.rs"),
+            Some("tidings-protocol")
         );
-        assert_eq!(library_crate("crates/tidings-core/tests/a.rs"), None);
+        assert_eq!(library_crate("crates/tidings-protocol/tests/a.rs"), None);
         assert_eq!(library_crate("xtask/src/main.rs"), None);
         assert!(is_binary("crates/tidings-cli/src/main.rs"));
         assert!(is_binary("crates/tidings-cli/src/bin/x.rs"));

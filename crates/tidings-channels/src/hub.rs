@@ -705,8 +705,8 @@ fn new_ids(n: u64) -> (SessionId, ResumeToken) {
     (SessionId(format!("s{n}-{}", &hex[..8])), ResumeToken(hex))
 }
 
-/// Lower-case hex of `bytes`, in one allocation (a `format!` per byte cost a
-/// new connection ~8,000 instructions).
+/// Lower-case hex of `bytes`, in one allocation (not a `format!` per byte:
+/// every new connection makes two of these).
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);

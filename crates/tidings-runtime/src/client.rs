@@ -14,11 +14,14 @@ use crate::transport::MaybeSend;
 /// A transport a [`Client`] can be built for: names the builder that
 /// `Client::<T>::builder(url)` returns. Each transport crate implements it
 /// on a marker type and exports `type Client = tidings_runtime::Client<Marker>`.
-pub trait ClientTransport: 'static {
+pub trait ClientTransport: Sized + 'static {
     /// The transport's client builder (URL checks, transport settings, `connect`).
     type Builder;
     /// A builder for a client of `url`.
     fn builder(url: String) -> Self::Builder;
+    /// Starts a client of `url` with session `config` and the transport's
+    /// default settings: what code generic over transports calls.
+    fn connect(url: String, config: ClientConfig) -> Result<Client<Self>, ClientError>;
 }
 
 /// A tidings client: subscribe, publish, read events. The session survives

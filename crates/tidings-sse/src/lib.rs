@@ -19,7 +19,7 @@
 //!   Every refusal is a typed [`Refusal`] with its HTTP status.
 //! * [`Client`] (feature `client`) — the same API as the WebSocket client
 //!   (`subscribe`, `publish`, `next_event`) on the shared session driver of
-//!   `tidings-core`: natively on `reqwest` with this crate's [`parser`]; in the
+//!   `tidings-runtime`: natively on `reqwest` with this crate's [`parser`]; in the
 //!   browser (`wasm32-unknown-unknown`) on `EventSource` and `fetch`.
 //!   Reconnects honour the server's `retry` and send `Last-Event-ID`.
 //! * [`parser`] — an incremental, sans-IO parser that follows the WHATWG

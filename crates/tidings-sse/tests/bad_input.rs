@@ -12,7 +12,10 @@ use tidings_axum::SseRoute;
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
 use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig};
 use tidings_sse::{Client, SseConfig};
-use tidings_test::suite::{memory, padded_payload};
+use tidings_test::suite::{
+    SLOW_BATCH as BATCH, SLOW_PAYLOAD_BYTES as PAYLOAD_BYTES, SLOW_QUEUE_LIMIT as QUEUE_LIMIT,
+    SLOW_TOTAL_BYTES as TOTAL_BYTES, memory, padded_payload,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
@@ -312,11 +315,6 @@ async fn chunked_post(url: &str, token: &str, chunks: usize, size: usize) -> (u1
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }
-
-const QUEUE_LIMIT: usize = 256 * 1024;
-const PAYLOAD_BYTES: usize = 8 * 1024;
-const TOTAL_BYTES: usize = 20 << 20;
-const BATCH: u64 = 16;
 
 fn payload(seq: u64) -> Vec<u8> {
     padded_payload(seq, PAYLOAD_BYTES)

@@ -9,8 +9,7 @@ use std::time::Duration;
 use common::*;
 use tidings_axum::SseRoute;
 use tidings_channels::HubConfig;
-use tidings_protocol::ClientConfig;
-use tidings_sse::{Client, SseConfig};
+use tidings_sse::{EventStream, SseConfig};
 use tidings_test::proxy::FaultProxy;
 use tidings_test::suite;
 
@@ -21,20 +20,12 @@ async fn server() -> SocketAddr {
     serve_route(SseRoute::new(hub).config(sse)).await.0
 }
 
-fn connector(url: String) -> impl Fn(ClientConfig) -> Client {
-    move |config| {
-        Client::builder(&url)
-            .session_config(config)
-            .connect()
-            .unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
     let proxy = FaultProxy::start(server().await).await.unwrap();
     let url = format!("http://{}/sse", proxy.addr());
-    let report = suite::messages_survive_mid_frame_cuts(&proxy, connector(url)).await;
+    let report =
+        suite::messages_survive_mid_frame_cuts(&proxy, suite::connector::<EventStream>(url)).await;
     println!("sse fault test: {report:?}, proxy {:?}", proxy.stats());
 }
 
@@ -42,11 +33,12 @@ async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
 async fn a_resume_delivers_what_was_missed() {
     let proxy = FaultProxy::start(server().await).await.unwrap();
     let url = format!("http://{}/sse", proxy.addr());
-    suite::a_resume_delivers_what_was_missed(&proxy, connector(url)).await;
+    suite::a_resume_delivers_what_was_missed(&proxy, suite::connector::<EventStream>(url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_the_session_lives_on() {
     let url = format!("http://{}/sse", server().await);
-    suite::bad_input_is_refused_and_the_session_lives_on(connector(url)).await;
+    suite::bad_input_is_refused_and_the_session_lives_on(suite::connector::<EventStream>(url))
+        .await;
 }

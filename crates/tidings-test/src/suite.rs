@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use tidings_protocol::{ClientConfig, ClientEvent, Limits, ServerConfig, SessionError};
-use tidings_runtime::{Client, ClientError};
+use tidings_runtime::{Client, ClientError, ClientTransport};
 
 use crate::proxy::{FaultProxy, MidFrameCut};
 
@@ -21,6 +21,22 @@ pub const FAULT_MESSAGES: usize = 10_000;
 pub const FAULT_CUTS: usize = 5;
 /// How long any one event may take before a scenario calls delivery stalled.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-session transmit queue limit of the slow-consumer tests' servers.
+pub const SLOW_QUEUE_LIMIT: usize = 256 * 1024;
+/// Payload size of each message the slow-consumer tests publish.
+pub const SLOW_PAYLOAD_BYTES: usize = 8 * 1024;
+/// Bytes the slow-consumer tests publish in all (20 MiB): far more than the
+/// queue limit plus the socket buffers of the connection that never reads.
+pub const SLOW_TOTAL_BYTES: usize = 20 << 20;
+/// Messages the slow-consumer tests publish before waiting for the
+/// well-behaved client to catch up (128 KiB: well under the queue limit).
+pub const SLOW_BATCH: u64 = 16;
+
+/// Builds clients of transport `T` for `url` with a session config, for the scenarios.
+pub fn connector<T: ClientTransport>(url: String) -> impl Fn(ClientConfig) -> Client<T> {
+    move |config| T::connect(url.clone(), config).expect("the client starts")
+}
 
 /// Server sessions for the scenarios: 16 MiB replay buffer and queue (10,000
 /// messages in flight across a cut), heartbeat every 2 s.

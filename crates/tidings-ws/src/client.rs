@@ -93,6 +93,10 @@ impl ClientTransport for WebSocket {
             connect_timeout: Duration::from_secs(10),
         }
     }
+
+    fn connect(url: String, config: ClientConfig) -> Result<Client, crate::Error> {
+        Self::builder(url).session_config(config).connect()
+    }
 }
 
 /// A tidings client over WebSocket: the runtime's one [`tidings_runtime::Client`].

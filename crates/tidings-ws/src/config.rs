@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// Buffer sizes are deliberate: tungstenite's default 128 KiB read buffer costs
 /// about 135 KiB per idle connection; 4 KiB buffers keep an idle connection
-/// near 7 KiB at the same throughput (see DESIGN §7 and `cargo xtask bench`).
+/// near 7 KiB at the same throughput (`cargo xtask load` measures both; figures in ROADMAP.md).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WsConfig {

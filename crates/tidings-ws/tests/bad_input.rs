@@ -7,7 +7,10 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tidings_channels::{Hub, HubConfig, MemoryBroker, MemoryBrokerConfig};
 use tidings_protocol::{ChannelName, ClientEvent, Limits, ServerConfig as SessionConfig};
-use tidings_test::suite::{memory, padded_payload};
+use tidings_test::suite::{
+    SLOW_BATCH as BATCH, SLOW_PAYLOAD_BYTES as PAYLOAD_BYTES, SLOW_QUEUE_LIMIT as QUEUE_LIMIT,
+    SLOW_TOTAL_BYTES as TOTAL_BYTES, memory, padded_payload,
+};
 use tidings_ws::{Accepted, Client, ServerConfig, WsServer};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -16,16 +19,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 
 const STEP: Duration = Duration::from_secs(20);
-/// Per-session transmit queue limit of the server under test.
-const QUEUE_LIMIT: usize = 256 * 1024;
-/// Payload size of each published message.
-const PAYLOAD_BYTES: usize = 8 * 1024;
-/// Bytes published in all (20 MiB): far more than the queue limit plus the
-/// socket buffers of the connection that never reads.
-const TOTAL_BYTES: usize = 20 << 20;
-/// Messages published before waiting for the well-behaved client to catch up
-/// (128 KiB: well under the queue limit, so it is never a slow consumer).
-const BATCH: u64 = 16;
 
 fn payload(seq: u64) -> Vec<u8> {
     padded_payload(seq, PAYLOAD_BYTES)

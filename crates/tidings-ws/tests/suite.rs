@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use tidings_channels::{Hub, HubConfig, MemoryBroker};
-use tidings_protocol::ClientConfig;
 use tidings_test::proxy::FaultProxy;
 use tidings_test::suite;
-use tidings_ws::{Accepted, Client, ServerHandle, WsServer};
+use tidings_ws::{Accepted, ServerHandle, WebSocket, WsServer};
 
 async fn server() -> ServerHandle {
     let hub = Hub::with_config(
@@ -29,22 +28,13 @@ async fn server() -> ServerHandle {
     })
 }
 
-fn connector(url: String) -> impl Fn(ClientConfig) -> Client {
-    move |config| {
-        Client::builder(&url)
-            .session_config(config)
-            .connect()
-            .unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
     let handle = server().await;
     let proxy = FaultProxy::start(handle.local_addr()).await.unwrap();
     let report = suite::messages_survive_mid_frame_cuts(
         &proxy,
-        connector(format!("ws://{}/", proxy.addr())),
+        suite::connector::<WebSocket>(format!("ws://{}/", proxy.addr())),
     )
     .await;
     println!("ws fault test: {report:?}, proxy {:?}", proxy.stats());
@@ -55,15 +45,18 @@ async fn ten_thousand_messages_survive_five_mid_frame_cuts() {
 async fn a_resume_delivers_what_was_missed() {
     let handle = server().await;
     let proxy = FaultProxy::start(handle.local_addr()).await.unwrap();
-    suite::a_resume_delivers_what_was_missed(&proxy, connector(format!("ws://{}/", proxy.addr())))
-        .await;
+    suite::a_resume_delivers_what_was_missed(
+        &proxy,
+        suite::connector::<WebSocket>(format!("ws://{}/", proxy.addr())),
+    )
+    .await;
     handle.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_the_session_lives_on() {
     let handle = server().await;
-    suite::bad_input_is_refused_and_the_session_lives_on(connector(format!(
+    suite::bad_input_is_refused_and_the_session_lives_on(suite::connector::<WebSocket>(format!(
         "ws://{}/",
         handle.local_addr()
     )))

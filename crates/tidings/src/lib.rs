@@ -54,14 +54,15 @@
 //! |-------------|-----------------------------------------------------------------|--------|
 //! | `ws`        | `tidings::ws`: native WebSocket server and client               | client |
 //! | `ws-client` | `tidings::ws`: the client only (browser `WebSocket` on wasm32)  | yes    |
-//! | `sse`       | `tidings::sse`: SSE endpoint (`Router::tidings_sse`) and client; + `channels` | client |
+//! | `sse`       | `tidings::sse`: SSE endpoint (`Router::tidings_sse`) and client; + `axum` | client |
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
-//! | `axum`      | `tidings::axum`: `Router::tidings`, `TidingsRoute`; + `channels`| no     |
+//! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `full`      | all of the above                                                | no     |
 //!
-//! Default: `ws`, `channels`, `axum`. [`core`] (protocol types, sans-IO sessions)
-//! and [`codec`] (wire codecs) are always available. For a browser (wasm) build use
+//! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
+//! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
+//! codecs) are always available. For a browser (wasm) build use
 //! `default-features = false, features = ["ws-client"]` (and/or `"sse-client"`).
 
 pub use tidings_codec as codec;
@@ -111,11 +112,11 @@ pub mod prelude {
     pub use crate::core::{ChannelName, ClientEvent, ClientState, Gap, Message};
 
     #[cfg(feature = "axum")]
-    pub use crate::axum::{AuthError, RouterExt, TidingsRoute, UpgradeRequest};
+    pub use crate::axum::{
+        AuthError, Rejection, RouterExt, SseRoute, SseRouterExt, TidingsRoute, UpgradeRequest,
+    };
     #[cfg(feature = "channels")]
     pub use crate::channels::{Broker, Hub, HubConfig, MemoryBroker};
-    #[cfg(all(feature = "sse", not(target_arch = "wasm32")))]
-    pub use crate::sse::{SseRoute, SseRouterExt};
     #[cfg(any(feature = "ws", feature = "ws-client"))]
     pub use crate::ws::{Client, ClientBuilder};
 }

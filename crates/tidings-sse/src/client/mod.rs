@@ -1,4 +1,4 @@
-//! The SSE `Client`: the session driver of `tidings-core` over an event stream (down) and POSTs (up), natively or in the browser.
+//! The SSE client: its builder and connector for the runtime's one `Client`, over an event stream (down) and POSTs (up), natively or in the browser.
 
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "native.rs"]
@@ -103,6 +103,10 @@ impl ClientTransport for EventStream {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             headers: Vec::new(),
         }
+    }
+
+    fn connect(url: String, config: ClientConfig) -> Result<Client, Error> {
+        Self::builder(url).session_config(config).connect()
     }
 }
 
