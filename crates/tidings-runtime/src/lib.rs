@@ -10,7 +10,7 @@
 //! here: drivers read the clock and pass it to the sessions.
 //!
 //! Features: `tokio` (native: [`TokioTimer`], clients spawned on the current
-//! tokio runtime), `wasm` (wasm32: [`WasmTimer`] on `setTimeout`, clients
+//! tokio runtime), `wasm` (wasm32: `WasmTimer` on `setTimeout`, clients
 //! spawned on the page's event loop). Dependencies: `bytes`, `thiserror`,
 //! `web-time` (`Instant` on wasm32 too), and behind the features `tokio`,
 //! `wasm-bindgen`, `wasm-bindgen-futures`, `web-sys`.
