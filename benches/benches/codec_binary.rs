@@ -209,10 +209,10 @@ fn frames() -> Vec<(&'static str, Frame)> {
         ("pong", Frame::Pong(Ping { nonce: 3 })),
         (
             "error",
-            Frame::Error(ErrorFrame {
-                code: ErrorCode::UnknownFrameType,
-                message: "unknown frame type `bogus`".into(),
-            }),
+            Frame::Error(ErrorFrame::new(
+                ErrorCode::UnknownFrameType,
+                "unknown frame type `bogus`",
+            )),
         ),
         (
             "close",

@@ -149,8 +149,16 @@ impl SseRoute {
         let body = axum::body::to_bytes(req.into_body(), max)
             .await
             .map_err(|_| Rejection::BodyTooLarge { max })?;
-        // The frame limit of the hub's sessions, checked before frames reach one.
-        let max_frame = self.hub.config().session.limits.max_frame_bytes;
+        // Twice the frame limit of the hub's sessions: a publish over their
+        // limit reaches the session and is refused by name (an `error` frame
+        // naming it) rather than failing the whole POST.
+        let max_frame = self
+            .hub
+            .config()
+            .session
+            .limits
+            .max_frame_bytes
+            .saturating_mul(2);
         Ok(target.deliver(&body, max_frame).await?)
     }
 }

@@ -459,6 +459,8 @@ struct ErrorW<'a> {
     code: Cow<'a, str>,
     #[rkyv(with = AsOwned)]
     message: Cow<'a, str>,
+    /// The publish this error refuses, if it is about one.
+    publish: Option<u64>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
@@ -483,7 +485,7 @@ const _: () = {
     assert!(size_of::<ArchivedUnsubscribeW<'static>>() == 8);
     assert!(size_of::<ArchivedGapW<'static>>() == 24);
     assert!(size_of::<ArchivedU64W>() == 8);
-    assert!(size_of::<ArchivedErrorW<'static>>() == 16);
+    assert!(size_of::<ArchivedErrorW<'static>>() == 25);
     assert!(size_of::<ArchivedCloseW<'static>>() == 10);
     assert!(align_of::<ArchivedHelloW<'static>>() == 1);
     assert!(align_of::<ArchivedWelcomeW<'static>>() == 1);
@@ -646,6 +648,7 @@ impl FrameCodec for BinaryCodec {
                 &ErrorW {
                     code: b(e.code.as_str()),
                     message: b(&e.message),
+                    publish: e.publish,
                 },
                 out,
             ),
@@ -843,6 +846,7 @@ impl<'a> FrameView<'a> {
             Inner::Error(e) => Frame::Error(ErrorFrame {
                 code: ErrorCode::parse(&e.code),
                 message: e.message.as_str().to_owned(),
+                publish: e.publish.as_ref().map(|v| v.to_native()),
             }),
             Inner::Close(c) => Frame::Close(Close {
                 code: c.code.to_native(),

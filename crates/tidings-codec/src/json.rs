@@ -339,6 +339,7 @@ impl JsonCodec {
                 w.kind = "error";
                 w.code = Some(CodeOut::Str(e.code.as_str()));
                 w.message = Some(&e.message);
+                w.seq = e.publish;
             }
             Frame::Close(c) => {
                 w.kind = "close";
@@ -481,6 +482,7 @@ impl JsonCodec {
                     CodeIn::Num(_) => ErrorCode::Unknown,
                 },
                 message: w.message.map(Str::into_owned).unwrap_or_default(),
+                publish: w.seq,
             }),
             "close" => Frame::Close(Close {
                 code: match w.code {

@@ -381,10 +381,7 @@ fn invalid_content_is_malformed() {
 
 #[test]
 fn unknown_error_codes_survive_as_unknown() {
-    let f = Frame::Error(tidings_protocol::ErrorFrame {
-        code: ErrorCode::QueueFull,
-        message: "m".into(),
-    });
+    let f = Frame::Error(tidings_protocol::ErrorFrame::new(ErrorCode::QueueFull, "m"));
     let b = codec().encode_to_bytes(&f).unwrap();
     let renamed = patch(&b, b"queue_full", b"queue_fool");
     let Frame::Error(e) = codec().decode(&renamed).unwrap() else {

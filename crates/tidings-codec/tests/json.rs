@@ -57,10 +57,7 @@ fn wire_format_is_flat_and_readable() {
         &bytes[..],
         br#"{"type":"message","channel":"c","seq":1,"id":"42","data":{"x":[1, 2]}}"#
     );
-    let e = Frame::Error(ErrorFrame {
-        code: ErrorCode::SlowConsumer,
-        message: "m".into(),
-    });
+    let e = Frame::Error(ErrorFrame::new(ErrorCode::SlowConsumer, "m"));
     assert_eq!(
         &codec().encode_to_bytes(&e).unwrap()[..],
         br#"{"type":"error","code":"slow_consumer","message":"m"}"#

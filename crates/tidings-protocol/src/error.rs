@@ -102,13 +102,15 @@ pub enum SessionError {
         /// The limit.
         limit: usize,
     },
-    /// A payload is larger than the maximum frame size.
-    #[error("payload of {size} bytes exceeds the maximum frame size of {max} bytes")]
-    PayloadTooLarge {
-        /// Payload size.
+    /// A publish would make a frame larger than the server accepts (the
+    /// limit its `welcome` announced, or this client's own): it was not
+    /// queued; send it smaller or split it.
+    #[error("message of {size} bytes exceeds the server's frame limit of {limit} bytes: not sent")]
+    MessageTooLarge {
+        /// Size of the encoded publish frame (an estimate before the first connection).
         size: usize,
         /// The limit.
-        max: usize,
+        limit: usize,
     },
     /// The session was closed for good.
     #[error("session closed: {reason}")]
@@ -130,6 +132,11 @@ impl SessionError {
     /// True when the error means "slow down and retry".
     pub fn is_queue_full(&self) -> bool {
         matches!(self, SessionError::QueueFull { .. })
+    }
+
+    /// True when a publish was refused for being too large.
+    pub fn is_message_too_large(&self) -> bool {
+        matches!(self, SessionError::MessageTooLarge { .. })
     }
 
     /// True when the session cannot be used any more.

@@ -227,6 +227,30 @@ pub struct ErrorFrame {
     pub code: crate::codes::ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+    /// The publish (its sequence number) this error refuses, when it is about
+    /// one: that publish is dropped for good, never re-sent, and its number
+    /// counts as acknowledged.
+    pub publish: Option<u64>,
+}
+
+impl ErrorFrame {
+    /// An error that is about no particular publish.
+    pub fn new(code: crate::codes::ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            publish: None,
+        }
+    }
+
+    /// An error refusing publish `seq` for good.
+    pub fn refusing(seq: u64, code: crate::codes::ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            publish: Some(seq),
+        }
+    }
 }
 
 /// Orderly end of the session.

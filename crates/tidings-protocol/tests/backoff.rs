@@ -1,4 +1,4 @@
-//! Reconnect backoff of the client session: exponential growth, full jitter, cap, reset on Welcome, retry timing.
+//! Reconnect backoff of the client session: exponential growth, full jitter, cap, reset after a session that stayed open, retry timing.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -159,11 +159,10 @@ fn many_failures_never_exceed_the_cap() {
 }
 
 #[test]
-fn backoff_resets_after_a_welcome() {
-    let mut net = Net::new(
-        ClientConfig::default().with_backoff(BASE, CAP),
-        server_config(),
-    );
+fn backoff_resets_after_a_session_that_stayed_open() {
+    let config = ClientConfig::default().with_backoff(BASE, CAP);
+    let stable = config.stable_after;
+    let mut net = Net::new(config, server_config());
     let mut now = net.now;
     let delays = fail_attempts(&mut net.client, &mut now, 6);
     assert!(delays.iter().enumerate().all(|(i, d)| *d <= ceiling(i)));
@@ -171,9 +170,10 @@ fn backoff_resets_after_a_welcome() {
     net.connect();
     assert_eq!(net.client.state(), ClientState::Open);
 
-    // Every drop after a successful session starts again from the base ceiling.
+    // Every drop after a session that stayed open starts again from the base ceiling.
     for seed_round in 0..20 {
         net.take_client_events();
+        net.now += stable;
         net.drop_link();
         let events = net.take_client_events();
         let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else {
@@ -186,6 +186,37 @@ fn backoff_resets_after_a_welcome() {
         net.reconnect();
         assert_eq!(net.client.state(), ClientState::Open);
     }
+}
+
+#[test]
+fn sessions_that_end_right_after_their_welcome_keep_growing_the_backoff() {
+    let mut net = Net::new(
+        ClientConfig::default().with_backoff(BASE, CAP),
+        server_config(),
+    );
+    net.connect();
+    assert_eq!(net.client.state(), ClientState::Open);
+    // Refused at once after every welcome: the ceilings keep growing to the cap.
+    let mut delays = Vec::new();
+    for _ in 0..12 {
+        net.take_client_events();
+        net.drop_link();
+        let events = net.take_client_events();
+        let [ClientEvent::Disconnected { retry_in, .. }] = &events[..] else {
+            panic!("{events:?}")
+        };
+        delays.push(*retry_in);
+        net.reconnect();
+        assert_eq!(net.client.state(), ClientState::Open);
+    }
+    for (i, d) in delays.iter().enumerate() {
+        assert!(*d <= ceiling(i), "attempt {i}: {d:?} over its ceiling");
+    }
+    let late = &delays[8..];
+    assert!(
+        late.iter().any(|d| *d > BASE * 4),
+        "the delays must grow when no session stays open: {delays:?}"
+    );
 }
 
 #[test]

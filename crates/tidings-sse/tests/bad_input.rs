@@ -98,6 +98,42 @@ fn check(
     );
 }
 
+/// A publish over the sessions' frame limit (1024) but within the POST's
+/// (twice that) is refused by name on the event stream: an `error` naming its
+/// seq, no close; the next publish is taken and acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_publish_is_refused_by_name_on_the_stream() {
+    let mut fx = Fixture::start().await;
+    let (mut s, post_url, token) = raw(&fx.url).await;
+    let big = json!({"type":"publish","channel":"room","seq":1,"data":"x".repeat(1500)});
+    let got = post(&post_url, Some(&token), big.to_string()).await;
+    assert_eq!(got.0, 202, "{}", got.1);
+    let (error, _) = s.next_frame().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], "frame_too_large", "{error}");
+    assert_eq!(error["seq"], 1, "the error names the publish: {error}");
+    let small = json!({"type":"publish","channel":"room","seq":2,"data":{"ok":true}});
+    let got = post(&post_url, Some(&token), small.to_string()).await;
+    assert_eq!(got.0, 202, "{}", got.1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish_ack for seq 2"
+        );
+        let (frame, _) = s.next_frame().await;
+        assert_ne!(frame["type"], "close", "the stream must stay open: {frame}");
+        if frame["type"] == "publish_ack" && frame["seq"] == 2 {
+            break;
+        }
+    }
+    // The good client got the small one (published by the raw client), in order.
+    let m = next_message(&fx.good).await;
+    assert_eq!(&m.payload[..], br#"{"ok":true}"#);
+    fx.next_seq += 1;
+    fx.still_served().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_posts_get_typed_refusals_and_change_nothing() {
     let mut fx = Fixture::start().await;
@@ -172,15 +208,18 @@ async fn bad_posts_get_typed_refusals_and_change_nothing() {
         "unexpected_frame",
         "not by clients",
     );
+    // Past twice the sessions' frame limit a frame is refused with the POST;
+    // below that a publish reaches the session and is refused by name
+    // (`an_oversized_publish_is_refused_by_name_on_the_stream`).
     let big_frame =
-        json!({"type":"publish","channel":"room","seq":1,"data":"x".repeat(2000)}).to_string();
+        json!({"type":"publish","channel":"room","seq":1,"data":"x".repeat(2100)}).to_string();
     let got = post(&post_url, Some(&token), big_frame).await;
     check(
-        "a frame over max_frame",
+        "a frame over twice max_frame",
         &got,
         413,
         "frame_too_large",
-        "limit of 1024",
+        "limit of 2048",
     );
     let got = post(&post_url, Some(&token), "x".repeat(MAX_POST + 1)).await;
     check(

@@ -42,3 +42,14 @@ async fn bad_input_is_refused_and_the_session_lives_on() {
     suite::bad_input_is_refused_and_the_session_lives_on(suite::connector::<EventStream>(url))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_publish_is_refused_once_and_the_rest_flows() {
+    let proxy = FaultProxy::start(server().await).await.unwrap();
+    let url = format!("http://{}/sse", proxy.addr());
+    suite::a_poison_publish_is_refused_once_and_the_rest_flows(
+        &proxy,
+        suite::connector::<EventStream>(url),
+    )
+    .await;
+}

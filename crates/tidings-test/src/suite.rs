@@ -244,8 +244,8 @@ pub async fn bad_input_is_refused_and_the_session_lives_on<T: 'static>(
     }
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(max_frame));
     match client.publish("ok", big) {
-        Err(ClientError::Session(SessionError::PayloadTooLarge { size, max })) => {
-            assert!(size > max, "size {size}, max {max}")
+        Err(ClientError::Session(SessionError::MessageTooLarge { size, limit })) => {
+            assert!(size > limit, "size {size}, limit {limit}")
         }
         other => panic!("an oversized publish must be refused at once, got {other:?}"),
     }
@@ -261,6 +261,62 @@ pub async fn bad_input_is_refused_and_the_session_lives_on<T: 'static>(
             _ => {}
         }
     }
+    client.close();
+}
+
+/// A publish the server's limit refuses, queued before the first `welcome`
+/// (this client allows more than the server), is refused once and reported
+/// once (`PublishRefused`), never sent, and never retried; the publishes
+/// queued after it are delivered, and no reconnect happens.
+pub async fn a_poison_publish_is_refused_once_and_the_rest_flows<T: 'static>(
+    proxy: &FaultProxy,
+    connect: impl Fn(ClientConfig) -> Client<T>,
+) {
+    // Held off until everything is queued: the publishes wait for the welcome.
+    proxy.set_refuse(true);
+    let config = client_session_config().with_limits(
+        Limits::default()
+            .with_max_frame_bytes(8 << 20)
+            .with_max_queued_bytes(16 << 20),
+    );
+    let client = connect(config);
+    client.subscribe("poison").unwrap();
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 20));
+    let poison = client
+        .publish("poison", big)
+        .expect("queued: the limit is not known yet");
+    for i in 0..3 {
+        client.publish("poison", format!(r#"{{"i":{i}}}"#)).unwrap();
+    }
+    proxy.set_refuse(false);
+    let (mut refused, mut received, mut connected) = (Vec::new(), Vec::new(), 0);
+    while received.len() < 3 {
+        match next(&client).await {
+            ClientEvent::PublishRefused { seq, code, .. } => refused.push((seq, code)),
+            ClientEvent::Message(m) => received.push(index_of(&m.payload)),
+            ClientEvent::Connected { .. } => connected += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        refused,
+        [(poison, tidings_protocol::ErrorCode::FrameTooLarge)],
+        "refused once, by name"
+    );
+    assert_eq!(
+        received,
+        [0, 1, 2],
+        "the rest of the queue is delivered, in order"
+    );
+    // The server acknowledges the rest (its acks are batched): nothing is left to re-send.
+    while client.unacked() > 0 {
+        match next(&client).await {
+            ClientEvent::PublishRefused { seq, .. } => panic!("refused twice: {seq}"),
+            ClientEvent::Connected { .. } => connected += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(connected, 1, "no reconnect");
     client.close();
 }
 

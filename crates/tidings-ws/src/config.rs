@@ -11,7 +11,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct WsConfig {
     /// Largest WebSocket message accepted (bytes); larger ones close the
-    /// connection with 1009.
+    /// connection with 1009. The default, 2 MiB, is twice the session's
+    /// default frame limit: a publish between the two reaches the session,
+    /// which refuses that one publish by name (an `error` frame) and goes on.
     pub max_message_bytes: usize,
     /// Read buffer of each connection.
     pub read_buffer_bytes: usize,
@@ -26,7 +28,7 @@ pub struct WsConfig {
 impl Default for WsConfig {
     fn default() -> Self {
         Self {
-            max_message_bytes: 1 << 20,
+            max_message_bytes: 2 << 20,
             read_buffer_bytes: 4 << 10,
             write_buffer_bytes: 16 << 10,
             max_write_buffer_bytes: 1 << 20,

@@ -171,3 +171,104 @@ async fn slow_consumer_is_cut_off_while_others_are_served() {
     hub.shutdown("test over");
     server.shutdown().await;
 }
+
+/// A raw tidings client over WebSocket (JSON codec): the `welcome`, then frames by hand.
+async fn raw_client(
+    addr: std::net::SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+    request.headers_mut().insert(
+        SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("tidings.v1.json"),
+    );
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20));
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        .await
+        .unwrap();
+    ws.send(WsMessage::text(r#"{"type":"hello","version":1}"#))
+        .await
+        .unwrap();
+    let welcome = next_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    ws
+}
+
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    loop {
+        match tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("no frame within the step")
+        {
+            Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(WsMessage::Close(c))) => {
+                return serde_json::json!({"ws_close": c.map(|c| u16::from(c.code))});
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+async fn hub_server() -> tidings_ws::ServerHandle {
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    WsServer::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())
+        .await
+        .unwrap()
+        .serve(move |conn: Accepted| {
+            let hub = hub.clone();
+            async move {
+                let (t, codec, _shutdown) = conn.into_transport();
+                hub.serve(t, codec).await
+            }
+        })
+}
+
+/// A publish over the session's frame limit (1 MiB) but within the WebSocket
+/// message limit (2 MiB) is refused by name, once: an `error` naming its
+/// seq, no close; the next publish is taken and acknowledged. A message past
+/// the WebSocket limit closes the connection with 1009 (a close frame, not a
+/// bare reset).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_publish_is_refused_by_name_and_a_huge_message_closes_with_1009() {
+    let server = hub_server().await;
+    let mut ws = raw_client(server.local_addr()).await;
+    let big = format!(
+        r#"{{"type":"publish","channel":"room","seq":1,"data":"{}"}}"#,
+        "x".repeat(1_500_000)
+    );
+    ws.send(WsMessage::text(big)).await.unwrap();
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], "frame_too_large", "{error}");
+    assert_eq!(error["seq"], 1, "the error names the publish: {error}");
+    ws.send(WsMessage::text(
+        r#"{"type":"publish","channel":"room","seq":2,"data":{"ok":true}}"#,
+    ))
+    .await
+    .unwrap();
+    loop {
+        let f = next_json(&mut ws).await;
+        assert!(f.get("ws_close").is_none(), "the session must go on: {f}");
+        if f["type"] == "publish_ack" {
+            assert_eq!(f["seq"], 2, "{f}");
+            break;
+        }
+    }
+
+    let mut ws = raw_client(server.local_addr()).await;
+    let huge = format!(
+        r#"{{"type":"publish","channel":"room","seq":1,"data":"{}"}}"#,
+        "x".repeat(3 << 20)
+    );
+    // The server may stop reading mid-message: the write can fail.
+    let _ = ws.send(WsMessage::text(huge)).await;
+    let close = next_json(&mut ws).await;
+    assert_eq!(close["ws_close"], 1009, "{close}");
+    server.shutdown().await;
+}

@@ -63,3 +63,15 @@ async fn bad_input_is_refused_and_the_session_lives_on() {
     .await;
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_publish_is_refused_once_and_the_rest_flows() {
+    let handle = server().await;
+    let proxy = FaultProxy::start(handle.local_addr()).await.unwrap();
+    suite::a_poison_publish_is_refused_once_and_the_rest_flows(
+        &proxy,
+        suite::connector::<WebSocket>(format!("ws://{}/", proxy.addr())),
+    )
+    .await;
+    handle.shutdown().await;
+}

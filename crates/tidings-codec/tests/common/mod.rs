@@ -153,8 +153,13 @@ pub fn frame() -> impl Strategy<Value = Frame> {
         })),
         any::<u64>().prop_map(|nonce| Frame::Ping(Ping { nonce })),
         any::<u64>().prop_map(|nonce| Frame::Pong(Ping { nonce })),
-        (error_code(), any::<String>())
-            .prop_map(|(code, message)| Frame::Error(ErrorFrame { code, message })),
+        (error_code(), any::<String>(), any::<Option<u64>>()).prop_map(
+            |(code, message, publish)| Frame::Error(ErrorFrame {
+                code,
+                message,
+                publish
+            })
+        ),
         (any::<u16>(), any::<String>())
             .prop_map(|(code, reason)| Frame::Close(Close { code, reason })),
     ]
@@ -221,10 +226,7 @@ pub fn samples() -> Vec<Frame> {
         }),
         Frame::Ping(Ping { nonce: 1 }),
         Frame::Pong(Ping { nonce: 1 }),
-        Frame::Error(ErrorFrame {
-            code: ErrorCode::QueueFull,
-            message: "slow down".into(),
-        }),
+        Frame::Error(ErrorFrame::new(ErrorCode::QueueFull, "slow down")),
         Frame::Close(Close {
             code: 1000,
             reason: "bye".into(),

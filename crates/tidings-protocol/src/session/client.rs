@@ -47,6 +47,10 @@ pub struct ClientConfig {
     /// messages a second sends one ack for several of them instead of one
     /// frame per message (an HTTP request per message on SSE).
     pub ack_delay: Duration,
+    /// A session must stay open this long before the reconnect backoff starts
+    /// over: a server that refuses the client right after every `welcome`
+    /// (the same bad frame each time, say) still sees the delays grow.
+    pub stable_after: Duration,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +64,7 @@ impl Default for ClientConfig {
             limits: Limits::default(),
             ack_every: 64,
             ack_delay: Duration::from_secs(1),
+            stable_after: Duration::from_secs(5),
         }
     }
 }
@@ -69,6 +74,12 @@ impl ClientConfig {
     pub fn with_backoff(mut self, base: Duration, cap: Duration) -> Self {
         self.backoff_base = base;
         self.backoff_cap = cap;
+        self
+    }
+
+    /// Sets [`ClientConfig::stable_after`].
+    pub fn with_stable_after(mut self, after: Duration) -> Self {
+        self.stable_after = after;
         self
     }
 
@@ -144,6 +155,20 @@ pub enum ClientEvent {
         /// Cumulative publish sequence.
         seq: u64,
     },
+    /// A publish was refused for good and dropped from the queue: it will
+    /// never be sent again. By the server (an `error` frame naming it: too
+    /// large, not allowed on that channel...), or by this client when the
+    /// limit a `welcome` announced is smaller than the publish queued before.
+    PublishRefused {
+        /// The publish's sequence number (as `publish` returned it).
+        seq: u64,
+        /// Its channel.
+        channel: ChannelName,
+        /// Why, as a wire error code (`frame_too_large`, `forbidden`, ...).
+        code: ErrorCode,
+        /// Explanation.
+        message: String,
+    },
     /// The server reported an error.
     Error {
         /// Error code.
@@ -173,6 +198,13 @@ pub struct ClientSession {
     codec: Option<Arc<dyn FrameCodec>>,
     backoff: Backoff,
     retry_at: Instant,
+    /// When the open session got its `welcome` (the backoff starts over once
+    /// it stayed open `stable_after`).
+    opened_at: Option<Instant>,
+    /// Publishes the last resumed `welcome` settled (its `publish_acked`):
+    /// the server repeats its refusals right after that `welcome`, and a
+    /// refused one among these is reported then.
+    settled_by_welcome: Vec<(u64, ChannelName)>,
     session: Option<SessionId>,
     token: Option<ResumeToken>,
     heartbeat: Duration,
@@ -212,6 +244,8 @@ impl ClientSession {
             codec: None,
             backoff,
             retry_at: now,
+            opened_at: None,
+            settled_by_welcome: Vec::new(),
             session: None,
             token: None,
             last_recv: now,
@@ -314,6 +348,13 @@ impl ClientSession {
         ) {
             return;
         }
+        let stable = self
+            .opened_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.config.stable_after);
+        if stable {
+            self.backoff.reset();
+        }
         let delay = self.backoff.next_delay();
         self.retry_at = now + delay;
         self.state = ClientState::Disconnected;
@@ -371,9 +412,9 @@ impl ClientSession {
             .as_ref()
             .map_or(payload.len() + channel.as_str().len() + 128, |b| b.len());
         if size > self.max_frame {
-            return Err(SessionError::PayloadTooLarge {
+            return Err(SessionError::MessageTooLarge {
                 size,
-                max: self.max_frame,
+                limit: self.max_frame,
             });
         }
         self.next_publish += 1;
@@ -541,10 +582,13 @@ impl ClientSession {
             }
             Frame::Pong(_) => Ok(()),
             Frame::Error(e) => {
-                self.events.push_back(ClientEvent::Error {
-                    code: e.code,
-                    message: e.message,
-                });
+                match e.publish {
+                    Some(seq) => self.on_publish_refused(seq, e.code, e.message),
+                    None => self.events.push_back(ClientEvent::Error {
+                        code: e.code,
+                        message: e.message,
+                    }),
+                }
                 Ok(())
             }
             Frame::Close(c) => {
@@ -613,12 +657,19 @@ impl ClientSession {
         }
         self.state = ClientState::Open;
         self.handshake_deadline = None;
-        self.backoff.reset();
+        self.opened_at = Some(now);
         self.heartbeat = Duration::from_millis(w.heartbeat_ms.max(1));
         self.max_frame = (w.max_frame as usize).min(self.config.limits.max_frame_bytes);
         self.token = Some(w.resume_token);
         self.session = Some(w.session.clone());
+        self.settled_by_welcome.clear();
         if w.resumed {
+            let settled = self
+                .unacked
+                .iter()
+                .take_while(|p| p.seq <= w.publish_acked)
+                .map(|p| (p.seq, p.channel.clone()));
+            self.settled_by_welcome.extend(settled);
             self.drop_acked(w.publish_acked);
             // Leave first what was left while disconnected (a later re-subscribe
             // then starts a fresh subscription on the server).
@@ -639,8 +690,12 @@ impl ClientSession {
                 self.queue(now, &Frame::Subscribe(Subscribe { channel, after }));
             }
         } else {
-            // A fresh server session: renumber what is pending and subscribe again,
-            // asking history for whatever came after our last position.
+            // A fresh server session: drop what its limit refuses (the numbering
+            // starts over, so nothing has to fill the hole), renumber what is
+            // pending and subscribe again, asking history for whatever came
+            // after our last position. A resumed session keeps its numbering:
+            // a publish over its limit is sent and refused by the server by name.
+            self.refuse_oversized_queued();
             for (i, p) in self.unacked.iter_mut().enumerate() {
                 p.seq = i as u64 + 1;
             }
@@ -723,6 +778,68 @@ impl ClientSession {
         }));
         if self.ack_batch.note(now) {
             self.flush_acks(now);
+        }
+    }
+
+    /// Drops the queued publishes whose frame exceeds `max_frame` (the limit
+    /// of the `welcome` just received), each reported as `PublishRefused`.
+    fn refuse_oversized_queued(&mut self) {
+        let Some(codec) = self.codec.clone() else {
+            return;
+        };
+        let limit = self.max_frame;
+        let mut kept = VecDeque::with_capacity(self.unacked.len());
+        for p in std::mem::take(&mut self.unacked) {
+            let frame = Frame::Publish(Publish {
+                channel: p.channel.clone(),
+                seq: p.seq,
+                payload: p.payload.clone(),
+            });
+            let size = self
+                .encoder
+                .encode(&*codec, &frame)
+                .map_or(usize::MAX, |b| b.len());
+            if size <= limit {
+                kept.push_back(p);
+                continue;
+            }
+            self.unacked_bytes -= p.payload.len();
+            let e = SessionError::MessageTooLarge { size, limit };
+            self.events.push_back(ClientEvent::PublishRefused {
+                seq: p.seq,
+                channel: p.channel,
+                code: ErrorCode::FrameTooLarge,
+                message: e.to_string(),
+            });
+        }
+        self.unacked = kept;
+    }
+
+    /// The server refused publish `seq` for good: drop it (never re-sent) and report it.
+    fn on_publish_refused(&mut self, seq: u64, code: ErrorCode, message: String) {
+        let Some(i) = self.unacked.iter().position(|p| p.seq == seq) else {
+            // Settled by a resumed `welcome` the refusal follows: report it
+            // now. Otherwise it was reported before (a resume repeats the
+            // server's refusals).
+            if let Some(j) = self.settled_by_welcome.iter().position(|(s, _)| *s == seq) {
+                let (_, channel) = self.settled_by_welcome.swap_remove(j);
+                self.events.push_back(ClientEvent::PublishRefused {
+                    seq,
+                    channel,
+                    code,
+                    message,
+                });
+            }
+            return;
+        };
+        if let Some(p) = self.unacked.remove(i) {
+            self.unacked_bytes -= p.payload.len();
+            self.events.push_back(ClientEvent::PublishRefused {
+                seq,
+                channel: p.channel,
+                code,
+                message,
+            });
         }
     }
 

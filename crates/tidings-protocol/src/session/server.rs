@@ -218,10 +218,18 @@ pub struct ServerSession {
     /// so boxed: a session without it carries 8 bytes for it, not 128.
     frame_log: Option<Box<FrameLog>>,
     // Cold: set up once, read on resume, detach and expiry.
+    /// The last publishes refused by name, repeated after a resume's
+    /// `welcome` (the client may not have read the first refusal). Boxed:
+    /// 8 bytes in every session, the deque only in those that refused one.
+    #[allow(clippy::box_collection)]
+    refused: Option<Box<VecDeque<ErrorFrame>>>,
     detached_at: Option<Instant>,
     id: SessionId,
     token: ResumeToken,
 }
+
+/// Refusals a session repeats after a resume (the most recent ones).
+const MAX_REMEMBERED_REFUSALS: usize = 64;
 
 /// What a queued frame is.
 #[derive(Debug)]
@@ -268,10 +276,7 @@ impl ServerSession {
     /// Encodes the `Error` + `Close` frames that refuse a connection before any session exists.
     pub fn refusal(codec: &dyn FrameCodec, error: &ProtocolError) -> Vec<Bytes> {
         let frames = [
-            Frame::Error(ErrorFrame {
-                code: error.code(),
-                message: error.to_string(),
-            }),
+            Frame::Error(ErrorFrame::new(error.code(), error.to_string())),
             Frame::Close(Close {
                 code: error.close_code(),
                 reason: error.to_string(),
@@ -317,6 +322,7 @@ impl ServerSession {
             dead_after,
             heard: false,
             detached_at: None,
+            refused: None,
             last_publish: 0,
             publish_acked: 0,
             ack_batch,
@@ -472,6 +478,76 @@ impl ServerSession {
         };
         self.publish_acked = self.last_publish;
         self.queue(&Frame::Welcome(welcome));
+        if resumed {
+            let refused: Vec<ErrorFrame> = self
+                .refused
+                .iter()
+                .flat_map(|r| r.iter().cloned())
+                .collect();
+            for e in refused {
+                self.queue(&Frame::Error(e));
+            }
+        }
+    }
+
+    /// Refuses publish `seq` for good with `code` and `message`: the client
+    /// gets an `error` frame naming it, drops it and never re-sends it; its
+    /// number counts as received (the next publish is `seq + 1`), and nothing
+    /// reaches a channel. The session goes on. A hook deciding that a client
+    /// may not publish somewhere calls this; the session itself does for a
+    /// publish over the frame limit. A publish that is not the next one in
+    /// order is a protocol error, as for any publish.
+    pub fn refuse_publish(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<(), ProtocolError> {
+        let error = ErrorFrame::refusing(seq, code, message);
+        if seq <= self.last_publish {
+            // A resend of a refused publish: refuse it again.
+            self.queue(&Frame::Error(error));
+            return Ok(());
+        }
+        let expected = self.last_publish + 1;
+        if seq != expected {
+            return Err(ProtocolError::PublishOutOfOrder { expected, got: seq });
+        }
+        self.last_publish = seq;
+        self.queue(&Frame::Error(error.clone()));
+        let refused = self.refused.get_or_insert_with(Default::default);
+        if refused.len() == MAX_REMEMBERED_REFUSALS {
+            refused.pop_front();
+        }
+        refused.push_back(error);
+        self.note_publish(now, 0);
+        Ok(())
+    }
+
+    /// An input over the frame limit that is a publish is refused by name
+    /// (`Some`: handled) instead of ending the session; anything else over
+    /// the limit (`None`) is a protocol error like any oversized frame.
+    fn refuse_oversized(
+        &mut self,
+        now: Instant,
+        codec: &dyn FrameCodec,
+        input: &Bytes,
+    ) -> Option<Result<(), ProtocolError>> {
+        let max = self.config.limits.max_frame_bytes;
+        let Ok(Frame::Publish(p)) = codec.decode(input) else {
+            return None;
+        };
+        let e = ProtocolError::FrameTooLarge {
+            size: input.len(),
+            max,
+        };
+        Some(
+            match self.refuse_publish(now, p.seq, e.code(), e.to_string()) {
+                Ok(()) => Ok(()),
+                Err(e) => self.handle_decoded(now, Err(e)),
+            },
+        )
     }
 
     /// The session id.
@@ -521,7 +597,14 @@ impl ServerSession {
         }
         self.last_recv = now;
         self.heard = true;
-        let frame = decode_checked(&*self.codec, &input, self.config.limits.max_frame_bytes);
+        let max = self.config.limits.max_frame_bytes;
+        if input.len() > max {
+            let codec = self.codec.clone();
+            if let Some(handled) = self.refuse_oversized(now, &*codec, &input) {
+                return handled;
+            }
+        }
+        let frame = decode_checked(&*self.codec, &input, max);
         self.handle_decoded(now, frame)
     }
 
@@ -544,7 +627,13 @@ impl ServerSession {
         if self.heard || self.state != ServerState::Open {
             return Ok(false);
         }
-        let frame = decode_checked(codec, &input, self.config.limits.max_frame_bytes);
+        let max = self.config.limits.max_frame_bytes;
+        if input.len() > max
+            && let Some(handled) = self.refuse_oversized(now, codec, &input)
+        {
+            return handled.map(|()| true);
+        }
+        let frame = decode_checked(codec, &input, max);
         self.handle_decoded(now, frame).map(|()| true)
     }
 
@@ -610,10 +699,7 @@ impl ServerSession {
                 let max = self.config.limits.max_subscriptions;
                 if self.subs.len() >= max {
                     let e = ProtocolError::TooManySubscriptions { max };
-                    self.queue(&Frame::Error(ErrorFrame {
-                        code: e.code(),
-                        message: e.to_string(),
-                    }));
+                    self.queue(&Frame::Error(ErrorFrame::new(e.code(), e.to_string())));
                     return Ok(());
                 }
                 self.subs
@@ -671,10 +757,7 @@ impl ServerSession {
     }
 
     fn violation(&mut self, e: &ProtocolError) {
-        self.queue(&Frame::Error(ErrorFrame {
-            code: e.code(),
-            message: e.to_string(),
-        }));
+        self.queue(&Frame::Error(ErrorFrame::new(e.code(), e.to_string())));
         let close = Frame::Close(Close {
             code: e.close_code(),
             reason: e.to_string(),
@@ -739,7 +822,7 @@ impl ServerSession {
 
     /// Reports an error to the client (e.g. a publish the broker refused); the session goes on.
     pub fn report_error(&mut self, code: ErrorCode, message: String) {
-        self.queue(&Frame::Error(ErrorFrame { code, message }));
+        self.queue(&Frame::Error(ErrorFrame::new(code, message)));
     }
 
     /// Takes the next event if it is a `Publish`, for a hub whose broker
@@ -762,7 +845,7 @@ impl ServerSession {
     /// Subscribing failed: tell the client and forget the subscription.
     pub fn subscribe_failed(&mut self, channel: &ChannelName, code: ErrorCode, message: String) {
         self.subs.remove(channel);
-        self.queue(&Frame::Error(ErrorFrame { code, message }));
+        self.queue(&Frame::Error(ErrorFrame::new(code, message)));
     }
 
     /// Queues a message of a subscribed channel (fan-out entry point).
@@ -842,10 +925,10 @@ impl ServerSession {
             }
             Err(e) => {
                 let code = ErrorCode::Internal;
-                self.queue(&Frame::Error(ErrorFrame {
+                self.queue(&Frame::Error(ErrorFrame::new(
                     code,
-                    message: format!("cannot encode message: {e}"),
-                }));
+                    format!("cannot encode message: {e}"),
+                )));
             }
         }
     }

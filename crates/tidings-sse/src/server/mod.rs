@@ -44,7 +44,9 @@ pub struct SseConfig {
     /// A comment (`: ka`) is sent after this long without an event, so proxies
     /// keep the stream open and a vanished client is noticed by a failed write.
     pub keep_alive: Duration,
-    /// Largest POST body; larger ones get HTTP 413.
+    /// Largest POST body; larger ones get HTTP 413. The default, 2 MiB, is
+    /// twice the session's default frame limit, so a publish over the
+    /// session's limit still reaches it and is refused by name.
     pub max_post_bytes: usize,
     /// Bytes of events that may wait for a slow client before the session's
     /// own queue limit (and its slow-consumer policy) takes over.
@@ -64,7 +66,7 @@ impl Default for SseConfig {
         Self {
             retry: Duration::from_secs(1),
             keep_alive: Duration::from_secs(15),
-            max_post_bytes: 1 << 20,
+            max_post_bytes: 2 << 20,
             write_buffer_bytes: 64 << 10,
             upstream_queue_bytes: 1 << 20,
             post_timeout: Duration::from_secs(10),
@@ -312,9 +314,11 @@ impl PostTarget {
         self.max_body
     }
 
-    /// Checks the frames of `body` (each at most `max_frame` bytes: the
-    /// frame limit of the sessions that serve the endpoint) and queues all of
-    /// them for the session, or none. Returns how many were queued.
+    /// Checks the frames of `body` (each at most `max_frame` bytes) and
+    /// queues all of them for the session, or none. Returns how many were
+    /// queued. Pass twice the frame limit of the sessions that serve the
+    /// endpoint: a publish over their limit then reaches the session, which
+    /// refuses it by name and goes on, instead of the whole POST failing.
     pub async fn deliver(self, body: &Bytes, max_frame: usize) -> Result<usize, Refusal> {
         let frames = upstream::split_frames(body, &JsonCodec::new(), max_frame)?;
         let n = frames.len();
