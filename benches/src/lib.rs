@@ -1,7 +1,7 @@
 //! Shared fixtures of the tidings benchmarks: the runtime, loopback servers (raw tokio-tungstenite, tidings-ws raw echo, a full tidings hub), clients and a counting delivery sink.
 //!
 //! Every server listens on `127.0.0.1:0` inside the bench process, so client
-//! and server share the machine (2 cores here) exactly as in DESIGN §7. Both
+//! and server share the machine (2 cores here), as they do under `cargo xtask load`. Both
 //! the raw tokio-tungstenite baseline and tidings use the same WebSocket buffer
 //! sizes ([`READ_BUFFER_BYTES`], [`WRITE_BUFFER_BYTES`]) and `TCP_NODELAY` on
 //! both ends, so a ratio between them measures the framework, not a setting.

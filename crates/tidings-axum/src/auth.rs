@@ -2,7 +2,13 @@
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use tidings_channels::Identity;
 use tidings_runtime::BoxFuture;
+
+use crate::origin::Origins;
+use crate::rejection::Rejection;
 
 /// What an auth hook sees of the request that opens a connection (a
 /// WebSocket upgrade or an SSE stream).
@@ -44,18 +50,91 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// Decides whether an upgrade may proceed.
-pub trait AuthHook: Send + Sync + 'static {
-    /// `Ok` to accept, an [`AuthError`] to refuse with 401/403.
-    fn authorize(&self, request: UpgradeRequest) -> BoxFuture<'static, Result<(), AuthError>>;
+/// Who an accepted request is: anonymous, or an authenticated [`Identity`]
+/// (its session then runs with the identity's channel grants and expiry,
+/// and only the same subject can resume it). An auth hook returns
+/// `Ok(())` for anonymous, or `Ok(identity)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// No identity: every channel, no binding.
+    #[default]
+    Anonymous,
+    /// An authenticated identity.
+    Identified(Identity),
 }
 
-impl<F, Fut> AuthHook for F
+impl Access {
+    /// The identity, if any.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Access::Anonymous => None,
+            Access::Identified(i) => Some(i),
+        }
+    }
+
+    /// The identity, if any (owned).
+    pub fn into_identity(self) -> Option<Identity> {
+        match self {
+            Access::Anonymous => None,
+            Access::Identified(i) => Some(i),
+        }
+    }
+}
+
+impl From<()> for Access {
+    fn from((): ()) -> Self {
+        Access::Anonymous
+    }
+}
+
+impl From<Identity> for Access {
+    fn from(identity: Identity) -> Self {
+        Access::Identified(identity)
+    }
+}
+
+impl From<Option<Identity>> for Access {
+    fn from(identity: Option<Identity>) -> Self {
+        identity.map_or(Access::Anonymous, Access::Identified)
+    }
+}
+
+/// Decides whether a request may open a connection, and as whom. Runs
+/// before every WebSocket upgrade and SSE stream, and on every SSE POST (a
+/// POST must come from the identity that opened the stream).
+pub trait AuthHook: Send + Sync + 'static {
+    /// `Ok` with the request's [`Access`] to accept, an [`AuthError`] to
+    /// refuse with 401/403.
+    fn authorize(&self, request: UpgradeRequest) -> BoxFuture<'static, Result<Access, AuthError>>;
+}
+
+impl<F, Fut, A> AuthHook for F
 where
     F: Fn(UpgradeRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), AuthError>> + Send + 'static,
+    Fut: Future<Output = Result<A, AuthError>> + Send + 'static,
+    A: Into<Access>,
 {
-    fn authorize(&self, request: UpgradeRequest) -> BoxFuture<'static, Result<(), AuthError>> {
-        Box::pin(self(request))
+    fn authorize(&self, request: UpgradeRequest) -> BoxFuture<'static, Result<Access, AuthError>> {
+        let fut = self(request);
+        Box::pin(async move { fut.await.map(Into::into) })
+    }
+}
+
+/// Checks the origin, then runs the auth hook (if any): who `headers` and `uri` are.
+pub(crate) async fn admit(
+    auth: Option<&Arc<dyn AuthHook>>,
+    origins: &Origins,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Access, Rejection> {
+    if let Some(origin) = origins.refused(headers) {
+        return Err(Rejection::ForbiddenOrigin(origin));
+    }
+    match auth {
+        Some(auth) => Ok(auth
+            .authorize(UpgradeRequest::new(headers.clone(), uri.clone()))
+            .await?),
+        None => Ok(Access::Anonymous),
     }
 }

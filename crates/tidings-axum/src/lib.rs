@@ -33,6 +33,9 @@
 //! onto it.
 
 mod auth;
+#[cfg(feature = "jwt")]
+mod jwt;
+mod origin;
 mod rejection;
 mod sse;
 mod ws;
@@ -42,9 +45,15 @@ use axum::extract::{Path, Request};
 use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
-pub use auth::{AuthError, AuthHook, UpgradeRequest};
+pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+#[cfg(feature = "jwt")]
+pub use jwt::{
+    JwtAuth, JwtKeyError, TOKEN_COOKIE, TOKEN_QUERY, TOKEN_SUBPROTOCOL_PREFIX, token_of,
+};
+pub use origin::Origins;
 pub use rejection::Rejection;
 pub use sse::SseRoute;
+pub use tidings_channels::{ChannelGrants, Identity};
 pub use tidings_sse::SseConfig;
 pub use ws::TidingsRoute;
 

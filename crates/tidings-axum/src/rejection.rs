@@ -29,6 +29,9 @@ pub enum Rejection {
     /// The endpoint's connection limit is reached (503).
     #[error("connection limit reached")]
     ConnectionLimit,
+    /// The request's `Origin` is not on the endpoint's allow-list (403).
+    #[error("origin {0} may not connect here")]
+    ForbiddenOrigin(String),
     /// The auth hook refused (401 or 403).
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -53,6 +56,7 @@ impl Rejection {
             | Rejection::MissingKey
             | Rejection::UnsupportedSubprotocol(_) => StatusCode::BAD_REQUEST,
             Rejection::ConnectionLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Rejection::Auth(AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
             Rejection::Auth(_) => StatusCode::FORBIDDEN,
             Rejection::Sse(r) => r.status(),
@@ -69,6 +73,7 @@ impl Rejection {
             Rejection::MissingKey => "missing-websocket-key",
             Rejection::UnsupportedSubprotocol(_) => "unsupported-subprotocol",
             Rejection::ConnectionLimit => "connection-limit",
+            Rejection::ForbiddenOrigin(_) => "forbidden-origin",
             Rejection::Auth(AuthError::Unauthorized(_)) => "unauthorized",
             Rejection::Auth(_) => "forbidden",
             Rejection::Sse(r) => r.code(),

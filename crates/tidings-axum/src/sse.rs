@@ -10,7 +10,8 @@ use tidings_channels::Hub;
 use tidings_sse::{SseConfig, SseEndpoint};
 use tracing::{Instrument, debug, debug_span};
 
-use crate::auth::{AuthHook, UpgradeRequest};
+use crate::auth::{AuthHook, admit};
+use crate::origin::Origins;
 use crate::rejection::Rejection;
 
 /// A tidings SSE endpoint: hub, optional auth hook, limits.
@@ -47,6 +48,7 @@ use crate::rejection::Rejection;
 pub struct SseRoute {
     hub: Hub,
     auth: Option<Arc<dyn AuthHook>>,
+    origins: Origins,
     endpoint: SseEndpoint,
 }
 
@@ -65,6 +67,7 @@ impl SseRoute {
         Self {
             hub,
             auth: None,
+            origins: Origins::any(),
             endpoint: SseEndpoint::default(),
         }
     }
@@ -72,6 +75,12 @@ impl SseRoute {
     /// Runs `hook` before every stream opens; a refusal answers 401/403 with the reason.
     pub fn auth(mut self, hook: impl AuthHook) -> Self {
         self.auth = Some(Arc::new(hook));
+        self
+    }
+
+    /// Only pages from these origins may connect (see [`Origins`]).
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
         self
     }
 
@@ -99,11 +108,9 @@ impl SseRoute {
     }
 
     async fn open(self, req: Request) -> Result<Response, Rejection> {
-        if let Some(auth) = &self.auth {
-            let info = UpgradeRequest::new(req.headers().clone(), req.uri().clone());
-            auth.authorize(info).await?;
-        }
-        let stream = self.endpoint.open(req.headers(), req.uri())?;
+        let access = admit(self.auth.as_ref(), &self.origins, req.headers(), req.uri()).await?;
+        let owner = access.identity().map(|i| Arc::from(i.subject()));
+        let stream = self.endpoint.open_as(req.headers(), req.uri(), owner)?;
         let span = debug_span!(
             "tidings_sse_stream",
             conn = stream.conn,
@@ -114,7 +121,7 @@ impl SseRoute {
         tokio::spawn(
             async move {
                 let _permit = permit;
-                hub.serve(transport, codec).await;
+                hub.serve_as(transport, codec, access.into_identity()).await;
                 debug!("event stream served");
             }
             .instrument(span),
@@ -144,7 +151,13 @@ impl SseRoute {
     }
 
     async fn post(self, session: String, req: Request) -> Result<usize, Rejection> {
-        let target = self.endpoint.post_target(&session, req.headers())?;
+        // A POST is checked like the stream it feeds: same origin rules, and
+        // the same identity as the one that opened the stream.
+        let access = admit(self.auth.as_ref(), &self.origins, req.headers(), req.uri()).await?;
+        let subject = access.identity().map(|i| i.subject());
+        let target = self
+            .endpoint
+            .post_target_as(&session, req.headers(), subject)?;
         let max = target.max_body();
         let body = axum::body::to_bytes(req.into_body(), max)
             .await

@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::debug;
 
-use crate::auth::{AuthHook, UpgradeRequest};
+use crate::auth::{AuthHook, admit};
+use crate::origin::Origins;
 use crate::rejection::Rejection;
 
 /// A tidings WebSocket endpoint: hub, optional auth hook, limits.
@@ -24,6 +25,7 @@ use crate::rejection::Rejection;
 pub struct TidingsRoute {
     hub: Hub,
     auth: Option<Arc<dyn AuthHook>>,
+    origins: Origins,
     ws: WsConfig,
     permits: Arc<Semaphore>,
 }
@@ -43,6 +45,7 @@ impl TidingsRoute {
         Self {
             hub,
             auth: None,
+            origins: Origins::any(),
             ws: WsConfig::default(),
             permits: Arc::new(Semaphore::new(100_000)),
         }
@@ -51,6 +54,12 @@ impl TidingsRoute {
     /// Runs `hook` before every upgrade; a refusal answers 401/403 with the reason.
     pub fn auth(mut self, hook: impl AuthHook) -> Self {
         self.auth = Some(Arc::new(hook));
+        self
+    }
+
+    /// Only pages from these origins may connect (see [`Origins`]).
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
         self
     }
 
@@ -78,10 +87,7 @@ impl TidingsRoute {
 
     async fn upgrade(self, req: Request) -> Result<Response, Rejection> {
         check_upgrade(&req)?;
-        if let Some(auth) = &self.auth {
-            let info = UpgradeRequest::new(req.headers().clone(), req.uri().clone());
-            auth.authorize(info).await?;
-        }
+        let access = admit(self.auth.as_ref(), &self.origins, req.headers(), req.uri()).await?;
         let offers = tidings_ws::offered_subprotocols(req.headers());
         let offered_any = !offers.is_empty();
         let (codec, protocol) =
@@ -115,7 +121,7 @@ impl TidingsRoute {
             )
             .await;
             let transport = WsTransport::new(stream, codec.is_text(), ws.idle_timeout);
-            hub.serve(transport, codec).await;
+            hub.serve_as(transport, codec, access.into_identity()).await;
         });
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

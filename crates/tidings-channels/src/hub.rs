@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_protocol::{
-    ChannelMap, ChannelName, CloseCode, ErrorCode, FrameCodec, Instant, InvalidChannelName,
-    ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId,
-    SharedMessage,
+    ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
+    InvalidChannelName, ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession,
+    ServerState, SessionId, SharedMessage,
 };
 use tidings_runtime::{
     Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,
@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
 
+use crate::identity::{Identity, IdentityGuard};
 use crate::memory::{MemoryBroker, PublishCache};
 
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
@@ -110,6 +111,9 @@ struct Entry {
     publishing: AtomicU64,
     session: Mutex<Slot>,
     subs: Mutex<ChannelMap<SubscriberId>>,
+    /// The subject of the identity that opened the session (`None`:
+    /// anonymous); only the same subject may resume it.
+    owner: Option<Arc<str>>,
 }
 
 /// A connection's turn to take publishes out of its session and hand them to
@@ -168,8 +172,9 @@ impl std::ops::DerefMut for Slot {
 }
 
 impl Entry {
-    fn new(session: ServerSession) -> Self {
+    fn new(session: ServerSession, owner: Option<Arc<str>>) -> Self {
         Self {
+            owner,
             session: Mutex::new(Slot {
                 session,
                 waker: None,
@@ -350,13 +355,28 @@ impl Hub {
         }
     }
 
-    /// Serves one connection until it ends. `codec` is what the transport negotiated.
-    pub async fn serve<T: Transport>(&self, mut transport: T, codec: Arc<dyn FrameCodec>) {
+    /// Serves one anonymous connection until it ends. `codec` is what the
+    /// transport negotiated.
+    pub async fn serve<T: Transport>(&self, transport: T, codec: Arc<dyn FrameCodec>) {
+        self.serve_as(transport, codec, None).await;
+    }
+
+    /// Serves one connection of `identity` (`None`: anonymous) until it ends:
+    /// its session may do what the identity's grants allow, ends when its
+    /// credentials expire, and only the same subject may resume it (a resume
+    /// token presented by anyone else is refused with `unauthorized` and
+    /// close `1008`; the session stays with its owner).
+    pub async fn serve_as<T: Transport>(
+        &self,
+        mut transport: T,
+        codec: Arc<dyn FrameCodec>,
+        identity: Option<Identity>,
+    ) {
         self.start_reaper();
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("tidings_session", conn = n, session = tracing::field::Empty);
         self.inner.connections.fetch_add(1, Ordering::SeqCst);
-        self.serve_inner(&mut transport, codec)
+        self.serve_inner(&mut transport, codec, identity)
             .instrument(span)
             .await;
         if self.inner.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -378,7 +398,12 @@ impl Hub {
         }
     }
 
-    async fn serve_inner<T: Transport>(&self, transport: &mut T, codec: Arc<dyn FrameCodec>) {
+    async fn serve_inner<T: Transport>(
+        &self,
+        transport: &mut T,
+        codec: Arc<dyn FrameCodec>,
+        identity: Option<Identity>,
+    ) {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             let _ = transport
                 .close(CloseCode::GOING_AWAY, "server shutting down")
@@ -409,6 +434,19 @@ impl Hub {
             .resume
             .as_ref()
             .and_then(|t| self.sessions().get(t).cloned());
+        let subject = identity.as_ref().map(|i| i.subject());
+        if let Some(entry) = &resumed
+            && entry.owner.as_deref() != subject
+        {
+            warn!("resume token presented by another identity: refused");
+            let e = "this session belongs to another identity";
+            let refusal = Frame::Error(ErrorFrame::new(ErrorCode::Unauthorized, e));
+            if let Ok(frame) = codec.encode_to_bytes(&refusal) {
+                let _ = transport.send(frame).await;
+            }
+            let _ = transport.close(CloseCode::POLICY, e).await;
+            return;
+        }
         // A peer that resumes by frame number (SSE `Last-Event-ID`) gets its
         // positions from the session's frame log; an unknown number (forged, or
         // from another server) starts a new session like an unknown token.
@@ -440,7 +478,18 @@ impl Hub {
                     codec.clone(),
                     now,
                 );
-                let entry = Arc::new(Entry::new(session));
+                let mut session = session;
+                if let Some(identity) = &identity {
+                    session.set_guard(Arc::new(IdentityGuard(identity.grants().clone())));
+                    session.set_credentials_expiry(identity.expires().map(|at| {
+                        let left = at
+                            .duration_since(std::time::SystemTime::now())
+                            .unwrap_or_default();
+                        now + left
+                    }));
+                }
+                let owner = identity.as_ref().map(|i| Arc::from(i.subject()));
+                let entry = Arc::new(Entry::new(session, owner));
                 self.sessions().insert(token, entry.clone());
                 (entry, 1)
             }

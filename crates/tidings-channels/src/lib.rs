@@ -16,9 +16,11 @@
 //! (picks the memory broker's map shard for a channel name, seeded at random).
 
 mod hub;
+mod identity;
 mod memory;
 
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
+pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
 pub use tidings_broker::{
     Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,

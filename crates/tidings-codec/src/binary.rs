@@ -363,7 +363,7 @@ impl FrameTag {
     }
 }
 
-// The wire bodies: mirrors of the tidings-core frames (which stay free of
+// The wire bodies: mirrors of the tidings-protocol frames (which stay free of
 // rkyv). Strings and payloads are `Cow`s archived as owned (`AsOwned`), so
 // encoding borrows from the `Frame` (no copy before the archive) and the
 // archived form is a plain `ArchivedString` / `ArchivedVec<u8>`. The field

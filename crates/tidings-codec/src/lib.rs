@@ -4,14 +4,14 @@
 //!   docs/protocol.md). Built on `serde_json` (the standard, fast, well-kept
 //!   JSON crate); payloads are embedded as raw JSON (`data`) and decoded without
 //!   copying (a `Bytes` slice of the received frame), or as base64 (`data_b64`)
-//!   when they are not JSON, using the `base64` crate. Decoding the hot frames
-//!   through serde's derived struct costs about 3,900 instructions per
-//!   ~110-byte `publish` / `ack` frame, the largest single per-message cost of
-//!   the server, so `decode` first tries a hand-written fast path for the
-//!   compact shape (`{"type":"ack","channel":"c","seq":1}`: no whitespace, no
+//!   when they are not JSON, using the `base64` crate. Decoding through serde's
+//!   derived struct is the largest single per-message cost of the server, so
+//!   `decode` first tries a hand-written fast path for the compact shape of the
+//!   hot frames (`{"type":"ack","channel":"c","seq":1}`: no whitespace, no
 //!   escapes, `data` last) and falls back to serde for everything else; the
 //!   two give the same frame whenever the fast path answers (proptests and the
-//!   `decode_json` fuzz target check it).
+//!   `decode_json` fuzz target check it; `benches/benches/codec.rs` measures
+//!   both).
 //! * [`BinaryCodec`] (feature `binary`, on by default) — `tidings.v1.bin`, a
 //!   2-byte header (format, frame type) followed by an
 //!   [rkyv](https://docs.rs/rkyv) 0.8 archive of the frame. Received frames
@@ -19,7 +19,7 @@
 //!   [`BinaryCodec::view`] reads a `message` (channel, seq, id, payload)
 //!   without a single heap allocation, and [`FrameCodec::decode`](tidings_protocol::FrameCodec::decode) hands out
 //!   payloads as `Bytes` slices of the input.
-//! * [`negotiate`] — picks a codec from the subprotocols a client offers.
+//! * [`negotiate()`] — picks a codec from the subprotocols a client offers.
 //!
 //! # Why rkyv, and why these rkyv features
 //!
@@ -65,9 +65,6 @@
 #[cfg(feature = "binary")]
 mod binary;
 mod json;
-mod json_fast;
-mod json_fast_decode;
-mod json_validate;
 mod negotiate;
 
 #[cfg(feature = "binary")]

@@ -6,7 +6,7 @@ use proptest::sample::Index;
 use serde_json::value::RawValue;
 use tidings_codec::JsonCodec;
 
-/// The reference: what the codec asked serde_json before the validator.
+/// The reference: serde_json's own answer, a `RawValue` covering the whole input.
 fn serde_says(b: &[u8]) -> Option<&str> {
     match serde_json::from_slice::<&RawValue>(b) {
         Ok(raw) if raw.get().len() == b.len() => Some(raw.get()),

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The authenticated peer may not do this.
     Forbidden,
+    /// Too many requests: a rate limit refused this one.
+    RateLimited,
     /// Something failed on the server.
     Internal,
     /// A code this version does not know (forward compatibility).
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -56,7 +59,7 @@ impl ErrorCode {
 
     /// Parses the wire spelling; unknown spellings give [`ErrorCode::Unknown`].
     pub fn parse(s: &str) -> Self {
-        const ALL: [ErrorCode; 12] = [
+        const ALL: [ErrorCode; 13] = [
             ErrorCode::MalformedFrame,
             ErrorCode::UnknownFrameType,
             ErrorCode::FrameTooLarge,
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::TooManySubscriptions,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
+            ErrorCode::RateLimited,
             ErrorCode::Internal,
         ];
         ALL.into_iter()
@@ -109,4 +113,6 @@ impl CloseCode {
     pub const UNSUPPORTED_VERSION: u16 = 4005;
     /// The session was resumed on another connection.
     pub const SUPERSEDED: u16 = 4006;
+    /// The credentials the session was opened with expired: reconnect with fresh ones.
+    pub const CREDENTIALS_EXPIRED: u16 = 4007;
 }

@@ -34,10 +34,12 @@ mod error;
 mod few_map;
 mod frame;
 mod frame_log;
+mod guard;
 mod ids;
 mod inbound;
 mod limits;
 mod message;
+mod rate;
 mod replay;
 mod session;
 
@@ -49,6 +51,7 @@ pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
     PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
+pub use guard::ChannelGuard;
 pub use ids::{
     ChannelMap, ChannelName, IdBlock, InvalidChannelName, MAX_CHANNEL_LEN, MessageId, MessageIdGen,
     ResumeToken, SessionId,
@@ -56,6 +59,7 @@ pub use ids::{
 pub use inbound::{Inbound, InboundTracker};
 pub use limits::Limits;
 pub use message::SharedMessage;
+pub use rate::RateLimit;
 pub use replay::{Replay, ReplayBuffer};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{

@@ -161,3 +161,45 @@ fn a_publish_the_server_refuses_is_reported_once_and_not_resent_after_a_resume()
     assert_eq!(net.hub_published(), ["777"]);
     assert!(net.server_errors.is_empty(), "{:?}", net.server_errors);
 }
+
+#[test]
+fn publishes_over_the_rate_limit_are_refused_by_name_and_the_session_goes_on() {
+    let limit = tidings_protocol::RateLimit {
+        per_second: 10,
+        burst: 3,
+    };
+    let now = Instant::now();
+    let mut s = ServerSession::accept(
+        server_config().with_publish_rate(limit),
+        SessionId("s".into()),
+        ResumeToken("t".into()),
+        codec(),
+        now,
+    );
+    drain_server(&mut s);
+    for seq in 1..=5 {
+        s.handle_input(now, publish_frame(seq, 4)).unwrap();
+    }
+    let refused: Vec<(Option<u64>, ErrorCode)> = drain_server(&mut s)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Error(e) => Some((e.publish, e.code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (Some(4), ErrorCode::RateLimited),
+            (Some(5), ErrorCode::RateLimited)
+        ]
+    );
+    // 100 ms later one more token: the next publish passes.
+    let later = now + ms(100);
+    s.handle_input(later, publish_frame(6, 4)).unwrap();
+    let published = server_events(&mut s)
+        .into_iter()
+        .filter(|e| matches!(e, ServerEvent::Publish { .. }))
+        .count();
+    assert_eq!(published, 4, "the burst of 3, then one per 100 ms");
+}

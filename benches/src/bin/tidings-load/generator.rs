@@ -32,17 +32,13 @@ use std::time::{Duration, Instant};
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use tidings_benches::{tidings_ws_config, tungstenite_config};
+use tidings_loadgen::{self as proto, Handshake, Samples, WsStream, now_ns};
 use tidings_protocol::ClientEvent;
 use tidings_ws::Client;
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
-use crate::proto::{self, now_ns};
-use crate::stats::{self, Probe, Record, Samples, progress};
+use crate::stats::{self, Probe, Record, progress};
 use crate::{Args, sys};
 
 /// Handshakes in flight at once while connecting (the listen backlog is 1,024; a dropped
@@ -57,8 +53,6 @@ const FANOUT_CHANNEL: &str = "load:fanout";
 
 /// "Do not record" as a recording start.
 const NEVER: u64 = u64::MAX;
-
-pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -356,7 +350,7 @@ async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Re
     let [p50, p99, p999, max] = echo.percentiles_us();
     co.progress(&format!(
         "echo round trips by duration: {}; kernel TCP in the window: {}",
-        stats::log2_histogram_ms(&echo.0),
+        proto::log2_histogram_ms(&echo.0),
         if tcp.is_empty() { "-" } else { &tcp }
     ));
     r.text("echo_tcp", &tcp);
@@ -474,7 +468,7 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let subscribers = shared.fan_ready.load(Ordering::SeqCst);
-    let mut publisher = match connect(c.addr, true, None).await {
+    let mut publisher = match connect(c.addr, Handshake::Session { subscribe: None }).await {
         Ok(ws) => ws,
         Err(e) => {
             co.progress(&format!("fan-out publisher could not connect: {e}"));
@@ -526,67 +520,12 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
         .num("fanout_delivered_min", delivered_min as f64);
 }
 
-/// Opens one WebSocket; for tidings also `hello` → `welcome` and, with `subscribe`,
-/// `subscribe` → `subscribed`.
+/// Opens one WebSocket with the baseline's buffers (see [`proto::connect`]).
 pub(crate) async fn connect(
     addr: SocketAddr,
-    tidings: bool,
-    subscribe: Option<&str>,
-) -> Result<Ws, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let mut request = format!("ws://{addr}/")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    if tidings {
-        request.headers_mut().insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(proto::SUBPROTOCOL),
-        );
-    }
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(tungstenite_config()))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-    if tidings {
-        ws.send(Message::text(proto::HELLO))
-            .await
-            .map_err(|e| format!("hello: {e}"))?;
-        expect(&mut ws, "welcome", None).await?;
-        if let Some(channel) = subscribe {
-            ws.send(Message::text(proto::subscribe(channel)))
-                .await
-                .map_err(|e| format!("subscribe: {e}"))?;
-            expect(&mut ws, "subscribed", Some(channel)).await?;
-        }
-    }
-    Ok(ws)
-}
-
-/// Reads until a frame of type `kind` (on `channel`, if given) arrives.
-async fn expect(ws: &mut Ws, kind: &str, channel: Option<&str>) -> Result<(), String> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                let text = text.as_str();
-                let Some(frame) = proto::Frame::parse(text) else {
-                    continue;
-                };
-                let k = frame.kind;
-                if k == kind && (channel.is_none() || frame.channel == channel) {
-                    return Ok(());
-                }
-                if k == "error" || k == "close" {
-                    return Err(format!("waiting for {kind}: {text}"));
-                }
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("waiting for {kind}: {e}")),
-            None => return Err(format!("waiting for {kind}: connection closed")),
-        }
-    }
+    handshake: Handshake<'_>,
+) -> Result<WsStream, proto::ConnectError> {
+    proto::connect(addr, tungstenite_config(), handshake).await
 }
 
 /// One connection of the raw generator.
@@ -602,14 +541,18 @@ async fn raw_conn(
         let Ok(_permit) = permits.acquire().await else {
             return;
         };
-        let own = shared.tidings.then_some(channel.as_str());
+        let handshake = if shared.tidings {
+            Handshake::Session {
+                subscribe: Some(channel.as_str()),
+            }
+        } else {
+            Handshake::WebSocket
+        };
         let mut result = Err(String::new());
         // A SYN dropped under a connect burst costs a retransmission: retry a little.
         for _ in 0..3 {
-            result = match tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, shared.tidings, own))
-                .await
-            {
-                Ok(r) => r,
+            result = match tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, handshake)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("set-up timed out".into()),
             };
             if result.is_ok() {
@@ -654,7 +597,7 @@ async fn raw_conn(
 }
 
 struct RawConn {
-    ws: Ws,
+    ws: WsStream,
     i: usize,
     channel: String,
     shared: Arc<Shared>,

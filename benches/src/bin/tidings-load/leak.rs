@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tidings_loadgen::{self as proto, Handshake, now_ns};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::generator::{CONNECT_TIMEOUT, connect};
-use crate::proto::{self, now_ns};
 use crate::stats::{Probe, Record, progress};
 use crate::{Args, sys};
 
@@ -249,7 +249,14 @@ async fn cycles_run(
 }
 
 async fn cycle(addr: SocketAddr, n: u64, channel: &str) -> Result<(), String> {
-    let mut ws = connect(addr, n % 3 != 2, Some(channel).filter(|_| n % 3 != 2)).await?;
+    let handshake = if n % 3 == 2 {
+        Handshake::WebSocket
+    } else {
+        Handshake::Session {
+            subscribe: Some(channel),
+        }
+    };
+    let mut ws = connect(addr, handshake).await.map_err(|e| e.to_string())?;
     if n % 3 == 2 {
         // Before `hello`: the hub sees the transport end during its handshake.
         return Ok(());

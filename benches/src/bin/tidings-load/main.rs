@@ -11,6 +11,10 @@
 //!                     [--cycles N] [--parallel P] [--resume-ms MS] [--limit-secs S]
 //! ```
 //!
+//! The protocol client (hand-written frames, connection set-up, round-trip statistics) is
+//! the `tidings-loadgen` crate; this binary holds the servers under test, the phases of a
+//! run, the leak check and the probes of the server process.
+//!
 //! The server prints `LISTEN ws=<addr> control=<addr> pid=<pid>` and serves until its
 //! standard input closes. The control address answers `stats` with one JSON line (hub
 //! sessions and connections). The generator and the leak checker read the server's RSS and
@@ -27,7 +31,6 @@
 
 mod generator;
 mod leak;
-mod proto;
 mod pump_echo;
 mod server;
 mod stats;

@@ -1,62 +1,13 @@
-//! Percentiles of sorted samples, the server probe (RSS, CPU, control `stats`) and the `RESULT` line.
+//! The server probe (RSS, CPU, control `stats`), the kernel's TCP counters, the `RESULT` line and progress; round-trip statistics are `tidings_loadgen`'s.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use tidings_loadgen::num_field;
+
 use crate::sys;
-
-/// Round-trip samples in nanoseconds.
-#[derive(Default)]
-pub(crate) struct Samples(pub(crate) Vec<u64>);
-
-impl Samples {
-    /// p50, p99, p99.9 and max in microseconds (0 when empty). Sorts in place.
-    pub(crate) fn percentiles_us(&mut self) -> [f64; 4] {
-        let v = &mut self.0;
-        if v.is_empty() {
-            return [0.0; 4];
-        }
-        v.sort_unstable();
-        let at = |q: f64| {
-            let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
-            v[i] as f64 / 1e3
-        };
-        [at(0.50), at(0.99), at(0.999), at(1.0)]
-    }
-}
-
-/// Counts per power-of-two bucket of milliseconds (`<1 ms`, `1-2 ms`, `2-4 ms`, ...), for
-/// spotting stalls of a fixed length (delayed ACKs, retransmission timers) in a tail.
-pub(crate) fn log2_histogram_ms(sorted_ns: &[u64]) -> String {
-    let mut buckets: Vec<u64> = Vec::new();
-    for &ns in sorted_ns {
-        let ms = ns / 1_000_000;
-        let b = if ms == 0 {
-            0
-        } else {
-            64 - ms.leading_zeros() as usize
-        };
-        if buckets.len() <= b {
-            buckets.resize(b + 1, 0);
-        }
-        buckets[b] += 1;
-    }
-    let mut out = Vec::new();
-    for (b, n) in buckets.iter().enumerate() {
-        if *n == 0 {
-            continue;
-        }
-        let label = if b == 0 {
-            "<1ms".to_owned()
-        } else {
-            format!("{}-{}ms", 1u64 << (b - 1), 1u64 << b)
-        };
-        out.push(format!("{label}:{n}"));
-    }
-    out.join(" ")
-}
 
 /// Kernel TCP counters (`/proc/net/snmp` `Tcp:` and `/proc/net/netstat` `TcpExt:`) that
 /// explain round-trip tails on loopback: retransmissions, loss probes, listen drops.
@@ -134,8 +85,8 @@ impl Probe {
         BufReader::new(stream)
             .read_line(&mut line)
             .map_err(|e| format!("control: {e}"))?;
-        let sessions = crate::proto::num_field(&line, "sessions").unwrap_or(0);
-        let connections = crate::proto::num_field(&line, "connections").unwrap_or(0);
+        let sessions = num_field(&line, "sessions").unwrap_or(0);
+        let connections = num_field(&line, "connections").unwrap_or(0);
         Ok((sessions, connections))
     }
 }
@@ -179,13 +130,6 @@ pub(crate) fn progress(tag: &str, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles() {
-        let mut s = Samples((1..=1000).rev().map(|n| n * 1000).collect());
-        assert_eq!(s.percentiles_us(), [500.0, 990.0, 999.0, 1000.0]);
-        assert_eq!(Samples::default().percentiles_us(), [0.0; 4]);
-    }
 
     #[test]
     fn record() {

@@ -17,9 +17,11 @@ use crate::frame::{
     Subscribed, Welcome,
 };
 use crate::frame_log::FrameLog;
+use crate::guard::ChannelGuard;
 use crate::ids::{ChannelMap, ChannelName, ResumeToken, SessionId};
 use crate::limits::Limits;
 use crate::message::SharedMessage;
+use crate::rate::{Bucket, RateLimit};
 use crate::replay::ReplayBuffer;
 
 /// What to do when a client does not read fast enough.
@@ -62,6 +64,10 @@ pub struct ServerConfig {
     /// it (chat, echo) then gets one ack per several messages when busy, and
     /// one with each message when not.
     pub ack_delay: Duration,
+    /// Most publishes a session may make (token bucket); a publish over it is
+    /// refused by name with `rate_limited` and dropped, the session goes on.
+    /// `None` (the default): no limit.
+    pub publish_rate: Option<RateLimit>,
 }
 
 impl Default for ServerConfig {
@@ -75,11 +81,18 @@ impl Default for ServerConfig {
             ack_every: 64,
             ack_bytes: 64 * 1024,
             ack_delay: Duration::from_secs(1),
+            publish_rate: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Sets [`ServerConfig::publish_rate`].
+    pub fn with_publish_rate(mut self, limit: RateLimit) -> Self {
+        self.publish_rate = Some(limit);
+        self
+    }
+
     /// Sets the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -204,6 +217,10 @@ pub struct ServerSession {
     subs: FewMap<Sub>,
     last_publish: u64,
     publish_acked: u64,
+    /// What the client may subscribe to and publish on (`None`: everything).
+    guard: Option<Arc<dyn ChannelGuard>>,
+    /// The publish rate limit's bucket (`None`: no limit).
+    bucket: Option<Bucket>,
     queued_bytes: usize,
     /// When the last new publish arrived.
     last_publish_at: Option<Instant>,
@@ -218,6 +235,8 @@ pub struct ServerSession {
     /// so boxed: a session without it carries 8 bytes for it, not 128.
     frame_log: Option<Box<FrameLog>>,
     // Cold: set up once, read on resume, detach and expiry.
+    /// When the credentials the session was opened with expire.
+    credentials_expire: Option<Instant>,
     /// The last publishes refused by name, repeated after a resume's
     /// `welcome` (the client may not have read the first refusal). Boxed:
     /// 8 bytes in every session, the deque only in those that refused one.
@@ -311,6 +330,7 @@ impl ServerSession {
             .replay_buffer_bytes
             .min(config.limits.max_queued_bytes / 2);
         let replay = ReplayBuffer::new(budget);
+        let bucket = config.publish_rate.map(|limit| Bucket::new(limit, now));
         let mut s = Self {
             config,
             state: ServerState::Open,
@@ -323,6 +343,9 @@ impl ServerSession {
             heard: false,
             detached_at: None,
             refused: None,
+            credentials_expire: None,
+            guard: None,
+            bucket,
             last_publish: 0,
             publish_acked: 0,
             ack_batch,
@@ -488,6 +511,20 @@ impl ServerSession {
                 self.queue(&Frame::Error(e));
             }
         }
+    }
+
+    /// Restricts what the client may subscribe to and publish on (see
+    /// [`ChannelGuard`]); the default allows everything.
+    pub fn set_guard(&mut self, guard: Arc<dyn ChannelGuard>) {
+        self.guard = Some(guard);
+    }
+
+    /// Ends the session at `at` (the expiry of the credentials it was opened
+    /// with): an `error unauthorized` and `close 4007` go to the client, and
+    /// the session cannot be resumed (a new one needs fresh credentials).
+    /// Called again (a refresh), it moves the deadline.
+    pub fn set_credentials_expiry(&mut self, at: Option<Instant>) {
+        self.credentials_expire = at;
     }
 
     /// Refuses publish `seq` for good with `code` and `message`: the client
@@ -674,6 +711,18 @@ impl ServerSession {
                         got: p.seq,
                     });
                 }
+                if self.bucket.as_mut().is_some_and(|b| !b.take(now)) {
+                    let message = "publish rate limit reached: slow down".to_string();
+                    return self.refuse_publish(now, p.seq, ErrorCode::RateLimited, message);
+                }
+                if !self
+                    .guard
+                    .as_ref()
+                    .is_none_or(|g| g.may_publish(&p.channel))
+                {
+                    let message = format!("publishing on {} is not allowed", p.channel);
+                    return self.refuse_publish(now, p.seq, ErrorCode::Forbidden, message);
+                }
                 self.last_publish = p.seq;
                 self.publishes_sparse = self.last_publish_at.is_none_or(|at| {
                     now.saturating_duration_since(at) >= self.config.ack_delay / 2
@@ -694,6 +743,17 @@ impl ServerSession {
             }
             Frame::Subscribe(s) => {
                 if self.subs.contains_key(&s.channel) {
+                    return Ok(());
+                }
+                if !self
+                    .guard
+                    .as_ref()
+                    .is_none_or(|g| g.may_subscribe(&s.channel))
+                {
+                    self.queue(&Frame::Error(ErrorFrame::new(
+                        ErrorCode::Forbidden,
+                        format!("subscribing to {} is not allowed", s.channel),
+                    )));
                     return Ok(());
                 }
                 let max = self.config.limits.max_subscriptions;
@@ -985,6 +1045,19 @@ impl ServerSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             ServerState::Open => {
+                if self.credentials_expire.is_some_and(|at| now >= at) {
+                    let reason = "credentials expired: reconnect with fresh ones".to_string();
+                    self.queue(&Frame::Error(ErrorFrame::new(
+                        ErrorCode::Unauthorized,
+                        reason.clone(),
+                    )));
+                    self.queue(&Frame::Close(Close {
+                        code: CloseCode::CREDENTIALS_EXPIRED,
+                        reason: reason.clone(),
+                    }));
+                    self.end(reason, CloseCode::CREDENTIALS_EXPIRED);
+                    return;
+                }
                 if now >= self.last_recv + self.dead_after {
                     self.events.push_back(ServerEvent::Disconnect {
                         code: CloseCode::HEARTBEAT_TIMEOUT,
@@ -1016,7 +1089,8 @@ impl ServerSession {
         match self.state {
             ServerState::Open => {
                 let dead = self.last_recv + self.dead_after;
-                Some(self.ack_batch.deadline().map_or(dead, |ack| ack.min(dead)))
+                let next = self.ack_batch.deadline().map_or(dead, |ack| ack.min(dead));
+                Some(self.credentials_expire.map_or(next, |at| at.min(next)))
             }
             ServerState::Detached => self.detached_at.map(|at| at + self.config.resume_window),
             ServerState::Closed => None,

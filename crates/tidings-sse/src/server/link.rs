@@ -57,6 +57,9 @@ pub(crate) struct Link {
     /// permits for its frames, the transport gives them back as the session
     /// reads them.
     pub(super) upstream: Semaphore,
+    /// Who opened the stream (the auth hook's subject; `None`: anonymous):
+    /// only the same subject may POST into it.
+    pub(super) owner: Option<Arc<str>>,
 }
 
 /// Why a POST could not be queued.
@@ -69,8 +72,9 @@ pub(crate) enum PushError {
 }
 
 impl Link {
-    pub(crate) fn new(upstream_bytes: usize) -> Arc<Self> {
+    pub(crate) fn new(upstream_bytes: usize, owner: Option<Arc<str>>) -> Arc<Self> {
         Arc::new(Self {
+            owner,
             state: Mutex::new(State {
                 phase: Phase::Open,
                 out: VecDeque::new(),

@@ -203,6 +203,18 @@ impl SseEndpoint {
     /// session, or a resumed one when it carries a `Last-Event-ID` (header,
     /// or the `last_event_id` query parameter).
     pub fn open(&self, headers: &HeaderMap, uri: &Uri) -> Result<SseStream, Refusal> {
+        self.open_as(headers, uri, None)
+    }
+
+    /// [`SseEndpoint::open`] for a stream opened by `owner` (the subject the
+    /// integration's authentication found): only the same subject may POST
+    /// into it ([`SseEndpoint::post_target_as`]).
+    pub fn open_as(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        owner: Option<Arc<str>>,
+    ) -> Result<SseStream, Refusal> {
         if let Some(p) = request::query_param(uri, PROTOCOL_PARAM)
             && p != SUBPROTOCOL_JSON
         {
@@ -236,7 +248,7 @@ impl SseEndpoint {
             .config
             .upstream_queue_bytes
             .max(self.config.max_post_bytes);
-        let link = Link::new(upstream);
+        let link = Link::new(upstream, owner);
         let transport = SseTransport::new(
             link.clone(),
             self.registry.clone(),
@@ -266,6 +278,18 @@ impl SseEndpoint {
     /// before the body is read. A declared `Content-Length` over the limit
     /// is refused here.
     pub fn post_target(&self, session: &str, headers: &HeaderMap) -> Result<PostTarget, Refusal> {
+        self.post_target_as(session, headers, None)
+    }
+
+    /// [`SseEndpoint::post_target`] for a POST made by `subject`: a stream
+    /// opened by another subject refuses it ([`Refusal::NotYourSession`]),
+    /// whatever token it carries.
+    pub fn post_target_as(
+        &self,
+        session: &str,
+        headers: &HeaderMap,
+        subject: Option<&str>,
+    ) -> Result<PostTarget, Refusal> {
         let token = request::token(headers).ok_or(Refusal::MissingToken)?;
         let max = self.config.max_post_bytes;
         let declared = headers
@@ -299,6 +323,11 @@ impl SseEndpoint {
                 });
             }
         };
+        if link.owner.as_deref() != subject {
+            return Err(Refusal::NotYourSession {
+                session: session.to_string(),
+            });
+        }
         Ok(PostTarget {
             link,
             session: session.to_string(),

@@ -66,6 +66,12 @@ pub enum Refusal {
         /// The session of the path.
         session: String,
     },
+    /// The stream of this session was opened by another identity (403).
+    #[error("session {session} belongs to another identity")]
+    NotYourSession {
+        /// The session of the path.
+        session: String,
+    },
     /// The body is not a sequence of valid client frames (400, or 413 for an oversized frame).
     #[error(transparent)]
     Body(#[from] BodyError),
@@ -93,6 +99,7 @@ impl Refusal {
             Refusal::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::NoStream { .. } | Refusal::StreamEnded { .. } => StatusCode::CONFLICT,
             Refusal::SessionClosed { .. } => StatusCode::GONE,
+            Refusal::NotYourSession { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownSession | Refusal::NotThisSession { .. } => StatusCode::NOT_FOUND,
             Refusal::Body(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::Body(_) => StatusCode::BAD_REQUEST,
@@ -109,6 +116,7 @@ impl Refusal {
             Refusal::BodyTooLarge { .. } => "body-too-large",
             Refusal::NoStream { .. } | Refusal::StreamEnded { .. } => "no-stream",
             Refusal::SessionClosed { .. } => "session-closed",
+            Refusal::NotYourSession { .. } => "forbidden",
             Refusal::UnknownSession | Refusal::NotThisSession { .. } => "unknown-session",
             Refusal::Body(e) => e.code(),
             Refusal::UpstreamFull => "upstream-full",

@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn newer_connections_win_and_ended_streams_are_remembered() {
         let r = Registry::new(Duration::from_secs(60));
-        let (a, b) = (Link::new(1024), Link::new(1024));
+        let (a, b) = (Link::new(1024, None), Link::new(1024, None));
         r.attach(&tok("t"), SessionId("s".into()), 2, 2, b.clone());
         // A resume that lost the race to a newer one does not take over...
         r.attach(&tok("t"), SessionId("s".into()), 1, 1, a);
@@ -206,7 +206,11 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_stream_adopts_frames_its_predecessor_never_read() {
         let r = Registry::new(Duration::from_secs(60));
-        let (a, b, c) = (Link::new(1024), Link::new(1024), Link::new(1024));
+        let (a, b, c) = (
+            Link::new(1024, None),
+            Link::new(1024, None),
+            Link::new(1024, None),
+        );
         r.attach(&tok("t"), SessionId("s".into()), 1, 1, a.clone());
         // Answered 202 on stream 1; the client then reconnected before its
         // connection read them.
@@ -227,7 +231,7 @@ mod tests {
         // A closed session's unread frames go with it.
         c.push(frame("five"), Duration::from_secs(1)).await.unwrap();
         r.ended("t", 3, 1000, "bye", false);
-        let d = Link::new(1024);
+        let d = Link::new(1024, None);
         r.attach(&tok("t"), SessionId("s".into()), 4, 4, d.clone());
         assert!(!d.has_inbox());
     }
@@ -235,11 +239,11 @@ mod tests {
     #[test]
     fn ended_entries_expire() {
         let r = Registry::new(Duration::ZERO);
-        r.attach(&tok("t"), SessionId("s".into()), 1, 1, Link::new(1));
+        r.attach(&tok("t"), SessionId("s".into()), 1, 1, Link::new(1, None));
         r.ended("t", 1, 1006, "gone", true);
         assert!(matches!(r.lookup("t"), Lookup::Unknown));
         std::thread::sleep(SWEEP_EVERY);
-        r.attach(&tok("u"), SessionId("s2".into()), 1, 2, Link::new(1));
+        r.attach(&tok("u"), SessionId("s2".into()), 1, 2, Link::new(1, None));
         assert_eq!(r.len(), 1, "the expired entry was swept");
     }
 }

@@ -1,23 +1,20 @@
-//! Exact whole-value JSON validator: accepts an input iff `serde_json::from_slice::<&RawValue>` accepts it with the raw value covering every byte, in a fraction of serde_json's instructions.
+//! Exact whole-value JSON validator: accepts an input iff `serde_json::from_slice::<&RawValue>` accepts it with the raw value covering every byte, for a fraction of serde_json's cost.
 //!
 //! The JSON codec embeds a payload inline (`"data":<raw>`) only when the
-//! payload is exactly one JSON value with nothing around it. Asking
-//! `serde_json` (`from_slice::<&RawValue>` plus a length check) costs
-//! 700–900 instructions for a 32-byte object, and the server asks twice per
-//! message (decode of `publish`, encode of `message`). [`whole_json_value`]
-//! gives the same answer with a single iterative pass over the bytes (string
-//! contents eight bytes per `u64` word), then `str::from_utf8`: 415 against
-//! 834 instructions for `{"t":"0000000123456","p":"abcd"}`, 679 against 1,214
-//! for a 256-byte `{"text":"xx…"}` (callgrind, `json_validate/*` in
-//! benches/codec.rs; `from_utf8` is 53 and 151 of those).
+//! payload is exactly one JSON value with nothing around it, and a server
+//! asks that twice per message (decode of `publish`, encode of `message`).
+//! Asking `serde_json` (`from_slice::<&RawValue>` plus a length check) is a
+//! full parse; [`whole_json_value`] gives the same answer with a single
+//! iterative pass over the bytes (string contents eight bytes per `u64`
+//! word), then `str::from_utf8`. `benches/benches/codec.rs`
+//! (`json_validate/*`) compares the two.
 //!
 //! # What serde_json accepts, and so what this accepts
 //!
 //! `from_slice::<&RawValue>` skips whitespace, runs `Deserializer::ignore_value`
 //! (the raw value), checks that the raw value is UTF-8 and that only whitespace
 //! follows it. Requiring the raw value to cover all of the input adds: no
-//! whitespace before or after the value. The grammar of `ignore_value`
-//! (serde_json 1.0.154, `src/de.rs` and `src/read.rs`):
+//! whitespace before or after the value. The grammar of `ignore_value`:
 //!
 //! * **Literals** `true`, `false`, `null`, byte for byte.
 //! * **Numbers** `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, with no
@@ -35,15 +32,14 @@
 //!   keys are strings.
 //! * **Nesting depth: unlimited.** serde_json's recursion limit (128 levels
 //!   without its `unbounded_depth` feature) guards its recursive
-//!   `deserialize_*` methods only; `ignore_value`, which `RawValue` uses, has
-//!   been iterative (a heap stack in the deserializer's scratch buffer) since
-//!   serde-rs/json#486 (2018), long before the 1.0.120 this workspace
-//!   requires. Measured with 1.0.154: `[`×N `]`×N and `{"a":`×N `1` `}`×N are
-//!   accepted for N = 126..=130, 1,000 and 100,000. So this validator has no
-//!   limit either: the kinds of the open containers live in a `u64` shift
-//!   register, spilling to a `Vec` past 64 levels (an allocation only for
-//!   inputs nested deeper than that). The differential tests pin this down:
-//!   if serde_json ever limits `RawValue` nesting, they fail.
+//!   `deserialize_*` methods only; `ignore_value`, which `RawValue` uses, is
+//!   iterative (a heap stack in the deserializer's scratch buffer) in every
+//!   serde_json this workspace accepts, so `[`×N `]`×N and `{"a":`×N `1` `}`×N
+//!   are accepted at any N. So this validator has no limit either: the kinds
+//!   of the open containers live in a `u64` shift register, spilling to a
+//!   `Vec` past 64 levels (an allocation only for inputs nested deeper than
+//!   that). The differential tests pin this down (126..=130 levels and far
+//!   beyond): if serde_json ever limits `RawValue` nesting, they fail.
 //!
 //! The last payload found valid is remembered per thread (up to 256 bytes):
 //! the server's second check of a payload, when it encodes the `message` it
@@ -53,14 +49,12 @@
 //! `tests/json_validate.rs` and the `validate_json` fuzz target compare it
 //! with serde_json.
 
-use crate::JsonCodec;
-
 /// `Some(text)` iff `bytes` is exactly one JSON value with nothing around it,
 /// i.e. iff `serde_json::from_slice::<&RawValue>(bytes)` succeeds with
 /// `raw.get().len() == bytes.len()` (then `raw.get() == text`).
 ///
 /// Remembers the last payload found valid on this thread (see `LAST_VALID`).
-pub(crate) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
+pub(super) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(bytes).ok()?;
     is_whole_json_value(text).then_some(text)
 }
@@ -68,14 +62,14 @@ pub(crate) fn whole_json_value(bytes: &[u8]) -> Option<&str> {
 /// [`whole_json_value`] as a yes or no, for an encoder that copies the bytes:
 /// a payload the memo remembers (it was found valid, UTF-8 included, when
 /// its `publish` was decoded) needs no second UTF-8 pass.
-pub(crate) fn is_inline_json(bytes: &[u8]) -> bool {
+pub(super) fn is_inline_json(bytes: &[u8]) -> bool {
     last_valid_is(bytes) || whole_json_value(bytes).is_some()
 }
 
 /// [`whole_json_value`] for text already known to be UTF-8 (a slice of a
 /// frame checked whole by the decoder): the grammar check alone, through the
 /// memo.
-pub(crate) fn is_whole_json_value(text: &str) -> bool {
+pub(super) fn is_whole_json_value(text: &str) -> bool {
     let bytes = text.as_bytes();
     if last_valid_is(bytes) {
         return true;
@@ -88,7 +82,7 @@ pub(crate) fn is_whole_json_value(text: &str) -> bool {
 }
 
 /// [`whole_json_value`] without the memo: the grammar check itself.
-fn validate(bytes: &[u8]) -> Option<&str> {
+pub(super) fn validate(bytes: &[u8]) -> Option<&str> {
     one_value(bytes)?;
     std::str::from_utf8(bytes).ok()
 }
@@ -103,8 +97,7 @@ thread_local! {
     /// back to back: when it decodes the `publish` and when it encodes the
     /// `message` (the broker's copy of the same bytes). Validity depends on
     /// the bytes alone, so the second check can be a comparison with the
-    /// first (plus the UTF-8 check that makes the `&str`): about 250 fewer
-    /// instructions per message for a 32-byte object (callgrind, load server).
+    /// first (plus the UTF-8 check that makes the `&str`).
     static LAST_VALID: std::cell::RefCell<([u8; MEMO_BYTES], usize)> =
         const { std::cell::RefCell::new(([0; MEMO_BYTES], usize::MAX)) };
 }
@@ -130,20 +123,6 @@ fn remember_valid(bytes: &[u8]) {
             m.1 = bytes.len();
         }
     });
-}
-
-impl JsonCodec {
-    /// Test hook: the payload validator of the JSON codec, `Some(text)` iff
-    /// `payload` travels inline as `"data":<payload>`, i.e. iff
-    /// `serde_json::from_slice::<&RawValue>(payload)` succeeds with the raw
-    /// value covering all of `payload`. Exposed for the differential tests,
-    /// the `validate_json` fuzz target and the benches; not part of the
-    /// stable API. The check itself, without the per-thread memo of the last
-    /// valid payload (which would answer a bench's repeated calls).
-    #[doc(hidden)]
-    pub fn whole_json_value(payload: &[u8]) -> Option<&str> {
-        validate(payload)
-    }
 }
 
 /// `Some(())` iff `b` is one JSON value (serde_json's `ignore_value` grammar)

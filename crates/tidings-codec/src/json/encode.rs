@@ -1,9 +1,10 @@
 //! Hand-written JSON encoder of the hot frames (`message`, `publish`, `publish_ack`, `ack`, `subscribed`, `ping`, `pong`): the exact bytes of the serde encoder, written straight into the buffer.
 //!
-//! The serde path in `json.rs` (`JsonCodec::encode_serde`) builds a `WireOut`
-//! and runs it through `serde_json`; that is the definition of the wire bytes.
-//! This module writes the same bytes without the serializer machinery, for the
-//! frames on the per-message path. What makes the output byte-identical:
+//! The serde path (`json::serde_frames`, `JsonCodec::encode_serde`) builds a
+//! `WireOut` and runs it through `serde_json`; that is the definition of the
+//! wire bytes. This module writes the same bytes without the serializer
+//! machinery, for the frames on the per-message path. What makes the output
+//! byte-identical:
 //!
 //! * **Field order** is the declaration order of `WireOut`, absent (`None`)
 //!   fields skipped: `type`, `channel`, `seq`, `id`, `data` | `data_b64`,
@@ -17,14 +18,16 @@
 //!   included). A channel name is written raw when it holds none of those; one
 //!   that does (names may contain quotes and backslashes) makes the whole frame
 //!   fall back to the serde path, which escapes it.
-//! * **Payloads** follow the serde path's rule through the same function,
-//!   [`inline_json`]: inline as `"data":<raw>` (the payload's bytes written
-//!   verbatim) when the payload is valid JSON covering all of its bytes,
-//!   otherwise `"data_b64":"<standard base64, padded>"`. Only one shortcut is
-//!   added ([`could_be_inline`]): a payload whose first or last byte cannot
-//!   start or end a JSON value goes straight to base64, since `inline_json`
-//!   would refuse it anyway (spares most binary payloads the validator's
-//!   scan).
+//! * **Payloads** follow the serde path's rule,
+//!   [`inline_json`](super::inline_json), asked through
+//!   [`is_inline_json`] (the same answer, without a second UTF-8 pass for the
+//!   payload the validator last accepted): inline as `"data":<raw>` (the
+//!   payload's bytes written verbatim) when the payload is valid JSON covering
+//!   all of its bytes, otherwise `"data_b64":"<standard base64, padded>"`.
+//!   Only one shortcut is added ([`could_be_inline`]): a payload whose first or
+//!   last byte cannot start or end a JSON value goes straight to base64, since
+//!   `inline_json` would refuse it anyway (spares most binary payloads the
+//!   validator's scan).
 //!
 //! `tests/json_fast.rs` checks the equality with property tests for every
 //! frame type handled here.
@@ -34,7 +37,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{BufMut, BytesMut};
 use tidings_protocol::{Frame, Message};
 
-use crate::json_validate::is_inline_json;
+use super::validate::is_inline_json;
 
 /// Room for the keys, punctuation and two `u64`s of a channel frame (at most
 /// `","seq":` + 20 digits + `,"id":"` + 20 digits + `"` + `,"data_b64":"` +
@@ -44,7 +47,7 @@ const FIXED_OVERHEAD: usize = 80;
 /// Encodes `frame` into `out` (appending) when it is one of the hot frames and
 /// its strings need no escaping. Returns `false`, with `out` as it was, when
 /// the frame must go through the serde path instead.
-pub(crate) fn encode(frame: &Frame, out: &mut BytesMut) -> bool {
+pub(super) fn encode(frame: &Frame, out: &mut BytesMut) -> bool {
     match frame {
         Frame::Message(m) => message(m, out),
         Frame::Publish(p) => channel_frame(
@@ -79,7 +82,7 @@ pub(crate) fn encode(frame: &Frame, out: &mut BytesMut) -> bool {
 }
 
 /// [`encode`] for a `Message` frame, from a reference (fan-out's path).
-pub(crate) fn message(m: &Message, out: &mut BytesMut) -> bool {
+pub(super) fn message(m: &Message, out: &mut BytesMut) -> bool {
     channel_frame(
         out,
         r#"{"type":"message","channel":""#,
@@ -96,7 +99,7 @@ fn needs_escape(s: &str) -> bool {
     s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// `false` when [`inline_json`] certainly refuses `payload`: inline payloads
+/// `false` when [`inline_json`](super::inline_json) certainly refuses `payload`: inline payloads
 /// are a JSON value with nothing around it (serde_json skips surrounding
 /// whitespace, which the length check then refuses), so their first byte
 /// starts a value (`n`ull, `t`rue, `f`alse, a number, a string, an array, an

@@ -1,13 +1,11 @@
-//! Hand-written fast path of the JSON decoder for the compact shapes of the hot frames (`publish`, `message`, `ack`, …); anything else falls back to serde.
+//! Hand-written JSON decoder for the compact shapes of the hot frames (`publish`, `message`, `ack`, …); anything else falls back to the serde path.
 //!
 //! # Why
 //!
 //! `serde_json::from_slice` into the derived `WireIn` struct (about 25
-//! optional fields, then a match on `type`) costs about 3,900 instructions per
-//! ~110-byte `publish` / `ack` frame under callgrind: the largest single cost of
-//! the server per message (a raw WebSocket echo costs about 7,800 in total).
-//! Nearly every frame on the hot path has one compact shape, the one our
-//! encoders and typical clients (`JSON.stringify`) write:
+//! optional fields, then a match on `type`) is the largest single per-frame
+//! cost of the server. Nearly every frame on the hot path has one compact
+//! shape, the one our encoders and typical clients (`JSON.stringify`) write:
 //!
 //! ```text
 //! {"type":"<kind>","key":value,...}
@@ -18,10 +16,10 @@
 //! shape in one forward pass, without building the intermediate struct: one
 //! UTF-8 check of the whole frame, the kind and the keys matched as fixed
 //! prefixes (`,"seq":`), strings and numbers scanned in place, and the raw
-//! `data` checked by `json_validate` (exactly what serde_json's `RawValue`
-//! accepts, at half its cost; the bulk of what remains for a frame with a
-//! payload). About 2–3.5× fewer instructions than the serde
-//! path on `publish`, `message` and `ack` frames, about 4× on `ping`.
+//! `data` checked by `json::validate` (which accepts exactly what
+//! serde_json's `RawValue` accepts, more cheaply; it is the bulk of what
+//! remains for a frame with a payload). `benches/benches/codec.rs`
+//! (`decode/*`) measures the decoder.
 //!
 //! # Contract
 //!
@@ -43,7 +41,7 @@
 //! * a number that is not a plain unsigned decimal fitting `u64` (sign, leading
 //!   zero, fraction, exponent, overflow), `null` where a number is expected;
 //! * `data` anywhere but last, or whose raw JSON does not span exactly the
-//!   bytes between `"data":` and the final `}` (validated by `json_validate`,
+//!   bytes between `"data":` and the final `}` (validated by `json::validate`,
 //!   which accepts exactly what the serde path's `RawValue` accepts);
 //! * a missing required field, anything after the final `}`.
 //!
@@ -58,19 +56,6 @@ use tidings_protocol::{
     Ack, ChannelName, Frame, FrameType, Message, MessageId, Ping, Publish, PublishAck, Subscribe,
     Subscribed, Unsubscribe,
 };
-
-use crate::json::JsonCodec;
-
-impl JsonCodec {
-    /// Test hook: the hand-written fast path of [`FrameCodec::decode`](tidings_protocol::FrameCodec::decode)
-    /// alone. `Some` only for compact frames it fully understands (and then
-    /// equal to what [`JsonCodec::decode_serde`] returns); `None` means "ask
-    /// the serde path". Not part of the stable API.
-    #[doc(hidden)]
-    pub fn decode_fast(&self, input: &Bytes) -> Option<Frame> {
-        decode(input)
-    }
-}
 
 /// The kinds with their closing quote (so that `publish` is not a prefix of
 /// `publish_ack`), the most frequent first.
@@ -132,7 +117,7 @@ struct Fields<'a> {
 
 /// Decodes a compact frame of one of the hot kinds, or returns `None` (see the
 /// module docs): never `Some` where the serde path would disagree.
-pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
+pub(super) fn decode(input: &Bytes) -> Option<Frame> {
     // One UTF-8 check of the whole frame; every string below is then a `&str`
     // slice of it (serde checks each string and the raw `data` separately;
     // refusing a frame with invalid UTF-8 anywhere is always allowed).
@@ -169,9 +154,9 @@ pub(crate) fn decode(input: &Bytes) -> Option<Frame> {
             DATA => {
                 // Last key: the value is everything up to the final `}`.
                 let raw = value.strip_suffix('}')?;
-                // Exactly what serde's `RawValue` accepts (`json_validate`);
+                // Exactly what serde's `RawValue` accepts (`json::validate`);
                 // UTF-8 was checked with the whole frame.
-                if !crate::json_validate::is_whole_json_value(raw) {
+                if !super::validate::is_whole_json_value(raw) {
                     return None;
                 }
                 f.data = Some(raw);
