@@ -38,7 +38,14 @@ pub(crate) fn run(root: &Path) -> Result<String> {
     let t = Instant::now();
     util::run(
         util::cargo()
-            .args(["build", "--locked", "--package", PACKAGE, "--lib", "--target"])
+            .args([
+                "build",
+                "--locked",
+                "--package",
+                PACKAGE,
+                "--lib",
+                "--target",
+            ])
             .arg(WASM_TARGET)
             .current_dir(root),
     )?;
@@ -63,7 +70,14 @@ pub(crate) fn run(root: &Path) -> Result<String> {
     let t = Instant::now();
     util::run(
         util::cargo()
-            .args(["build", "--locked", "--package", PACKAGE, "--bin", SERVER_BIN])
+            .args([
+                "build",
+                "--locked",
+                "--package",
+                PACKAGE,
+                "--bin",
+                SERVER_BIN,
+            ])
             .current_dir(root),
     )?;
     println!(

@@ -231,7 +231,9 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
             cargo_step(root, &args)
         });
     }
-    p.step("test-browser", || browser::run(root).map(Outcome::PassedWith));
+    p.step("test-browser", || {
+        browser::run(root).map(Outcome::PassedWith)
+    });
     for &target in FUZZ_TARGETS {
         p.step(
             format!("fuzz: {target} ({}s)", FUZZ_SECONDS.as_secs()),

@@ -49,8 +49,8 @@ pub(crate) fn peers_dir(root: &Path) -> PathBuf {
 /// holding two versions of it is an error, since callers need one exact version).
 pub(crate) fn locked_version(root: &Path, package: &str) -> Result<String> {
     let path = root.join("Cargo.lock");
-    let lock = std::fs::read_to_string(&path)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let lock =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let versions = lock_versions(&lock, package);
     match versions.as_slice() {
         [one] => Ok(one.clone()),
@@ -67,7 +67,11 @@ pub(crate) fn locked_version(root: &Path, package: &str) -> Result<String> {
 /// Every `version` of the `[[package]]` entries named `package` in a Cargo.lock text.
 fn lock_versions(lock: &str, package: &str) -> Vec<String> {
     let quoted = |line: &str, key: &str| {
-        let rest = line.strip_prefix(key)?.trim_start().strip_prefix('=')?.trim();
+        let rest = line
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
         Some(rest.strip_prefix('"')?.strip_suffix('"')?.to_owned())
     };
     let mut versions = Vec::new();

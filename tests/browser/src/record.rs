@@ -29,7 +29,10 @@ pub(crate) fn event(e: &ClientEvent) -> JsValue {
             set("channel", m.channel.as_str().into());
             set("seq", num(m.seq));
             set("id", m.id.0.to_string().into());
-            set("payload", String::from_utf8_lossy(&m.payload).as_ref().into());
+            set(
+                "payload",
+                String::from_utf8_lossy(&m.payload).as_ref().into(),
+            );
         }
         ClientEvent::Gap(g) => {
             set("kind", "gap".into());

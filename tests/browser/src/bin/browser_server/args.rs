@@ -23,9 +23,7 @@ impl Args {
     pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let (mut port, mut pages, mut pkg, mut heartbeat) = (None, None, None, None);
         while let Some(flag) = args.next() {
-            let value = args
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
                 "--port" => {
                     let p = value
@@ -36,11 +34,9 @@ impl Args {
                 "--pages" => pages = Some(directory(&flag, value)?),
                 "--pkg" => pkg = Some(directory(&flag, value)?),
                 "--heartbeat-ms" => {
-                    let ms: u64 = value
-                        .parse()
-                        .ok()
-                        .filter(|ms| *ms > 0)
-                        .ok_or_else(|| format!("--heartbeat-ms {value:?} is not a positive integer"))?;
+                    let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                        format!("--heartbeat-ms {value:?} is not a positive integer")
+                    })?;
                     heartbeat = Some(Duration::from_millis(ms));
                 }
                 _ => return Err(format!("unknown argument {flag:?}")),

@@ -21,6 +21,9 @@ async fn publish(
 ) -> (StatusCode, String) {
     match hub.publish(&channel, body).await {
         Ok(receipt) => (StatusCode::OK, receipt.seq.to_string()),
-        Err(e) => (StatusCode::BAD_REQUEST, format!("publish on {channel}: {e}")),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("publish on {channel}: {e}"),
+        ),
     }
 }
