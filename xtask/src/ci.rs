@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, Result};
-use crate::{setup, tidy};
+use crate::{browser, setup, tidy};
 
 /// Packages that must build for `wasm32-unknown-unknown`, with the cargo arguments that select
 /// their wasm-capable features. A package listed here that is not in the workspace fails CI.
@@ -232,6 +232,9 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
             cargo_step(root, &args)
         });
     }
+    p.step("test-browser", || {
+        browser::run(root).map(Outcome::PassedWith)
+    });
     for &target in FUZZ_TARGETS {
         p.step(
             format!("fuzz: {target} ({}s)", FUZZ_SECONDS.as_secs()),

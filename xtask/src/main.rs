@@ -1,9 +1,10 @@
-//! `cargo xtask`: the project's own automation — setup, ci, test, tidy, bench, load.
+//! `cargo xtask`: the project's own automation — setup, ci, test, test-browser, tidy, bench, load.
 //!
 //! Plain Rust with no dependencies, driving cargo, rustup, python and npm through
 //! `std::process::Command`. Run `cargo xtask help` for the list of subcommands.
 
 mod bench;
+mod browser;
 mod ci;
 mod json;
 mod layers;
@@ -19,17 +20,27 @@ Usage: cargo xtask <COMMAND> [ARGS]
 
 Commands:
   setup   Install what the tests need, idempotently: the wasm32-unknown-unknown target,
-          cargo-deny, cargo-nextest, cargo-fuzz, the Python peers venv (<peers>/venv, from
-          tests/peers/python/requirements.txt) and the Node peers (<peers>/node, npm ci of
-          tests/peers/node/package-lock.json). <peers> is $TIDINGS_PEERS_DIR, else
+          cargo-deny, cargo-nextest, cargo-fuzz, wasm-bindgen-cli (the version of the
+          wasm-bindgen crate in Cargo.lock), the Python peers venv (<peers>/venv, from
+          tests/peers/python/requirements.txt), the Node peers with playwright-core
+          (<peers>/node, npm ci of tests/peers/node/package-lock.json) and Debian's chromium
+          (apt-get, unless /usr/bin/chromium exists). <peers> is $TIDINGS_PEERS_DIR, else
           <workspace>/target/peers.
   ci      setup, then in order, stopping at the first failure: cargo fmt --check, clippy
           (-D warnings), cargo deny (bans licenses sources; advisories when the database can
           be fetched, else a loud SKIPPED line), nextest (TIDINGS_REQUIRE_PEERS=1), doctests,
-          cargo doc (-D warnings), wasm32 builds, cargo-fuzz (20 s per decoder target in
-          fuzz/, RUSTC_BOOTSTRAP=1 on stable), tidy. Ends with a summary table.
+          cargo doc (-D warnings), wasm32 builds, test-browser, cargo-fuzz (20 s per decoder
+          target in fuzz/, RUSTC_BOOTSTRAP=1 on stable), tidy. Ends with a summary table.
           --keep-going: run every step even after a failure (still exits non-zero).
   test    setup, nextest and doctests only (same environment as ci; --keep-going too).
+  test-browser
+          The Rust wasm clients in headless Chromium (tests/browser): builds the wasm test
+          module (bound by wasm-bindgen into <target>/browser/pkg) and the browser-server, then
+          tests/browser/driver/main.mjs drives /usr/bin/chromium with playwright-core: WebSocket
+          round trips (JSON, binary codec), SSE, offline and back, server restart, two contexts
+          in one room, an oversized frame, console errors. Prints each scenario with the
+          Chromium version; screenshots in <target>/browser/out. Fails when Chromium cannot
+          start or a known client bug shows again (TIDINGS_BROWSER_STRICT=0: report only).
   tidy    Source rules: no todo!/unimplemented!/dbg! in library code, no print macros in
           libraries, every .rs file starts with `//!`, every crate has README.md and a
           description; crate dependencies point down the layers (xtask/src/layers.rs), no
@@ -56,6 +67,8 @@ Environment:
   TIDINGS_PEERS_DIR      where setup installs the peers and tests find them
   TIDINGS_REQUIRE_PEERS  set to 1 by ci/test: tests must fail, not skip, without peers
   CARGO_TARGET_DIR       respected by bench and load (criterion results, bench-report.md)
+                         and test-browser (<target>/browser)
+  TIDINGS_BROWSER_STRICT set to 0: test-browser reports known client bugs without failing
 ";
 
 /// `ci` and `test` take one optional flag, `--keep-going`.
@@ -78,6 +91,10 @@ fn main() -> ExitCode {
         Some("ci") => keep_going(rest).and_then(|k| ci::ci(&root, k)),
         Some("test") => keep_going(rest).and_then(|k| ci::test(&root, k)),
         Some("tidy") => tidy::run(&root, rest),
+        Some("test-browser") if rest.is_empty() => browser::run(&root).map(|result| {
+            println!("test-browser: {result}");
+        }),
+        Some("test-browser") => Err(format!("test-browser takes no arguments, got {rest:?}")),
         Some("bench") => bench::run(&root, rest),
         Some("load") => load::run(&root, rest),
         Some("help" | "-h" | "--help") => {

@@ -12,6 +12,9 @@ use crate::util::{self, Result};
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const STAMP: &str = ".tidings-setup.stamp";
 
+/// Debian's Chromium, driven headless by `cargo xtask test-browser`.
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+
 /// Runs every setup step in order.
 pub(crate) fn run(root: &Path) -> Result {
     let peers = util::peers_dir(root);
@@ -23,8 +26,10 @@ pub(crate) fn run(root: &Path) -> Result {
     cargo_tool("cargo-deny", "deny")?;
     cargo_tool("cargo-nextest", "nextest")?;
     cargo_tool("cargo-fuzz", "fuzz")?;
+    wasm_bindgen_cli(root)?;
     python_venv(root, &peers)?;
     node_peers(root, &peers)?;
+    chromium()?;
     println!("[setup] done");
     Ok(())
 }
@@ -57,6 +62,70 @@ fn cargo_tool(krate: &str, sub: &str) -> Result {
     }
     util::run(util::cargo().args(["install", krate, "--locked"]))?;
     println!("[setup] {krate}: installed");
+    Ok(())
+}
+
+/// `wasm-bindgen-cli` at exactly the version of the `wasm-bindgen` crate in Cargo.lock: the
+/// CLI refuses to process a module built by another version of the crate.
+fn wasm_bindgen_cli(root: &Path) -> Result {
+    let wanted = util::locked_version(root, "wasm-bindgen")?;
+    let found = util::first_line(Command::new("wasm-bindgen").arg("--version"));
+    if found.as_deref() == Some(&format!("wasm-bindgen {wanted}")) {
+        println!("[setup] wasm-bindgen-cli {wanted}: already installed (as in Cargo.lock)");
+        return Ok(());
+    }
+    let why = match &found {
+        Some(other) => format!("found `{other}`, Cargo.lock has {wanted}"),
+        None => "not installed".to_owned(),
+    };
+    println!("[setup] wasm-bindgen-cli {wanted}: installing ({why})");
+    // `--version X` is exact for `cargo install`. `--locked` uses the CLI's own lock file,
+    // which can name a dependency release the registry does not serve (seen here: webpki-roots
+    // 1.0.11 for 0.2.130); then the newest compatible releases are the only way to build it.
+    let install = |locked: bool| {
+        let mut cmd = util::cargo();
+        cmd.args(["install", "wasm-bindgen-cli", "--version", &wanted]);
+        if locked {
+            cmd.arg("--locked");
+        }
+        util::run(&mut cmd)
+    };
+    if let Err(e) = install(true) {
+        println!(
+            "[setup] wasm-bindgen-cli {wanted}: WARNING: the install with its lock file failed \
+             ({e}); retrying without --locked (same CLI version, dependencies resolved anew)"
+        );
+        install(false)?;
+    }
+    println!("[setup] wasm-bindgen-cli {wanted}: installed");
+    Ok(())
+}
+
+/// Debian's `chromium` (about 500 MB), unless [`CHROMIUM`] exists already.
+fn chromium() -> Result {
+    if Path::new(CHROMIUM).exists() {
+        let version = util::first_line(Command::new(CHROMIUM).arg("--version"))
+            .unwrap_or_else(|| "its --version printed nothing".to_owned());
+        println!("[setup] chromium: already installed ({version})");
+        return Ok(());
+    }
+    println!("[setup] chromium: installing Debian's package with apt-get");
+    // No prompt may wait for an answer: CI has no terminal.
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    util::run(&mut apt(&["update", "-q"]))?;
+    util::run(&mut apt(&["install", "-y", "-q", "chromium"]))?;
+    if !Path::new(CHROMIUM).exists() {
+        return Err(format!(
+            "apt-get installed chromium but {CHROMIUM} does not exist"
+        ));
+    }
+    println!("[setup] chromium: installed");
     Ok(())
 }
 

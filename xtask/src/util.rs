@@ -45,6 +45,49 @@ pub(crate) fn peers_dir(root: &Path) -> PathBuf {
     }
 }
 
+/// The version of `package` recorded in the workspace's Cargo.lock (the only one: a lock file
+/// holding two versions of it is an error, since callers need one exact version).
+pub(crate) fn locked_version(root: &Path, package: &str) -> Result<String> {
+    let path = root.join("Cargo.lock");
+    let lock =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let versions = lock_versions(&lock, package);
+    match versions.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("{} has no package `{package}`", path.display())),
+        many => Err(format!(
+            "{} has {} versions of `{package}` ({}); expected exactly one",
+            path.display(),
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
+/// Every `version` of the `[[package]]` entries named `package` in a Cargo.lock text.
+fn lock_versions(lock: &str, package: &str) -> Vec<String> {
+    let quoted = |line: &str, key: &str| {
+        let rest = line
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        Some(rest.strip_prefix('"')?.strip_suffix('"')?.to_owned())
+    };
+    let mut versions = Vec::new();
+    let mut name_matches = false;
+    for line in lock.lines().map(str::trim) {
+        if line == "[[package]]" {
+            name_matches = false;
+        } else if let Some(name) = quoted(line, "name") {
+            name_matches = name == package;
+        } else if let Some(version) = quoted(line, "version").filter(|_| name_matches) {
+            versions.push(version);
+        }
+    }
+    versions
+}
+
 /// Cargo's target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
 pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
@@ -213,4 +256,19 @@ pub(crate) fn rel(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_a_lock_file() {
+        let lock = "version = 4\n\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n\
+                    dependencies = [\n \"cfg-if\",\n]\n\n[[package]]\nname = \"wasm-bindgen-futures\"\n\
+                    version = \"0.4.80\"\n";
+        assert_eq!(lock_versions(lock, "wasm-bindgen"), ["0.2.130"]);
+        assert_eq!(lock_versions(lock, "wasm-bindgen-futures"), ["0.4.80"]);
+        assert!(lock_versions(lock, "cfg-if").is_empty());
+    }
 }

@@ -412,11 +412,17 @@ async fn a_flood_over_the_rate_limit_gets_error_frames_and_others_are_served() {
     let mut limited = 0;
     while limited < 900 {
         let f = next(&mut flooder).await;
-        assert!(f.get("ws_close").is_none(), "the flooder is not cut off: {f}");
+        assert!(
+            f.get("ws_close").is_none(),
+            "the flooder is not cut off: {f}"
+        );
         if f["type"] == "error" && f["code"] == "rate_limited" {
             limited += 1;
         }
     }
     let published = hub.publish("room:flood", "0").await.unwrap().seq - 1;
-    assert!(published < 100, "{published} of 1000 got through a 20 + 50/s limit");
+    assert!(
+        published < 100,
+        "{published} of 1000 got through a 20 + 50/s limit"
+    );
 }

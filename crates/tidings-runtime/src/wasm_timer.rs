@@ -16,6 +16,8 @@ pub struct WasmTimer {
     deadline: Option<Instant>,
     handle: Option<(i32, Closure<dyn FnMut()>)>,
     waker: Rc<RefCell<Option<Waker>>>,
+    /// Set by the armed timeout's callback when it ran.
+    waker_fired: Rc<std::cell::Cell<bool>>,
 }
 
 impl std::fmt::Debug for WasmTimer {
@@ -50,12 +52,18 @@ impl Timer for WasmTimer {
         let (Some(d), Some(window)) = (deadline, web_sys::window()) else {
             return;
         };
+        // Rounded up: browsers may fire a timeout a little early, and one
+        // that fires before the deadline is re-armed (`poll_elapsed`).
         let ms = d
             .saturating_duration_since(Instant::now())
-            .as_millis()
+            .as_micros()
+            .div_ceil(1000)
             .min(i32::MAX as u128) as i32;
         let waker = self.waker.clone();
+        let fired = self.waker_fired.clone();
+        fired.set(false);
         let cb = Closure::<dyn FnMut()>::new(move || {
+            fired.set(true);
             if let Some(w) = waker.borrow_mut().take() {
                 w.wake();
             }
@@ -74,8 +82,14 @@ impl Timer for WasmTimer {
                 self.clear();
                 Poll::Ready(())
             }
-            Some(_) => {
+            Some(d) => {
                 *self.waker.borrow_mut() = Some(cx.waker().clone());
+                // The timeout fired before the deadline (browsers round and
+                // clamp): nothing would wake us again, so arm a new one.
+                if self.waker_fired.get() {
+                    self.deadline = None;
+                    self.reset(Some(d));
+                }
                 Poll::Pending
             }
             None => Poll::Pending,

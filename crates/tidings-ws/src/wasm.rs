@@ -154,6 +154,10 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
 
     if !std::future::poll_fn(|cx| inbox.borrow_mut().poll_opened(cx)).await {
+        ws.set_onopen(None);
+        ws.set_onmessage(None);
+        ws.set_onclose(None);
+        ws.set_onerror(None);
         return Err(TransportError::Handshake {
             status: None,
             reason: format!("WebSocket to {url} failed to open"),

@@ -191,6 +191,12 @@ async fn connect(
     })
     .await;
     if !opened {
+        // The closures are dropped with this function: unhook them first, so
+        // no later event of this source calls a dropped closure.
+        es.close();
+        es.set_onopen(None);
+        es.set_onmessage(None);
+        es.set_onerror(None);
         return Err(TransportError::Handshake {
             status: None,
             reason: format!("EventSource to {url} failed to open"),

@@ -1,0 +1,99 @@
+//! `browser-server`: the tidings server the browser tests run against.
+//!
+//! ```text
+//! browser-server --port 0 --pages tests/browser/static --pkg <wasm-bindgen output>
+//! ```
+//!
+//! Serves, on 127.0.0.1:
+//! * `/` and `/<file>`: the test pages, from `--pages`; `/pkg/<file>`: the wasm module and its
+//!   JavaScript bindings, from `--pkg`;
+//! * `/ws`: the tidings WebSocket endpoint (`Router::tidings`), `/sse`: the SSE endpoint;
+//! * `POST /control/publish/{channel}`: publishes the request body from server code (the
+//!   messages a scenario sends "meanwhile", while a page is offline).
+//!
+//! One hub with the in-memory broker serves both endpoints, so WebSocket and SSE clients share
+//! rooms. `--heartbeat-ms` shortens the sessions' heartbeat, so that a silent connection (a page
+//! whose network is cut without the socket closing) is declared dead in seconds, not 45 s. `--port 0` picks a free port; the server prints `listening on http://ADDR` on stdout
+//! once it accepts connections. It exits when its stdin closes, so it never outlives the driver
+//! that started it, even when the driver is killed.
+
+mod args;
+mod control;
+mod files;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use tidings::core::ServerConfig;
+use tidings::prelude::*;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("browser-server: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match listen(args.port) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "browser-server: cannot listen on 127.0.0.1:{}: {e}",
+                args.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("browser-server: no local address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    exit_when_stdin_closes();
+
+    let mut session = ServerConfig::default();
+    if let Some(heartbeat) = args.heartbeat {
+        session = session.with_heartbeat(heartbeat);
+    }
+    let hub = Hub::with_config(
+        Arc::new(MemoryBroker::default()),
+        HubConfig::default().with_session(session),
+    );
+    let app = Router::new()
+        .tidings("/ws", hub.clone())
+        .tidings_sse("/sse", hub.clone())
+        .merge(control::routes(hub))
+        .merge(files::routes(args.pages, args.pkg));
+    println!("listening on http://{addr}");
+    if let Err(e) = axum::serve(listener, app).await {
+        eprintln!("browser-server: serving failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Binds with `SO_REUSEADDR`, so a restarted server gets the same port back at once, even while
+/// connections of the killed one linger in TIME_WAIT.
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    socket.listen(1024)
+}
+
+/// The driver holds our stdin open for as long as it wants us; end of file means it is gone.
+fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+}

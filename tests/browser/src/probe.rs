@@ -1,0 +1,166 @@
+//! `Probe`: one Rust tidings client (WebSocket or SSE) in the page, with a record of its events.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use js_sys::Array;
+use tidings::core::{ClientConfig, ClientEvent, ClientState};
+use wasm_bindgen::prelude::*;
+
+use crate::record;
+
+/// The client's reconnect backoff: short, so a scenario waits on the reconnect itself rather
+/// than on the default 30 s ceiling. Still exponential with jitter, as in production.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+
+/// Either client of the facade; both have the same API.
+enum AnyClient {
+    Ws(tidings::ws::Client),
+    Sse(tidings::sse::Client),
+}
+
+impl AnyClient {
+    fn subscribe(&self, channel: &str) -> Result<(), tidings::core::ClientError> {
+        match self {
+            Self::Ws(c) => c.subscribe(channel),
+            Self::Sse(c) => c.subscribe(channel),
+        }
+    }
+
+    fn publish(&self, channel: &str, payload: String) -> Result<u64, tidings::core::ClientError> {
+        match self {
+            Self::Ws(c) => c.publish(channel, payload),
+            Self::Sse(c) => c.publish(channel, payload),
+        }
+    }
+
+    async fn next_event(&self) -> Option<ClientEvent> {
+        match self {
+            Self::Ws(c) => c.next_event().await,
+            Self::Sse(c) => c.next_event().await,
+        }
+    }
+
+    fn state(&self) -> ClientState {
+        match self {
+            Self::Ws(c) => c.state(),
+            Self::Sse(c) => c.state(),
+        }
+    }
+
+    fn unacked(&self) -> usize {
+        match self {
+            Self::Ws(c) => c.unacked(),
+            Self::Sse(c) => c.unacked(),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Self::Ws(c) => c.close(),
+            Self::Sse(c) => c.close(),
+        }
+    }
+}
+
+struct Shared {
+    client: AnyClient,
+    events: RefCell<Vec<JsValue>>,
+}
+
+/// A tidings client running in the page; every event it yields is recorded in order.
+#[wasm_bindgen]
+pub struct Probe {
+    shared: Rc<Shared>,
+}
+
+fn session_config() -> ClientConfig {
+    ClientConfig::default().with_backoff(BACKOFF_BASE, BACKOFF_CAP)
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[wasm_bindgen]
+impl Probe {
+    /// A WebSocket client of `url` (`ws://...`) offering `subprotocols` in that order.
+    #[wasm_bindgen(js_name = webSocket)]
+    pub fn web_socket(url: String, subprotocols: Vec<String>) -> Result<Probe, JsError> {
+        let client = tidings::ws::Client::builder(url)
+            .subprotocols(subprotocols)
+            .session_config(session_config())
+            .connect()
+            .map_err(js_error)?;
+        Ok(Self::start(AnyClient::Ws(client)))
+    }
+
+    /// An SSE client of `url` (`http://.../sse`).
+    pub fn sse(url: String) -> Result<Probe, JsError> {
+        let client = tidings::sse::Client::builder(url)
+            .session_config(session_config())
+            .connect()
+            .map_err(js_error)?;
+        Ok(Self::start(AnyClient::Sse(client)))
+    }
+
+    fn start(client: AnyClient) -> Probe {
+        let shared = Rc::new(Shared {
+            client,
+            events: RefCell::new(Vec::new()),
+        });
+        let reader = shared.clone();
+        // Ends when the client is closed and its last event was read.
+        wasm_bindgen_futures::spawn_local(async move {
+            while let Some(e) = reader.client.next_event().await {
+                reader.events.borrow_mut().push(record::event(&e));
+            }
+        });
+        Probe { shared }
+    }
+
+    /// Subscribes to `channel` (kept across reconnects).
+    pub fn subscribe(&self, channel: &str) -> Result<(), JsError> {
+        self.shared.client.subscribe(channel).map_err(js_error)
+    }
+
+    /// Publishes `payload` on `channel`; returns the client's publish sequence number.
+    pub fn publish(&self, channel: &str, payload: String) -> Result<f64, JsError> {
+        let seq = self
+            .shared
+            .client
+            .publish(channel, payload)
+            .map_err(js_error)?;
+        Ok(seq as f64)
+    }
+
+    /// Every event so far, oldest first (a copy).
+    pub fn events(&self) -> Array {
+        self.shared.events.borrow().iter().collect()
+    }
+
+    /// The session's state: `disconnected`, `connecting`, `handshaking`, `open` or `closed`.
+    pub fn state(&self) -> String {
+        format!("{:?}", self.shared.client.state()).to_lowercase()
+    }
+
+    /// Publishes not yet acknowledged by the server.
+    pub fn unacked(&self) -> usize {
+        self.shared.client.unacked()
+    }
+
+    /// Ends the session.
+    pub fn close(&self) {
+        self.shared.client.close();
+    }
+}
+
+/// Panics reach the console as errors (the driver counts those), with their message.
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("wasm panic: {info}").into());
+    }));
+}
