@@ -68,6 +68,21 @@ export class Browser {
     return { context, page, name };
   }
 
+  /** The chat example's page (the test server serves it at `/chat.html`, so that its client
+   *  talks to the test server's `/ws` and `/sse`); resolves once the page says it is connected. */
+  async openChatPage(url, name, query = '') {
+    const context = await this.browser.newContext({ viewport: { width: 900, height: 700 } });
+    this.contexts.push(context);
+    const page = await context.newPage();
+    this.watch(page, name);
+    await page.goto(`${url}/chat.html${query}`);
+    await page.waitForFunction(() => document.getElementById('status').className === 'open', null, {
+      timeout: READY_TIMEOUT_MS,
+      polling: 50,
+    });
+    return { context, page, name };
+  }
+
   watch(page, name) {
     const scenario = this.scenario;
     page.on('console', (msg) => {

@@ -480,6 +480,60 @@ async function oversized(ctx) {
     + `${result.huge} bytes closed with ${result.code} "${result.reason}"; bystander and fresh client still round-trip`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The chat example's page (the protocol's plain-JS reference client).
+
+/** A publish over the server's limit on the chat page: refused at once with a MessageTooLarge
+ *  error and an inline notice (never queued); a poison publish put straight into the page
+ *  client's queue (past that check) is refused by the server by name once, reported once and
+ *  dropped; messages typed afterwards are delivered; the connection never drops meanwhile. */
+async function chatPageRefusals(ctx, transport) {
+  const query = transport === 'sse' ? '?transport=sse' : '';
+  const tab = await ctx.browser.openChatPage(ctx.server.url, `chat-${transport}`, query);
+  const { page } = tab;
+  await page.evaluate(() => {
+    window.downs = 0;
+    const status = client.on.status;
+    client.on.status = (state, ...rest) => {
+      if (state === 'down') window.downs += 1;
+      status(state, ...rest);
+    };
+  });
+  const local = await page.evaluate(() => {
+    const big = { text: 'x'.repeat(client.maxFrame), from: 'tester' };
+    let error = null;
+    try { client.publish('room:lobby', big); } catch (e) { error = { name: e.name, size: e.size, limit: e.limit }; }
+    const shown = publishOrWarn('room:lobby', big);
+    return { error, shown, queued: client.unacked.length };
+  });
+  check(local.error && local.error.name === 'MessageTooLarge' && local.error.size > local.error.limit,
+    'an oversized publish on the chat page must throw MessageTooLarge', local);
+  check(local.shown === false && local.queued === 0, 'the page must show it inline and queue nothing', local);
+  await until('the inline "not sent" notice', () => page.evaluate(() => [...document.querySelectorAll('#log .notice.warn')].some((li) => li.textContent.startsWith('not sent:'))), (ok) => ok);
+  // A poison publish past the client's own check: the server must refuse it by name.
+  await page.evaluate(() => {
+    const p = { seq: client.nextPublish++, channel: 'room:lobby', data: { text: 'y'.repeat(client.maxFrame), from: 'tester' } };
+    client.unacked.push(p);
+    client.send(publishFrame(p));
+  });
+  await until('the server refusing the poison publish by name', () => page.evaluate(() => client.unacked.length === 0
+      && [...document.querySelectorAll('#log .notice.warn')].some((li) => li.textContent.startsWith('not delivered (frame_too_large)'))), (ok) => ok, 15000);
+  await page.fill('#input', `after the refusal over ${transport}`);
+  await page.click('#send-button');
+  await until('the message typed afterwards in the log', () => page.evaluate((t) => [...document.querySelectorAll('#log .text')].some((s) => s.textContent === t), `after the refusal over ${transport}`), (ok) => ok, 15000);
+  const after = await page.evaluate(() => ({
+    downs: window.downs,
+    refusals: [...document.querySelectorAll('#log .notice.warn')].filter((li) => li.textContent.startsWith('not delivered')).length,
+    unacked: client.unacked.length,
+  }));
+  check(after.downs === 0, 'the chat page reconnected (a refused publish must not cost the connection)', after);
+  check(after.refusals === 1, 'the refusal must be reported exactly once', after);
+  const shot = join(ctx.out, `chat-refusals-${transport}.png`);
+  await page.screenshot({ path: shot, fullPage: true });
+  ctx.screenshots.push(shot);
+  return `MessageTooLarge shown inline; poison refused by name once; later message delivered; ${after.downs} reconnects`;
+}
+
 export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
@@ -501,4 +555,6 @@ export const SCENARIOS = [
   },
   { name: 'two-contexts-one-room', run: twoContexts },
   { name: 'oversized-frame', run: oversized },
+  { name: 'chat-page-refusals-ws', run: (ctx) => chatPageRefusals(ctx, 'ws') },
+  { name: 'chat-page-refusals-sse', run: (ctx) => chatPageRefusals(ctx, 'sse') },
 ];

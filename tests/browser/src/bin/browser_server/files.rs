@@ -1,4 +1,4 @@
-//! The static files of the tests: pages from `--pages` at `/`, the wasm bundle from `--pkg` at `/pkg/`.
+//! The static files of the tests: pages from `--pages` at `/`, the wasm bundle from `--pkg` at `/pkg/`, the chat example's page at `/chat.html`.
 //!
 //! Only plain file names are served (letters, digits, `.`, `-`, `_`; no leading dot), so no
 //! request can reach outside the two directories. `.wasm` goes out as `application/wasm`: the
@@ -21,6 +21,7 @@ struct Dirs {
 pub(crate) fn routes(pages: PathBuf, pkg: PathBuf) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/chat.html", get(chat))
         .route("/{file}", get(page))
         .route("/pkg/{file}", get(bundle))
         .with_state(Arc::new(Dirs { pages, pkg }))
@@ -28,6 +29,18 @@ pub(crate) fn routes(pages: PathBuf, pkg: PathBuf) -> Router {
 
 async fn index(State(dirs): State<Arc<Dirs>>) -> Response {
     serve(dirs.pages.clone(), "index.html").await
+}
+
+/// The chat example's page (the protocol's plain-JS reference client), as the demo serves it.
+async fn chat() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("../../../../../examples/static/chat.html"),
+    )
+        .into_response()
 }
 
 async fn page(State(dirs): State<Arc<Dirs>>, Path(file): Path<String>) -> Response {
