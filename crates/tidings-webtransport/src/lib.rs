@@ -1,0 +1,65 @@
+//! WebTransport (HTTP/3) transport of tidings: native server and client on wtransport.
+//!
+//! * [`WtServer`] — accepts WebTransport sessions over QUIC, picks the codec
+//!   from the CONNECT path's `protocol` query parameter (`tidings.v1.json`,
+//!   `tidings.v1.bin`), takes the session's first bidirectional stream as its
+//!   **control stream** and hands it to a handler as a [`WtTransport`] (the
+//!   hub serves it like any other transport). Keep-alive, idle timeout and
+//!   the streams a peer may open are QUIC transport parameters
+//!   ([`WtConfig`]); further streams are refused, a peer that keeps opening
+//!   them loses its session ([`WtError::TooManyStreams`]).
+//! * [`WtTransport`] — length-prefixed frames on the control stream (a
+//!   4-byte big-endian length, then one frame of the negotiated codec);
+//!   oversized or garbage input ends only that session, with a typed error
+//!   ([`FramingError`]) and an application close code ([`close_code`]).
+//!   Graceful close: the last frames are flushed and acknowledged, then the
+//!   session closes with the application error code and reason.
+//! * [`Client`] — the runtime's one `Client` over WebTransport: reconnects
+//!   with backoff and resumes its session exactly as on WebSocket.
+//! * [`Datagrams`] — lossy, unordered data beside the session, checked
+//!   against the path's max datagram size ([`DatagramError::TooLarge`]).
+//! * [`Certificate`] — a self-signed ECDSA P-256 certificate valid 13 days
+//!   for development (browsers pin its SHA-256 with `serverCertificateHashes`;
+//!   [`serve_certificate_hashes`] serves the JSON), or a PEM chain and key.
+//!
+//! Why these dependencies: `wtransport` is the WebTransport implementation
+//! on quinn (QUIC) with its own HTTP/3 layer and a session API (accept a
+//! session, open/accept streams, datagrams); it is built with `ring` (no C
+//! toolchain or cmake, unlike aws-lc-rs), `self-signed` (its rcgen helper
+//! makes the ECDSA P-256 development certificate) and `quinn` (to set QUIC
+//! transport parameters: idle timeout, keep-alive, stream limits). `tokio` is
+//! the runtime of quinn; `bytes` carries frames without copies.
+//!
+//! The browser (wasm) client is not written yet (ROADMAP.md).
+
+#[cfg(all(not(target_arch = "wasm32"), feature = "client"))]
+mod client;
+mod config;
+mod error;
+pub mod framing;
+
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+mod cert;
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+mod datagram;
+#[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
+mod server;
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+mod transport;
+
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+pub use cert::{Certificate, DEV_VALIDITY_DAYS, serve_certificate_hashes};
+#[cfg(all(not(target_arch = "wasm32"), feature = "client"))]
+pub use client::{Client, ClientBuilder, WebTransport};
+pub use config::{ServerConfig, WtConfig};
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+pub use datagram::Datagrams;
+pub use error::{DatagramError, FramingError, WtError, close_code};
+#[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
+pub use server::{
+    Accepted, PROTOCOL_PARAM, ServerHandle, SessionHandler, WtServer, offered_protocols,
+};
+/// Errors of the WebTransport [`Client`] (shared by every transport's client).
+pub use tidings_runtime::ClientError as Error;
+#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+pub use transport::WtTransport;
