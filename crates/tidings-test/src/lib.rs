@@ -6,6 +6,8 @@
 //!   client and a server on loopback and injects faults on command: delay,
 //!   abrupt resets (also in the middle of application data), refused
 //!   connections.
+//! * [`udp_proxy`]: [`UdpFaultProxy`], a real UDP proxy for QUIC /
+//!   WebTransport: drop (blackhole, loss), delay, rebind.
 //! * [`suite`]: the fault, resume and bad-input scenarios every transport's
 //!   tests run with its own connector and server.
 //! * [`peers`]: finds the Python venv and Node modules that `cargo xtask setup`
@@ -19,6 +21,8 @@ pub mod memory;
 pub mod peers;
 pub mod proxy;
 pub mod suite;
+pub mod udp_proxy;
 
 pub use peers::{PeerError, PeerMissing};
 pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};
+pub use udp_proxy::{UdpFaultProxy, UdpProxyStats};

@@ -25,7 +25,8 @@ impl std::fmt::Debug for Datagrams {
 }
 
 impl Datagrams {
-    pub(crate) fn new(conn: Connection) -> Self {
+    /// The datagrams of a wtransport session (server or client side).
+    pub fn new(conn: Connection) -> Self {
         Self { conn }
     }
 
