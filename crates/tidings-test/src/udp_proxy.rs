@@ -63,8 +63,17 @@ impl Shared {
 }
 
 struct Mapping {
-    upstream: Arc<UdpSocket>,
-    task: JoinHandle<()>,
+    /// Client → server delay line (towards this client's upstream socket).
+    up: DelayLine,
+    tasks: [JoinHandle<()>; 3],
+}
+
+impl Mapping {
+    fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// A UDP proxy between QUIC clients and a server on loopback.
@@ -86,33 +95,52 @@ impl std::fmt::Debug for UdpFaultProxy {
     }
 }
 
-/// Sends `data` from `socket` after the proxy's delay (a delay line keeps order).
-async fn forward(shared: &Shared, socket: &UdpSocket, data: &[u8], to: Option<SocketAddr>) {
+/// One direction's delay line: datagrams wait until their due time, in
+/// order, without holding back the reading side (a serial sleep per datagram
+/// would cut throughput to one datagram per delay).
+type DelayLine = tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>;
+
+fn delay_line(socket: Arc<UdpSocket>, to: Option<SocketAddr>) -> (DelayLine, JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let task = tokio::spawn(async move {
+        while let Some((due, data)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            let _ = match to {
+                Some(to) => socket.send_to(&data, to).await,
+                None => socket.send(&data).await,
+            };
+        }
+    });
+    (tx, task)
+}
+
+/// Sends `data` through `line` after the proxy's delay, unless it is dropped.
+fn forward(shared: &Shared, line: &DelayLine, data: &[u8]) {
     if shared.drop_now() {
         return;
     }
-    let delay = shared.delay();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let _ = match to {
-        Some(to) => socket.send_to(data, to).await,
-        None => socket.send(data).await,
-    };
+    let _ = line.send((tokio::time::Instant::now() + shared.delay(), data.to_vec()));
 }
 
-fn spawn_back(
+/// Starts forwarding for `client` through `upstream`: server → client reader and both delay lines.
+fn mapping(
     shared: Arc<Shared>,
     upstream: Arc<UdpSocket>,
     front: Arc<UdpSocket>,
     client: SocketAddr,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> Mapping {
+    let (up, up_task) = delay_line(upstream.clone(), None);
+    let (down, down_task) = delay_line(front, Some(client));
+    let back = tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         while let Ok(n) = upstream.recv(&mut buf).await {
-            forward(&shared, &front, &buf[..n], Some(client)).await;
+            forward(&shared, &down, &buf[..n]);
         }
-    })
+    });
+    Mapping {
+        up,
+        tasks: [up_task, down_task, back],
+    }
 }
 
 async fn new_upstream(to: SocketAddr) -> io::Result<Arc<UdpSocket>> {
@@ -139,21 +167,22 @@ impl UdpFaultProxy {
                     let known = mappings
                         .lock()
                         .ok()
-                        .and_then(|m| m.get(&client).map(|m| m.upstream.clone()));
-                    let up = match known {
-                        Some(up) => up,
+                        .and_then(|m| m.get(&client).map(|m| m.up.clone()));
+                    let line = match known {
+                        Some(line) => line,
                         None => {
                             let Ok(up) = new_upstream(upstream).await else {
                                 continue;
                             };
-                            let task = spawn_back(shared.clone(), up.clone(), front.clone(), client);
-                            if let Ok(mut m) = mappings.lock() {
-                                m.insert(client, Mapping { upstream: up.clone(), task });
+                            let m = mapping(shared.clone(), up, front.clone(), client);
+                            let line = m.up.clone();
+                            if let Ok(mut all) = mappings.lock() {
+                                all.insert(client, m);
                             }
-                            up
+                            line
                         }
                     };
-                    forward(&shared, &up, &buf[..n], None).await;
+                    forward(&shared, &line, &buf[..n]);
                 }
             }
         });
@@ -182,7 +211,7 @@ impl UdpFaultProxy {
         self.shared.loss_per_mille.store(per_mille.min(1000), Ordering::Relaxed);
     }
 
-    /// Holds every datagram back for `delay`.
+    /// Holds every datagram back for `delay` (a delay line: order kept, throughput not cut).
     pub fn set_delay(&self, delay: Duration) {
         self.shared
             .delay_us
@@ -199,11 +228,11 @@ impl UdpFaultProxy {
         let mut n = 0;
         for client in clients {
             let up = new_upstream(self.upstream).await?;
-            let task = spawn_back(self.shared.clone(), up.clone(), self.front.clone(), client);
+            let new = mapping(self.shared.clone(), up, self.front.clone(), client);
             if let Ok(mut m) = self.mappings.lock()
-                && let Some(old) = m.insert(client, Mapping { upstream: up, task })
+                && let Some(old) = m.insert(client, new)
             {
-                old.task.abort();
+                old.abort();
             }
             n += 1;
         }
@@ -226,7 +255,7 @@ impl Drop for UdpFaultProxy {
         self.task.abort();
         if let Ok(m) = self.mappings.lock() {
             for mapping in m.values() {
-                mapping.task.abort();
+                mapping.abort();
             }
         }
     }
