@@ -18,6 +18,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-runtime", 2),
     ("tidings-ws", 3),
     ("tidings-sse", 3),
+    ("tidings-webtransport", 3),
     ("tidings-broker", 4),
     ("tidings-channels", 5),
     ("tidings-axum", 6),

@@ -208,7 +208,9 @@ impl UdpFaultProxy {
 
     /// Drops about `per_mille` of every thousand datagrams (0: none).
     pub fn set_loss_per_mille(&self, per_mille: u64) {
-        self.shared.loss_per_mille.store(per_mille.min(1000), Ordering::Relaxed);
+        self.shared
+            .loss_per_mille
+            .store(per_mille.min(1000), Ordering::Relaxed);
     }
 
     /// Holds every datagram back for `delay` (a delay line: order kept, throughput not cut).

@@ -111,7 +111,8 @@ pub async fn serve_certificate_hashes(listener: tokio::net::TcpListener, json: S
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
             // One request per connection; whatever it asks for, the answer is the hash.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf)).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf))
+                .await;
             let response = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\naccess-control-allow-origin: *\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
 use tidings_protocol::{ClientConfig, CodecKind};
-use tidings_runtime::{BoxFuture, ClientTransport, Connected, Connector, TokioTimer, TransportError};
+use tidings_runtime::{
+    BoxFuture, ClientTransport, Connected, Connector, TokioTimer, TransportError,
+};
 use wtransport::Endpoint;
 use wtransport::tls::Sha256Digest;
 

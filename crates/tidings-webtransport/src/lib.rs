@@ -38,21 +38,36 @@ mod config;
 mod error;
 pub mod framing;
 
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 mod cert;
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 mod datagram;
 #[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
 mod server;
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 mod transport;
 
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 pub use cert::{Certificate, DEV_VALIDITY_DAYS, serve_certificate_hashes};
 #[cfg(all(not(target_arch = "wasm32"), feature = "client"))]
 pub use client::{Client, ClientBuilder, WebTransport};
 pub use config::{ServerConfig, WtConfig};
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 pub use datagram::Datagrams;
 pub use error::{DatagramError, FramingError, WtError, close_code};
 #[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
@@ -61,5 +76,8 @@ pub use server::{
 };
 /// Errors of the WebTransport [`Client`] (shared by every transport's client).
 pub use tidings_runtime::ClientError as Error;
-#[cfg(all(not(target_arch = "wasm32"), any(feature = "server", feature = "client")))]
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
 pub use transport::WtTransport;

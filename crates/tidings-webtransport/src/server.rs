@@ -320,7 +320,9 @@ impl ServerHandle {
         while self.live.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        self.endpoint.close(VarInt::from_u32(1001), b"server shutdown");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.endpoint
+            .close(VarInt::from_u32(1001), b"server shutdown");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
+            .await;
     }
 }

@@ -117,7 +117,9 @@ pub(crate) fn connection_error(conn: &Connection) -> Option<TransportError> {
             code: u16::try_from(c.error_code.into_inner()).unwrap_or(u16::MAX),
             reason: String::from_utf8_lossy(&c.reason).into_owned(),
         },
-        Q::TimedOut => TransportError::Timeout("idle timeout: the WebTransport session went silent"),
+        Q::TimedOut => {
+            TransportError::Timeout("idle timeout: the WebTransport session went silent")
+        }
         Q::LocallyClosed => TransportError::Closed {
             code: 1006,
             reason: "closed locally".into(),
@@ -190,7 +192,9 @@ impl Transport for WtTransport {
         while !self.wbuf.is_empty() {
             match ready!(Pin::new(&mut *send).poll_write(cx, &self.wbuf)) {
                 Ok(0) => {
-                    return Poll::Ready(Err(TransportError::Io(std::io::ErrorKind::WriteZero.into())));
+                    return Poll::Ready(Err(TransportError::Io(
+                        std::io::ErrorKind::WriteZero.into(),
+                    )));
                 }
                 Ok(n) => self.wbuf.advance(n),
                 Err(e) => {

@@ -37,7 +37,9 @@ async fn healthy_client_still_flows(client: &tidings_webtransport::Client, text:
                 assert_eq!(m.payload, format!(r#"{{"t":"{text}"}}"#).as_bytes());
                 return;
             }
-            ClientEvent::Disconnected { .. } => panic!("another session's bad input cost this one its link"),
+            ClientEvent::Disconnected { .. } => {
+                panic!("another session's bad input cost this one its link")
+            }
             _ => {}
         }
     }
@@ -78,7 +80,9 @@ async fn garbage_and_oversized_frames_end_only_their_session_with_typed_codes() 
     // A well-framed frame that is not a tidings frame: the session layer refuses it with a close code.
     let bad = common::raw_session(addr, hash).await;
     let (mut send, _recv) = bad.open_bi().await.unwrap().await.unwrap();
-    send.write_all(&common::framed(b"\xff\xfenot a frame")).await.unwrap();
+    send.write_all(&common::framed(b"\xff\xfenot a frame"))
+        .await
+        .unwrap();
     let (code, reason) = close_code_of(&bad).await;
     assert!(code >= 1000, "a protocol close code, got {code}: {reason}");
     println!("undecodable frame closed with {code}: {reason}");
@@ -100,7 +104,9 @@ async fn a_peer_opening_too_many_streams_loses_its_session_and_others_flow() {
     let bad = common::raw_session(addr, hash).await;
     let (mut control, _recv) = bad.open_bi().await.unwrap().await.unwrap();
     control
-        .write_all(&common::framed(br#"{"type":"hello","version":1,"positions":[]}"#))
+        .write_all(&common::framed(
+            br#"{"type":"hello","version":1,"positions":[]}"#,
+        ))
         .await
         .unwrap();
     // Open stream after stream (each refused by the server) until the session is closed.
@@ -129,7 +135,12 @@ async fn a_peer_opening_too_many_streams_loses_its_session_and_others_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_echo_and_an_oversized_one_is_a_typed_error() {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
-    let server = WtServer::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default(), cert).unwrap();
+    let server = WtServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig::default(),
+        cert,
+    )
+    .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), DatagramError>>();
     let tx = std::sync::Mutex::new(Some(tx));
     let handle = server.serve(move |s: Accepted| {
@@ -150,7 +161,11 @@ async fn datagrams_echo_and_an_oversized_one_is_a_typed_error() {
     let conn = common::raw_session(handle.local_addr(), handle.certificate_hash()).await;
     let (mut control, _recv) = conn.open_bi().await.unwrap().await.unwrap();
     control.write_all(&common::framed(b"{}")).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap() {
+    match tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap()
+    {
         Err(DatagramError::TooLarge { size, max }) => assert_eq!(size, max + 1),
         other => panic!("an oversized datagram must be refused: {other:?}"),
     }
@@ -162,7 +177,8 @@ async fn datagrams_echo_and_an_oversized_one_is_a_typed_error() {
     let mut echoed = None;
     for _ in 0..10 {
         datagrams.send(b"cursor 10,20").unwrap();
-        if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(300), datagrams.recv()).await {
+        if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(300), datagrams.recv()).await
+        {
             echoed = Some(d);
             break;
         }

@@ -61,7 +61,11 @@ async fn ten_thousand_messages_survive_five_path_disruptions() {
                 ClientEvent::Connected { resumed, .. } => {
                     assert!(resumed, "the receiver's session must resume, not restart");
                     reconnects += 1;
-                    eprintln!("receiver connected at {:?}, {} messages", started.elapsed(), got.len());
+                    eprintln!(
+                        "receiver connected at {:?}, {} messages",
+                        started.elapsed(),
+                        got.len()
+                    );
                 }
                 _ => {}
             }
@@ -105,17 +109,25 @@ async fn ten_thousand_messages_survive_five_path_disruptions() {
         }
         done
     };
-    let ((got, gaps, reconnects), done) =
-        tokio::time::timeout(Duration::from_secs(180), async { tokio::join!(receiving, publishing) })
-            .await
-            .expect("the scenario did not finish within 180 s");
+    let ((got, gaps, reconnects), done) = tokio::time::timeout(Duration::from_secs(180), async {
+        tokio::join!(receiving, publishing)
+    })
+    .await
+    .expect("the scenario did not finish within 180 s");
     assert!(gaps.is_empty(), "no gap may be reported: {gaps:?}");
     assert_eq!(got.len(), N);
     for (k, (seq, i)) in got.iter().enumerate() {
-        assert_eq!(*seq, k as u64 + 1, "per-channel sequence gap-free and ordered");
+        assert_eq!(
+            *seq,
+            k as u64 + 1,
+            "per-channel sequence gap-free and ordered"
+        );
         assert_eq!(*i, k as u64, "exactly once, in publish order");
     }
-    assert!(reconnects >= 2, "the two dead paths cost a reconnect each: {reconnects}");
+    assert!(
+        reconnects >= 2,
+        "the two dead paths cost a reconnect each: {reconnects}"
+    );
     println!(
         "webtransport path disruptions: {done:?}, receiver reconnects {reconnects}, {:?} total, proxy {:?}",
         started.elapsed(),

@@ -14,7 +14,10 @@ use tidings_webtransport::{
 
 /// Short idle timeout so a dead path is noticed within a second.
 pub(crate) fn fast_wt() -> WtConfig {
-    WtConfig::default().with_idle_timeout(Duration::from_millis(1000), Some(Duration::from_millis(200)))
+    WtConfig::default().with_idle_timeout(
+        Duration::from_millis(1000),
+        Some(Duration::from_millis(200)),
+    )
 }
 
 /// A hub on a WebTransport server.
@@ -53,7 +56,10 @@ pub(crate) fn connector(
 }
 
 /// A raw wtransport session (no tidings client) to `addr`, trusting `hash`.
-pub(crate) async fn raw_session(addr: std::net::SocketAddr, hash: [u8; 32]) -> wtransport::Connection {
+pub(crate) async fn raw_session(
+    addr: std::net::SocketAddr,
+    hash: [u8; 32],
+) -> wtransport::Connection {
     let config = wtransport::ClientConfig::builder()
         .with_bind_default()
         .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
