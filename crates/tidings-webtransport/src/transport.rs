@@ -151,10 +151,7 @@ impl Transport for WtTransport {
                     if let Err(e) = self.reader.finish() {
                         return Poll::Ready(Some(Err(self.framing_failed(e))));
                     }
-                    return Poll::Ready(match connection_error(&self.conn) {
-                        Some(e) => Some(Err(e)),
-                        None => None,
-                    });
+                    return Poll::Ready(connection_error(&self.conn).map(Err));
                 }
                 Ok(()) => {
                     let n = buf.filled().len();

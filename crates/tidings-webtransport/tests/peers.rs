@@ -28,9 +28,15 @@ async fn python_aioquic_opens_a_session_and_exchanges_frames() {
         "py:room".into(),
         "hello from aioquic".into(),
     ];
-    let out = peers::run_script(&python, &script, args, peers::NO_ENV, Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("the aioquic peer failed: {e}"));
+    let out = peers::run_script(
+        &python,
+        &script,
+        args,
+        peers::NO_ENV,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the aioquic peer failed: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("aioquic peer:\n{stdout}");
     assert!(stdout.lines().any(|l| l == "OK"), "{stdout}");
