@@ -63,7 +63,10 @@ impl WtConfig {
     }
 
     /// The QUIC transport settings for these limits.
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(all(
+        not(target_arch = "wasm32"),
+        any(feature = "server", feature = "client")
+    ))]
     pub(crate) fn quic(&self) -> wtransport::quinn::TransportConfig {
         use wtransport::quinn::{IdleTimeout, TransportConfig, VarInt};
         let mut t = TransportConfig::default();

@@ -56,6 +56,7 @@
 //! | `ws-client` | `tidings::ws`: the client only (browser `WebSocket` on wasm32)  | yes    |
 //! | `sse`       | `tidings::sse`: SSE endpoint (`Router::tidings_sse`) and client; + `axum` | client |
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
+//! | `webtransport` | `tidings::webtransport`: native WebTransport (HTTP/3) server and client | no |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `full`      | all of the above                                                | no     |
@@ -94,6 +95,12 @@ pub mod sse {
     #[cfg(all(feature = "sse", not(target_arch = "wasm32")))]
     pub use tidings_axum::{SseRoute, SseRouterExt};
 }
+
+/// WebTransport over HTTP/3 (`tidings-webtransport`): `WtServer`, `Client`, `Datagrams`,
+/// development certificates pinned by hash.
+#[cfg(all(feature = "webtransport", not(target_arch = "wasm32")))]
+#[doc(inline)]
+pub use tidings_webtransport as webtransport;
 
 /// Channels (`tidings-channels`): the `Hub` that serves sessions, the `Broker` trait and the
 /// in-memory broker.
