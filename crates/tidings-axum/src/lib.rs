@@ -37,7 +37,10 @@ mod auth;
 mod jwt;
 mod origin;
 mod rejection;
+mod server;
 mod sse;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
 
 use axum::Router;
@@ -52,9 +55,12 @@ pub use jwt::{
 };
 pub use origin::Origins;
 pub use rejection::Rejection;
+pub use server::Server;
 pub use sse::SseRoute;
 pub use tidings_channels::{ChannelGrants, Identity};
 pub use tidings_sse::SseConfig;
+#[cfg(feature = "tls")]
+pub use tls::{TLS_CERT_ENV, TLS_KEY_ENV, TlsConfig, TlsError};
 pub use ws::TidingsRoute;
 
 /// Mounting the tidings WebSocket endpoint on a [`Router`].
