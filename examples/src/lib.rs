@@ -5,7 +5,8 @@
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
 //! use std::sync::Arc;
-//! use tidings::prelude::*;
+//! use tidings::axum::HealthRouterExt;
+use tidings::prelude::*;
 //!
 //! let hub = Hub::new(Arc::new(MemoryBroker::default()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -26,14 +27,16 @@ use tidings::prelude::*;
 pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 
 /// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings WebSocket endpoint
-/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`).
+/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`);
+/// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
 pub fn chat_app(hub: Hub) -> Router {
     Router::new()
         .route("/", get(index))
         .tidings("/ws", hub.clone())
-        .tidings_sse("/sse", hub)
+        .tidings_sse("/sse", hub.clone())
+        .tidings_health(tidings::axum::Health::new(hub))
 }
 
 async fn index() -> impl IntoResponse {

@@ -143,6 +143,10 @@ async fn path_traversal_gets_404() {
         assert!(!body.contains("root:"), "{path} leaked a file: {body}");
         assert!(!body.contains("[package]"), "{path} leaked a file: {body}");
     }
+    // The health endpoints are mounted.
+    let (head, body) = http_get(addr, "/readyz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ready");
     // The page itself is still there.
     let (head, _) = http_get(addr, "/").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

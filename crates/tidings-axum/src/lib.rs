@@ -33,6 +33,7 @@
 //! onto it.
 
 mod auth;
+mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
 mod origin;
@@ -49,6 +50,7 @@ use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{
     JwtAuth, JwtKeyError, TOKEN_COOKIE, TOKEN_QUERY, TOKEN_SUBPROTOCOL_PREFIX, token_of,
