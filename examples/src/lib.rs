@@ -5,8 +5,7 @@
 //! # #[tokio::main]
 //! # async fn main() -> std::io::Result<()> {
 //! use std::sync::Arc;
-//! use tidings::axum::HealthRouterExt;
-use tidings::prelude::*;
+//! use tidings::prelude::*;
 //!
 //! let hub = Hub::new(Arc::new(MemoryBroker::default()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -20,6 +19,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use tidings::axum::HealthRouterExt;
 use tidings::prelude::*;
 
 /// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser
