@@ -30,7 +30,7 @@ use crate::rejection::Rejection;
 ///   WebSockets and SSE streams included: one more is answered
 ///   `429 Too Many Requests` (`x-tidings-error: too-many-connections`) and
 ///   closed at once;
-/// * **TLS** with rustls ([`Self::tls`], feature `tls`): `wss://` and
+/// * **TLS** with rustls (`Server::tls`, feature `tls`): `wss://` and
 ///   `https://` on the same port (HTTP/1.1, ALPN `http/1.1`);
 /// * a **graceful shutdown** ([`Self::serve`]'s `shutdown` future): stop
 ///   accepting, let requests in flight finish, then return. Upgraded
