@@ -112,6 +112,11 @@ impl Server {
     /// `shutdown` resolves; then stops accepting, asks every HTTP connection
     /// to finish its request in flight and returns once they have.
     ///
+    /// An SSE stream is a request in flight until its hub ends it: call
+    /// `Hub::shutdown` inside `shutdown` (as the chat example does), or this
+    /// waits for the streams. Upgraded WebSockets are not waited for here:
+    /// wait for `Hub::idle` after this returns.
+    ///
     /// # Errors
     /// None today: accept errors (e.g. too many open files) are logged and
     /// retried after 50 ms. The `io::Result` leaves room for start-up errors.

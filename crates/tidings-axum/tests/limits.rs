@@ -57,9 +57,17 @@ async fn half_open(from: [u8; 4], addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// A complete WebSocket session from `from`: connect, hello/welcome, subscribe.
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// A complete WebSocket session from `from` (connect, hello, welcome); how long it took.
 async fn fresh_session(from: [u8; 4], addr: SocketAddr) -> Duration {
     let started = Instant::now();
+    let _ws = open_session(from, addr).await;
+    started.elapsed()
+}
+
+/// Opens a WebSocket session from `from` and reads its welcome.
+async fn open_session(from: [u8; 4], addr: SocketAddr) -> Ws {
     let tcp = connect_from(from, addr).await;
     let request = tokio_tungstenite::tungstenite::http::Request::builder()
         .uri(format!("ws://{addr}/ws"))
@@ -86,7 +94,7 @@ async fn fresh_session(from: [u8; 4], addr: SocketAddr) -> Duration {
         welcome.to_text().unwrap().contains("welcome"),
         "{welcome:?}"
     );
-    started.elapsed()
+    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,11 +106,12 @@ async fn slowloris_half_open_upgrades_do_not_keep_a_fresh_client_out_and_time_ou
             .max_connections_per_ip(1000),
     )
     .await;
+    // From before the first one: none may be closed before its own timeout.
+    let opened = Instant::now();
     let mut stalled = Vec::with_capacity(HALF_OPEN);
     for _ in 0..HALF_OPEN {
         stalled.push(half_open([127, 0, 0, 1], addr).await);
     }
-    let opened = Instant::now();
     // A fresh client, from the same address, while all of them hang.
     let took = tokio::time::timeout(Duration::from_secs(10), fresh_session([127, 0, 0, 1], addr))
         .await
@@ -205,6 +214,31 @@ async fn the_per_ip_cap_answers_429_and_frees_slots_when_connections_end() {
         assert!(Instant::now() < deadline, "slots never freed: {reply}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn upgraded_websockets_keep_their_slot_until_they_close() {
+    let (addr, hub, _stop, _task) = start(Server::new().max_connections_per_ip(2)).await;
+    let a = open_session([127, 0, 0, 1], addr).await;
+    let _b = open_session([127, 0, 0, 1], addr).await;
+    // Both upgraded and served by the hub: the HTTP side is done with them,
+    // yet they still count.
+    let mut third = connect_from([127, 0, 0, 1], addr).await;
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 429"), "{reply}");
+    assert_eq!(hub.stats().connections, 2);
+    // One closes: its slot comes back.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.stats().connections > 1 {
+        assert!(Instant::now() < deadline, "the closed session never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _c = open_session([127, 0, 0, 1], addr).await;
 }
 
 #[tokio::test]
