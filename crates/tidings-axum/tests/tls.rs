@@ -149,3 +149,42 @@ async fn python_websockets_connects_over_wss_with_the_test_ca() {
     assert_eq!(message["frame"]["data"]["text"], "hello over wss");
     println!("python websockets over wss: {}", open["tls"]);
 }
+
+#[tokio::test]
+async fn the_self_signed_dev_certificate_serves_clients_that_trust_it() {
+    let (tls, cert_pem) = TlsConfig::self_signed(&["localhost", "127.0.0.1"]).unwrap();
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let app = Router::new().tidings("/ws", hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::new()
+            .tls(tls)
+            .serve(listener, app, std::future::pending()),
+    );
+    let client = tidings_ws::Client::builder(format!("wss://localhost:{}/ws", addr.port()))
+        .root_certificate_pem(&cert_pem)
+        .connect()
+        .unwrap();
+    round_trip(&client).await;
+}
+
+#[test]
+fn bad_pem_is_a_typed_error() {
+    let ca = TestCa::new().unwrap();
+    let err = TlsConfig::from_pem(b"not pem", ca.key_pem().as_bytes()).unwrap_err();
+    assert!(
+        matches!(err, tidings_axum::TlsError::Certificate(_)),
+        "{err}"
+    );
+    let err = TlsConfig::from_pem(ca.cert_pem().as_bytes(), b"not pem").unwrap_err();
+    assert!(matches!(err, tidings_axum::TlsError::Key(_)), "{err}");
+    // A key that is not the certificate's.
+    let other = TestCa::new().unwrap();
+    let err =
+        TlsConfig::from_pem(ca.cert_pem().as_bytes(), other.key_pem().as_bytes()).unwrap_err();
+    assert!(matches!(err, tidings_axum::TlsError::Rustls(_)), "{err}");
+    let err =
+        TlsConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
+}
