@@ -261,15 +261,21 @@ mod tests {
 
     #[test]
     fn malformed_and_oversized_input_leaves_the_document_intact() {
-        let mut config = DocConfig::default();
-        config.max_doc_bytes = 64;
-        let mut server = SyncDoc::new(config);
+        let mut server = SyncDoc::new(DocConfig {
+            max_doc_bytes: 64,
+            ..DocConfig::default()
+        });
         let client = Doc::new();
         server
             .handle(&Message::Sync(SyncMessage::Update(edit(&client, "ok"))).encode_v1())
             .unwrap();
         let before = server.encode_state();
-        for garbage in [&[0u8, 2, 5, 1, 2, 3][..], &[0, 0, 200], &[7], &[0, 2, 3, 255, 255, 255]] {
+        for garbage in [
+            &[0u8, 2, 5, 1, 2, 3][..],
+            &[0, 0, 200],
+            &[7],
+            &[0, 2, 3, 255, 255, 255],
+        ] {
             assert!(server.handle(garbage).is_err(), "{garbage:?}");
         }
         let big = edit(&client, &"x".repeat(200));
@@ -282,12 +288,16 @@ mod tests {
 
     #[test]
     fn the_hook_rejects_updates() {
-        let mut config = DocConfig::default();
-        config.on_update = Some(Arc::new(|_| Err("read-only".into())));
-        let mut server = SyncDoc::new(config);
+        let mut server = SyncDoc::new(DocConfig {
+            on_update: Some(Arc::new(|_| Err("read-only".into()))),
+            ..DocConfig::default()
+        });
         let e = server
             .handle(&Message::Sync(SyncMessage::Update(edit(&Doc::new(), "x"))).encode_v1())
             .unwrap_err();
-        assert!(matches!(e, SyncError::Rejected(ref r) if r == "read-only"), "{e}");
+        assert!(
+            matches!(e, SyncError::Rejected(ref r) if r == "read-only"),
+            "{e}"
+        );
     }
 }

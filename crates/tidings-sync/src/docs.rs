@@ -12,7 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::doc::{DocConfig, SyncDoc};
 use crate::error::SyncError;
@@ -92,10 +92,8 @@ impl Room {
             for m in messages {
                 if p.tx.try_send(Outgoing::Data(m.clone())).is_err() {
                     warn!(peer = p.id, "sync peer too slow: disconnected");
-                    let _ = p.tx.try_send(Outgoing::Close(
-                        CloseCode::Policy,
-                        "slow consumer".into(),
-                    ));
+                    let _ =
+                        p.tx.try_send(Outgoing::Close(CloseCode::Policy, "slow consumer".into()));
                     return false;
                 }
             }
@@ -229,7 +227,9 @@ impl Docs {
             if data.first() == Some(&1) && !bucket.take(Instant::now()) {
                 let e = SyncError::RateLimited;
                 warn!(error = %e, "awareness flood");
-                let _ = tx.send(Outgoing::Close(CloseCode::Policy, e.to_string())).await;
+                let _ = tx
+                    .send(Outgoing::Close(CloseCode::Policy, e.to_string()))
+                    .await;
                 break;
             }
             let result = room.doc().handle(&data);
