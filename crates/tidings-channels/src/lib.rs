@@ -18,10 +18,12 @@
 mod hub;
 mod identity;
 mod memory;
+mod rpc_hook;
 
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
+pub use rpc_hook::{RpcConnection, RpcLink, RpcService};
 pub use tidings_broker::{
     Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,
 };
