@@ -21,6 +21,8 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-broker", 4),
     ("tidings-channels", 5),
     ("tidings-axum", 6),
+    // RPC serves on the hub (channels) and shares its identity: above it.
+    ("tidings-rpc", 6),
     ("tidings", 7),
     // Tools: above channels, below integrations, never a library's dependency.
     ("tidings-test", 6),
