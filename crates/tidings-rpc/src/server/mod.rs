@@ -39,10 +39,13 @@ pub struct CallContext {
     pub connection: Arc<ConnectionState>,
 }
 
+/// A rate-limit bucket: the limiter (a `RateLimitLayer`) and the method (`None`: all calls).
+pub(crate) type BucketKey = (usize, Option<Arc<str>>);
+
 /// Per-connection state the layers keep (token buckets); freed with the connection.
 #[derive(Debug, Default)]
 pub struct ConnectionState {
-    pub(crate) buckets: Mutex<HashMap<(usize, Option<Arc<str>>), layers::Bucket>>,
+    pub(crate) buckets: Mutex<HashMap<BucketKey, layers::Bucket>>,
     id: u64,
 }
 
