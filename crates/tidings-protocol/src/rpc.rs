@@ -1,4 +1,4 @@
-//! RPC frames of protocol version 1: calls, replies, stream items, stream ends, credits and cancellation (docs/protocol.md §8).
+//! RPC frames of protocol version 1: calls, replies, stream items, stream ends, credits and cancellation (docs/protocol.md §9).
 //!
 //! Every RPC frame names its call by `call`, a number the client picks
 //! (unique among the calls it has open on the connection). The sessions only

@@ -1,7 +1,7 @@
 //! Typed RPC of tidings on the same session as channels: calls with ids and deadlines, server streams with credit-based flow control, cancellation from either side, typed errors with stable codes, and a tower router with auth, rate-limit, tracing and metrics layers.
 //!
 //! The wire frames (`call`, `reply`, `item`, `end`, `credit`, `cancel`) are
-//! in `tidings-protocol` and specified in docs/protocol.md §8; both codecs
+//! in `tidings-protocol` and specified in docs/protocol.md §9; both codecs
 //! carry them. Calls share the connection, the session and its
 //! [`Identity`](tidings_channels::Identity) with pub/sub; they live on one
 //! connection (a call open when the connection drops fails with

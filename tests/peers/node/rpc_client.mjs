@@ -1,4 +1,4 @@
-// Node `ws` peer for RPC: plain JSON frames written from docs/protocol.md §8 and the method list only.
+// Node `ws` peer for RPC: plain JSON frames written from docs/protocol.md §9 and the method list only.
 //
 // Usage: node rpc_client.mjs URL   (env TIDINGS_NODE_MODULES)
 //
