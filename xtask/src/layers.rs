@@ -20,6 +20,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-sse", 3),
     ("tidings-broker", 4),
     ("tidings-channels", 5),
+    ("tidings-sync", 5),
     ("tidings-axum", 6),
     // RPC serves on the hub (channels) and shares its identity: above it.
     ("tidings-rpc", 6),

@@ -27,5 +27,5 @@ pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
 pub use rpc_hook::{RpcConnection, RpcLink, RpcService};
 pub use tidings_broker::{
-    Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,
+    Broker, BrokerError, Delivery, PublishReceipt, ReadinessCheck, SubscriberId, Subscription,
 };

@@ -60,6 +60,9 @@
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers) and client; + `channels` | client |
 //! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
+//! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
+//! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
+//! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
 //! | `full`      | all of the above                                                | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
@@ -120,6 +123,12 @@ pub use tidings_axum as axum;
 #[cfg(any(feature = "presence", feature = "presence-client"))]
 #[doc(inline)]
 pub use tidings_presence as presence;
+
+/// CRDT documents (`tidings-sync`): Yjs-compatible sync on yrs (`SyncDoc`, `Docs`, a
+/// y-websocket connection handler).
+#[cfg(feature = "sync")]
+#[doc(inline)]
+pub use tidings_sync as sync;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {
