@@ -29,6 +29,10 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         "tidings-sse",
         &["--no-default-features", "--features", "client"],
     ),
+    (
+        "tidings-rpc",
+        &["--no-default-features", "--features", "client"],
+    ),
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
