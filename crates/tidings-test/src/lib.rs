@@ -12,12 +12,15 @@
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
 //!   timeout.
+//! * [`services`]: URLs of the shared PostgreSQL, Redis and NATS, unique
+//!   names per test, loud skips (failures under `TIDINGS_REQUIRE_SERVICES=1`).
 //!
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
 pub mod memory;
 pub mod peers;
 pub mod proxy;
+pub mod services;
 pub mod suite;
 
 pub use peers::{PeerError, PeerMissing};

@@ -58,7 +58,8 @@
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
-//! | `full`      | all of the above                                                | no     |
+//! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
+//! | `full`      | all of the above except the backends                            | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -100,6 +101,11 @@ pub mod sse {
 #[cfg(feature = "channels")]
 #[doc(inline)]
 pub use tidings_channels as channels;
+
+/// Backends chosen by URL (`memory://`, and `redis://` with the `redis` feature):
+/// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
+#[cfg(feature = "channels")]
+pub mod backend;
 
 /// Axum integration (`tidings-axum`): `Router::tidings("/ws", hub)` through `RouterExt`, and
 /// `TidingsRoute` with an auth hook on upgrade.
