@@ -28,10 +28,12 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     // Tools: above channels, below integrations, never a library's dependency.
     ("tidings-test", 7),
     ("tidings-loadgen", 7),
+    // A server process for multi-node tests: uses the facade, so above it.
+    ("tidings-test-node", 9),
 ];
 
 /// Crates no library may depend on (normal dependencies).
-const TOOLS: &[&str] = &["tidings-test", "tidings-loadgen"];
+const TOOLS: &[&str] = &["tidings-test", "tidings-loadgen", "tidings-test-node"];
 
 /// Layer names, for messages and the generated graph.
 const LAYER_NAMES: &[&str] = &[
@@ -44,6 +46,7 @@ const LAYER_NAMES: &[&str] = &[
     "channels",
     "integrations",
     "facade",
+    "tools",
 ];
 
 /// Marks the generated block in docs/architecture.md.

@@ -17,7 +17,9 @@ pub enum ConnectError {
     #[error("unknown backend URL scheme in {0:?}: use memory://, redis://, postgres:// or nats://")]
     UnknownScheme(String),
     /// The backend exists but this build left it out.
-    #[error("the {scheme}:// backend is not compiled in: enable the `{feature}` feature of tidings")]
+    #[error(
+        "the {scheme}:// backend is not compiled in: enable the `{feature}` feature of tidings"
+    )]
     Disabled {
         /// The URL's scheme.
         scheme: String,
