@@ -264,3 +264,117 @@ async fn a_client_moved_from_a_killed_node_to_another_gets_every_message_once_in
     b.kill().await;
     backend.purge().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_redis_link_refuses_unstored_publishes_by_name_loses_nothing_acked_and_recovers() {
+    let test =
+        "a_cut_redis_link_refuses_unstored_publishes_by_name_loses_nothing_acked_and_recovers";
+    let Some((_, direct)) = redis(test).await else {
+        return;
+    };
+    let redis_addr: SocketAddr = {
+        let url = redis_url();
+        let hostport = url
+            .trim_start_matches("redis://")
+            .split(['/', '?'])
+            .next()
+            .unwrap()
+            .to_owned();
+        let hostport = if hostport.contains(':') {
+            hostport
+        } else {
+            format!("{hostport}:6379")
+        };
+        tokio::net::lookup_host(hostport)
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = tidings_test::FaultProxy::start(redis_addr).await.unwrap();
+    let config = RedisConfig::from_url(&format!("redis://{}", proxy.addr()))
+        .unwrap()
+        .with_prefix(direct.config().prefix.clone())
+        .with_publish_timeout(Duration::from_millis(300));
+    let backend = RedisBackend::connect(config).await.unwrap();
+    // The node in this process: a hub on the Redis link the proxy can cut.
+    let hub = tidings::channels::Hub::new(backend);
+    assert!(hub.config().session.ack_after_store);
+    use tidings::axum::RouterExt;
+    let app = axum::Router::new().tidings("/ws", hub);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .unwrap();
+    let mut acked = 0u64;
+    let mut refused = Vec::new();
+    let mut sent = Vec::new();
+    let events = |acked: &mut u64, refused: &mut Vec<u64>, ev: ClientEvent| match ev {
+        ClientEvent::PublishAcked { seq } => *acked = (*acked).max(seq),
+        ClientEvent::PublishRefused { seq, code, .. } => {
+            assert_eq!(code.as_str(), "unavailable", "refused as retryable");
+            refused.push(seq);
+        }
+        _ => {}
+    };
+    for i in 0..200u64 {
+        if i == 100 {
+            // Redis goes away for this node mid-stream.
+            proxy.set_refuse(true);
+            proxy.cut_all();
+        }
+        if i == 150 {
+            proxy.set_refuse(false);
+        }
+        let seq = client.publish("room", format!("p{i}")).unwrap();
+        sent.push((seq, format!("p{i}")));
+        tokio::time::sleep(Duration::from_millis(if (100..150).contains(&i) {
+            20
+        } else {
+            2
+        }))
+        .await;
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(1), client.next_event()).await
+        {
+            events(&mut acked, &mut refused, ev);
+        }
+    }
+    // Every publish is settled: acknowledged or refused by name.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client.unacked() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} publishes never settled",
+            client.unacked()
+        );
+        if let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(100), client.next_event()).await
+        {
+            events(&mut acked, &mut refused, ev);
+        }
+    }
+    assert!(!refused.is_empty(), "the cut refused some publishes");
+    assert_eq!(acked, 200, "the ack after recovery covers the rest");
+    // What Redis has: exactly the publishes not refused, once each, in order.
+    let stored: Vec<Bytes> =
+        tidings_broker::Store::read_after(&*direct, &ChannelName::new("room").unwrap(), 0, 1000)
+            .await
+            .unwrap()
+            .messages
+            .into_iter()
+            .map(|m| m.payload)
+            .collect();
+    let expected: Vec<Bytes> = sent
+        .iter()
+        .filter(|(seq, _)| !refused.contains(seq))
+        .map(|(_, p)| Bytes::from(p.clone()))
+        .collect();
+    assert_eq!(
+        stored, expected,
+        "nothing acknowledged lost, nothing refused stored"
+    );
+    direct.purge().await.unwrap();
+}
