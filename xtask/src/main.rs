@@ -66,6 +66,8 @@ Commands:
 Environment:
   TIDINGS_PEERS_DIR      where setup installs the peers and tests find them
   TIDINGS_REQUIRE_PEERS  set to 1 by ci/test: tests must fail, not skip, without peers
+  TIDINGS_REQUIRE_SERVICES set to 1 by ci/test: backend tests must fail, not skip, without
+                         PostgreSQL / Redis / NATS (TIDINGS_POSTGRES_URL, _REDIS_URL, _NATS_URL)
   CARGO_TARGET_DIR       respected by bench and load (criterion results, bench-report.md)
                          and test-browser (<target>/browser)
   TIDINGS_BROWSER_STRICT set to 0: test-browser reports known client bugs without failing
