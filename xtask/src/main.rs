@@ -59,7 +59,8 @@ Commands:
           --quick (500 connections, 3 s, 10,000 cycles: < 1 min), --leak-cycles N,
           --real-conns N, --rounds N (interleaved runs per server, the least disturbed by
           other processes is reported; default 2, 1 with --quick), --only tidings,tidings-ws-raw,tokio-tungstenite,fastwebsockets,
-          client,leak,profile, --profile (the tidings server under perf record too; writes
+          client,leak,profile,backends (publish -> deliver through memory and Redis at
+          TIDINGS_REDIS_URL, msg/s and p50/p99: tidings-test-node's tidings-backend-load), --profile (the tidings server under perf record too; writes
           <target>/load-profile.txt), --report-only (render <target>/load-results.txt again).
   help    This text.
 
