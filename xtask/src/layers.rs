@@ -22,6 +22,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-sse", 3),
     ("tidings-broker", 4),
     ("tidings-redis", 5),
+    ("tidings-postgres", 5),
     ("tidings-channels", 6),
     ("tidings-axum", 7),
     ("tidings", 8),

@@ -1,4 +1,4 @@
-//! Server processes on Redis: two nodes exchanging 10,000 messages through real clients, a node SIGKILLed and restarted mid-stream, and a client moved from a killed node to another.
+//! Server processes on Redis and PostgreSQL: two nodes exchanging 10,000 messages through real clients, a node SIGKILLed and restarted mid-stream, a client moved from a killed node to another, and a cut backend link.
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -11,9 +11,10 @@ use bytes::Bytes;
 use tidings::protocol::ClientEvent;
 use tidings::ws::Client;
 use tidings_broker::{Broker, Retention};
+use tidings_postgres::{PostgresBackend, PostgresConfig};
 use tidings_protocol::ChannelName;
 use tidings_redis::{RedisBackend, RedisConfig};
-use tidings_test::services::{redis_url, unique_name, unreachable};
+use tidings_test::services::{postgres_url, redis_url, unique_name, unreachable};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -165,7 +166,7 @@ async fn two_nodes_on_redis_deliver_10000_messages_from_both_sides_to_both_clien
 }
 
 /// Publishes `n` messages from the test process (another node, in effect).
-fn publisher(backend: Arc<RedisBackend>, n: usize) -> tokio::task::JoinHandle<()> {
+fn publisher<B: Broker>(backend: Arc<B>, n: usize) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let room = ChannelName::new("room").unwrap();
         for i in 0..n {
@@ -377,4 +378,55 @@ async fn a_cut_redis_link_refuses_unstored_publishes_by_name_loses_nothing_acked
         "nothing acknowledged lost, nothing refused stored"
     );
     direct.purge().await.unwrap();
+}
+
+/// A schema of its own on the test's PostgreSQL, or `None` (skipped loudly).
+async fn postgres(test: &str) -> Option<(String, Arc<PostgresBackend>)> {
+    let url = postgres_url();
+    let schema = unique_name("tidings_nodes");
+    let config = PostgresConfig::from_url(&url)
+        .unwrap()
+        .with_schema(schema.clone())
+        .with_retention(Retention::default().with_max_len(100_000));
+    match tokio::time::timeout(Duration::from_secs(10), PostgresBackend::connect(config)).await {
+        Ok(Ok(b)) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Some((format!("{url}{sep}schema={schema}&max_len=100000"), b))
+        }
+        Ok(Err(e)) => {
+            unreachable(test, "PostgreSQL", &url, &e);
+            None
+        }
+        Err(e) => {
+            unreachable(test, "PostgreSQL", &url, &e);
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_sigkilled_mid_stream_and_restarted_on_postgres_lets_its_client_recover_every_message()
+ {
+    let test = "a_node_sigkilled_mid_stream_and_restarted_on_postgres_lets_its_client_recover_every_message";
+    let Some((broker, backend)) = postgres(test).await else {
+        return;
+    };
+    let node = Node::start("127.0.0.1:0", &broker).await;
+    let addr = node.addr;
+    let client = Client::builder(node.url()).connect().unwrap();
+    client.subscribe("room").unwrap();
+    subscribed(&client).await;
+    const N: usize = 1_500;
+    let publishing = publisher(backend.clone(), N);
+    let first = collect(&client, 0, 300, 60).await;
+    node.kill().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = Node::start(&addr.to_string(), &broker).await;
+    let rest = collect(&client, 300, N - 300, 120).await;
+    publishing.await.unwrap();
+    let all: Vec<Bytes> = first.into_iter().chain(rest).map(|(_, p)| p).collect();
+    let expected: Vec<Bytes> = (0..N).map(|i| Bytes::from(format!("m{i}"))).collect();
+    assert_eq!(all, expected, "every message once, in order");
+    node.kill().await;
+    backend.drop_schema().await.unwrap();
 }

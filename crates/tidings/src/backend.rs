@@ -9,6 +9,10 @@ use tidings_channels::{Hub, HubConfig, MemoryBroker};
 #[doc(inline)]
 pub use tidings_redis as redis;
 
+#[cfg(feature = "postgres")]
+#[doc(inline)]
+pub use tidings_postgres as postgres;
+
 /// A backend URL could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,7 +54,7 @@ fn disabled(url: &str, feature: &'static str) -> ConnectError {
 }
 
 /// Connects a broker by URL: `memory://` (the in-process [`MemoryBroker`]),
-/// `redis://…` (feature `redis`).
+/// `redis://…` (feature `redis`), `postgres://…` (feature `postgres`).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -66,6 +70,9 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>, ConnectError> 
         "redis" | "rediss" => Ok(tidings_redis::RedisBackend::connect_url(url).await?),
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" => Err(disabled(url, "redis")),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(tidings_postgres::PostgresBackend::connect_url(url).await?),
+        #[cfg(not(feature = "postgres"))]
         "postgres" | "postgresql" => Err(disabled(url, "postgres")),
         "nats" => Err(disabled(url, "nats")),
         _ => Err(ConnectError::UnknownScheme(url.to_owned())),
@@ -73,7 +80,7 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>, ConnectError> 
 }
 
 /// Connects a store by URL: `memory://` ([`MemoryStore`]), `redis://…`
-/// (feature `redis`).
+/// (feature `redis`), `postgres://…` (feature `postgres`).
 pub async fn connect_store(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStore::default())),
@@ -81,6 +88,9 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
         "redis" | "rediss" => Ok(tidings_redis::RedisBackend::connect_url(url).await?),
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" => Err(disabled(url, "redis")),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(tidings_postgres::PostgresBackend::connect_url(url).await?),
+        #[cfg(not(feature = "postgres"))]
         "postgres" | "postgresql" => Err(disabled(url, "postgres")),
         "nats" => Err(disabled(url, "nats")),
         _ => Err(ConnectError::UnknownScheme(url.to_owned())),

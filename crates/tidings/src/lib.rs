@@ -59,6 +59,7 @@
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
+//! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
 //! | `full`      | all of the above except the backends                            | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
@@ -102,7 +103,7 @@ pub mod sse {
 #[doc(inline)]
 pub use tidings_channels as channels;
 
-/// Backends chosen by URL (`memory://`, and `redis://` with the `redis` feature):
+/// Backends chosen by URL (`memory://`; `redis://`, `postgres://` with their features):
 /// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
 #[cfg(feature = "channels")]
 pub mod backend;
