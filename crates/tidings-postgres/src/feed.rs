@@ -23,6 +23,8 @@ use tracing::{Instrument, debug, debug_span, info_span, warn};
 
 use crate::backend::PostgresBackend;
 
+/// How long a keyed publish is retried while PostgreSQL is unreachable.
+const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 /// Rows one read returns at most.
 const PAGE: usize = 1000;
 
@@ -152,7 +154,24 @@ impl PostgresBackend {
             dedup: key.map(Arc::from),
             payload,
         };
-        let a = self.append_inner(channel, &message).await.map_err(lost)?;
+        // With a key, a retry is safe (a lost reply's commit is found by
+        // the key): retried while PostgreSQL is unreachable, for up to 2 s.
+        let deadline = tokio::time::Instant::now() + PUBLISH_RETRY;
+        let mut delay = Duration::from_millis(20);
+        let a = loop {
+            match self.append_inner(channel, &message).await {
+                Err(e)
+                    if e.is_unavailable()
+                        && message.dedup.is_some()
+                        && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    debug!(error = %e, "append failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                other => break other.map_err(lost)?,
+            }
+        };
         Ok(PublishReceipt {
             seq: a.seq,
             id: a.id,
