@@ -430,3 +430,42 @@ async fn a_node_sigkilled_mid_stream_and_restarted_on_postgres_lets_its_client_r
     node.kill().await;
     backend.drop_schema().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_deliver_messages_from_both_sides_to_both_clients_once_in_one_order() {
+    let test =
+        "two_nodes_on_postgres_deliver_messages_from_both_sides_to_both_clients_once_in_one_order";
+    let Some((broker, backend)) = postgres(test).await else {
+        return;
+    };
+    let (a, b) = (
+        Node::start("127.0.0.1:0", &broker).await,
+        Node::start("127.0.0.1:0", &broker).await,
+    );
+    let ca = Client::builder(a.url()).connect().unwrap();
+    let cb = Client::builder(b.url()).connect().unwrap();
+    ca.subscribe("room").unwrap();
+    cb.subscribe("room").unwrap();
+    subscribed(&ca).await;
+    subscribed(&cb).await;
+    // Fewer than on Redis: each append is a PostgreSQL transaction.
+    const EACH: usize = 1_000;
+    let (ca, cb) = (Arc::new(ca), Arc::new(cb));
+    let (pa, pb) = (ca.clone(), cb.clone());
+    let ta = tokio::spawn(async move { publish_all(&pa, "a", EACH).await });
+    let tb = tokio::spawn(async move { publish_all(&pb, "b", EACH).await });
+    let (ra, rb) = tokio::join!(
+        collect(&ca, 0, 2 * EACH, 120),
+        collect(&cb, 0, 2 * EACH, 120)
+    );
+    ta.await.unwrap();
+    tb.await.unwrap();
+    assert_eq!(ra, rb, "one agreed order");
+    let mut payloads: Vec<_> = ra.into_iter().map(|(_, p)| p).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), 2 * EACH, "every publish exactly once");
+    a.kill().await;
+    b.kill().await;
+    backend.drop_schema().await.unwrap();
+}
