@@ -432,7 +432,8 @@ async fn a_node_sigkilled_mid_stream_and_restarted_on_postgres_lets_its_client_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_on_postgres_deliver_messages_from_both_sides_to_both_clients_once_in_one_order() {
+async fn two_nodes_on_postgres_deliver_messages_from_both_sides_to_both_clients_once_in_one_order()
+{
     let test =
         "two_nodes_on_postgres_deliver_messages_from_both_sides_to_both_clients_once_in_one_order";
     let Some((broker, backend)) = postgres(test).await else {
