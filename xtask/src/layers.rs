@@ -25,6 +25,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-postgres", 5),
     ("tidings-channels", 6),
     ("tidings-axum", 7),
+    ("tidings-presence", 7),
     ("tidings", 8),
     // Tools: above channels, below integrations, never a library's dependency.
     ("tidings-test", 7),

@@ -33,11 +33,15 @@
 //! onto it.
 
 mod auth;
+mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
 mod origin;
 mod rejection;
+mod server;
 mod sse;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
 
 use axum::Router;
@@ -46,15 +50,19 @@ use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{
     JwtAuth, JwtKeyError, TOKEN_COOKIE, TOKEN_QUERY, TOKEN_SUBPROTOCOL_PREFIX, token_of,
 };
 pub use origin::Origins;
 pub use rejection::Rejection;
+pub use server::Server;
 pub use sse::SseRoute;
 pub use tidings_channels::{ChannelGrants, Identity};
 pub use tidings_sse::SseConfig;
+#[cfg(feature = "tls")]
+pub use tls::{TLS_CERT_ENV, TLS_KEY_ENV, TlsConfig, TlsError};
 pub use ws::TidingsRoute;
 
 /// Mounting the tidings WebSocket endpoint on a [`Router`].

@@ -14,6 +14,8 @@
 //!   timeout.
 //! * [`services`]: URLs of the shared PostgreSQL, Redis and NATS, unique
 //!   names per test, loud skips (failures under `TIDINGS_REQUIRE_SERVICES=1`).
+//! * [`tls`]: [`tls::TestCa`], a throw-away CA and server certificate for
+//!   wss:// and https:// tests.
 //!
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
@@ -22,6 +24,7 @@ pub mod peers;
 pub mod proxy;
 pub mod services;
 pub mod suite;
+pub mod tls;
 
 pub use peers::{PeerError, PeerMissing};
 pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};

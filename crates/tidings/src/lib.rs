@@ -60,6 +60,9 @@
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
 //! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
+//! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
+//! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
+//! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
 //! | `full`      | all of the above except the backends                            | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
@@ -113,6 +116,12 @@ pub mod backend;
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use tidings_axum as axum;
+
+/// Presence (`tidings-presence`): who is in each room, across nodes — the `Presence` hub
+/// extension (feature `presence`) and the client's `PresenceView` (feature `presence-client`).
+#[cfg(any(feature = "presence", feature = "presence-client"))]
+#[doc(inline)]
+pub use tidings_presence as presence;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {
