@@ -123,6 +123,12 @@ pub use tidings_axum as axum;
 #[doc(inline)]
 pub use tidings_presence as presence;
 
+/// CRDT documents (`tidings-sync`): Yjs-compatible sync on yrs (`SyncDoc`, `Docs`, a
+/// y-websocket connection handler).
+#[cfg(feature = "sync")]
+#[doc(inline)]
+pub use tidings_sync as sync;
+
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {
     pub use crate::core::{ChannelName, ClientEvent, ClientState, Gap, Message};
