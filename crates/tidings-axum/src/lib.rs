@@ -43,6 +43,8 @@ mod sse;
 #[cfg(feature = "tls")]
 mod tls;
 mod ws;
+#[cfg(feature = "yjs")]
+mod yjs;
 
 use axum::Router;
 use axum::extract::{Path, Request};
@@ -64,6 +66,29 @@ pub use tidings_sse::SseConfig;
 #[cfg(feature = "tls")]
 pub use tls::{TLS_CERT_ENV, TLS_KEY_ENV, TlsConfig, TlsError};
 pub use ws::TidingsRoute;
+#[cfg(feature = "yjs")]
+pub use yjs::YjsRoute;
+
+/// Mounting a y-websocket endpoint ([`YjsRoute`]) on a [`Router`].
+#[cfg(feature = "yjs")]
+pub trait YjsRouterExt {
+    /// Serves document `NAME` at `<prefix>/NAME` (e.g. prefix `/yjs`).
+    fn tidings_yjs(self, prefix: &str, route: YjsRoute) -> Self;
+}
+
+#[cfg(feature = "yjs")]
+impl<S: Clone + Send + Sync + 'static> YjsRouterExt for Router<S> {
+    fn tidings_yjs(self, prefix: &str, route: YjsRoute) -> Self {
+        let path = format!("{}/{{doc}}", prefix.trim_end_matches('/'));
+        self.route(
+            &path,
+            get(move |Path(doc): Path<String>, req: Request| {
+                let route = route.clone();
+                async move { route.handle(doc, req).await }
+            }),
+        )
+    }
+}
 
 /// Mounting the tidings WebSocket endpoint on a [`Router`].
 pub trait RouterExt {

@@ -120,6 +120,13 @@ impl SyncDoc {
     /// y-protocols messages back to back; each is applied in turn, and the
     /// first that fails stops the rest).
     pub fn handle(&mut self, data: &[u8]) -> Result<Outcome, SyncError> {
+        self.handle_as(data, true)
+    }
+
+    /// [`SyncDoc::handle`] for a peer that may change the document only if
+    /// `may_write` (a read-only peer's non-empty updates are refused with
+    /// [`SyncError::ReadOnly`]; it still syncs and shares awareness).
+    pub fn handle_as(&mut self, data: &[u8], may_write: bool) -> Result<Outcome, SyncError> {
         if data.len() > self.config.max_message_bytes {
             return Err(SyncError::MessageTooLarge {
                 size: data.len(),
@@ -136,6 +143,9 @@ impl SyncDoc {
                         .push(Message::Sync(SyncMessage::SyncStep2(update)).encode_v1());
                 }
                 Message::Sync(SyncMessage::SyncStep2(bytes) | SyncMessage::Update(bytes)) => {
+                    if !may_write && bytes.len() > 2 {
+                        return Err(SyncError::ReadOnly);
+                    }
                     if self.apply(&bytes)? {
                         out.broadcast
                             .push(Message::Sync(SyncMessage::Update(bytes)).encode_v1());

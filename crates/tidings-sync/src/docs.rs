@@ -173,12 +173,23 @@ impl Docs {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("tidings_sync_peer", doc = name, peer = id);
-        self.serve_inner(name, id, ws).instrument(span).await;
+        self.serve_connection_as(name, ws, true).await;
     }
 
-    async fn serve_inner<S>(&self, name: &str, id: u64, ws: WebSocketStream<S>)
+    /// [`Docs::serve_connection`] for a peer that may change the document
+    /// only if `may_write` (otherwise its updates close it with 1008).
+    pub async fn serve_connection_as<S>(&self, name: &str, ws: WebSocketStream<S>, may_write: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("tidings_sync_peer", doc = name, peer = id, may_write);
+        self.serve_inner(name, id, ws, may_write)
+            .instrument(span)
+            .await;
+    }
+
+    async fn serve_inner<S>(&self, name: &str, id: u64, ws: WebSocketStream<S>, may_write: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -232,7 +243,7 @@ impl Docs {
                     .await;
                 break;
             }
-            let result = room.doc().handle(&data);
+            let result = room.doc().handle_as(&data, may_write);
             match result {
                 Ok(out) => {
                     for m in out.reply {
@@ -248,7 +259,7 @@ impl Docs {
                         SyncError::MessageTooLarge { .. } | SyncError::DocumentTooLarge { .. } => {
                             CloseCode::Size
                         }
-                        SyncError::Rejected(_) => CloseCode::Policy,
+                        SyncError::Rejected(_) | SyncError::ReadOnly => CloseCode::Policy,
                         _ => CloseCode::Unsupported,
                     };
                     let _ = tx.send(Outgoing::Close(code, e.to_string())).await;

@@ -29,6 +29,9 @@ pub enum SyncError {
     /// The server's update hook rejected the update.
     #[error("update rejected: {0}")]
     Rejected(String),
+    /// The peer may read the document, not change it.
+    #[error("this connection may not change the document")]
+    ReadOnly,
     /// The peer sent awareness updates faster than allowed.
     #[error("awareness updates too frequent")]
     RateLimited,
