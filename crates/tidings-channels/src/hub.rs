@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession,
-    ServerState, SessionId, SharedMessage,
+    InvalidChannelName, ProtocolError, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
+    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
 };
 use tidings_runtime::{
     Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,
@@ -23,6 +23,7 @@ use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId
 use crate::extension::{ExtensionGuard, HubExtension, SessionInfo};
 use crate::identity::{Identity, IdentityGuard};
 use crate::memory::{MemoryBroker, PublishCache};
+use crate::rpc_hook::{RpcConnection, RpcLink, RpcService};
 
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
 const COMPACT_PAYLOAD: usize = 2048;
@@ -38,10 +39,20 @@ fn compact(payload: Bytes) -> Bytes {
     }
 }
 
-fn publish_failed(entry: &Entry, channel: &ChannelName, e: &BrokerError) {
-    warn!(error = %e, %channel, "publish failed");
-    entry.lock().report_error(
-        ErrorCode::Internal,
+/// The broker did not take publish `seq`: with `ack_after_store` the client
+/// gets it refused by name (`unavailable` when the backend is down: its
+/// caller may publish it again later), else an error report.
+fn publish_failed(entry: &Entry, seq: u64, channel: &ChannelName, e: &BrokerError) {
+    warn!(error = %e, %channel, seq, "publish failed");
+    let code = if e.is_unavailable() {
+        ErrorCode::Unavailable
+    } else {
+        ErrorCode::Internal
+    };
+    entry.lock().publish_failed(
+        Instant::now(),
+        seq,
+        code,
         format!("publish to {channel} failed: {e}"),
     );
 }
@@ -96,14 +107,14 @@ pub struct HubStats {
 // (the two epochs, the session lock, the waker and the session's first,
 // hottest fields: see `ServerSession`) shares one cache line.
 #[repr(C, align(64))]
-struct Entry {
+pub(crate) struct Entry {
     /// The session's connection epoch, mirrored out of the lock (written under
     /// it) so that every pump turn can check for a takeover without locking.
     current: AtomicU64,
     /// Epoch of the connection now handling this session's events (0: none).
     /// That connection pumps again right after, so deliveries made meanwhile
     /// (e.g. a publish to its own channel) need not wake it.
-    handling: AtomicU64,
+    pub(crate) handling: AtomicU64,
     /// The epoch of the connection whose turn it is to publish (0: nobody's),
     /// held from taking a publish out of the session until the broker has it:
     /// a session's publishes reach the broker one at a time, in the order the
@@ -152,10 +163,10 @@ impl Drop for PublishTurn<'_> {
 /// pump registers on every turn and fan-out wakes on every delivery, both
 /// already holding the session lock, so the waker costs no atomics of its own.
 #[repr(C)]
-struct Slot {
+pub(crate) struct Slot {
     /// The task of the attached connection (kept after a wake: waking twice
     /// costs one spurious poll at most).
-    waker: Option<Waker>,
+    pub(crate) waker: Option<Waker>,
     session: ServerSession,
 }
 
@@ -190,7 +201,7 @@ impl Entry {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Slot> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -251,6 +262,8 @@ struct Inner {
     shutting_down: AtomicBool,
     reaper_started: AtomicBool,
     idle: tokio::sync::Notify,
+    /// The RPC layer, when one is installed ([`Hub::set_rpc`]).
+    rpc: std::sync::OnceLock<Arc<dyn RpcService>>,
     /// Services plugged in with [`Hub::extend`] (read on session events, not
     /// per message).
     extensions: RwLock<Arc<[Arc<dyn HubExtension>]>>,
@@ -298,6 +311,12 @@ impl Hub {
         memory: Option<Arc<MemoryBroker>>,
         config: HubConfig,
     ) -> Self {
+        // A durable broker can be down: a client's publish is acknowledged
+        // only once the broker has it (see `ServerConfig::ack_after_store`).
+        let mut config = config;
+        if broker.is_durable() {
+            config.session.ack_after_store = true;
+        }
         Self {
             inner: Arc::new(Inner {
                 broker,
@@ -311,9 +330,17 @@ impl Hub {
                 shutting_down: AtomicBool::new(false),
                 reaper_started: AtomicBool::new(false),
                 idle: tokio::sync::Notify::new(),
+                rpc: std::sync::OnceLock::new(),
                 extensions: RwLock::new(Arc::from(Vec::new())),
             }),
         }
+    }
+
+    /// Serves RPC with `service` on every connection (`tidings-rpc`'s
+    /// server); false when a service is installed already (it stays).
+    /// Without one, calls are answered with `unknown_method`.
+    pub fn set_rpc(&self, service: Arc<dyn RpcService>) -> bool {
+        self.inner.rpc.set(service).is_ok()
     }
 
     /// The hub's settings (transports use the session limits, e.g. to check
@@ -572,6 +599,8 @@ impl Hub {
             closing: AtomicBool::new(false),
             sync_broker: self.inner.memory.clone(),
             publish_cache: Mutex::default(),
+            identity: identity.clone(),
+            rpc: Mutex::new(None),
         };
         let mut timer = TokioTimer::default();
         loop {
@@ -591,6 +620,8 @@ impl Hub {
         // Events raised while ending (e.g. Closed) still need handling; no
         // wake-up will come for them, so wait for the publish turn.
         self.handle_events(&conn, true).await;
+        // Calls live on one connection: dropping its RPC state cancels them.
+        drop(conn.rpc.lock().unwrap_or_else(|p| p.into_inner()).take());
         let detached = {
             let mut s = entry.lock();
             if s.epoch() == epoch {
@@ -660,12 +691,11 @@ impl Hub {
                         self.drop_subscription(&conn.entry, &channel, id);
                     }
                 }
-                ServerEvent::Publish { channel, payload } => {
-                    let result = self.inner.broker.publish(&channel, compact(payload)).await;
-                    if let Err(e) = result {
-                        publish_failed(&conn.entry, &channel, &e);
-                    }
-                }
+                ServerEvent::Publish {
+                    seq,
+                    channel,
+                    payload,
+                } => self.publish_for(conn, seq, channel, payload).await,
                 ServerEvent::Disconnect { code, reason } => {
                     *conn.close.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, reason));
                     conn.closing.store(true, Ordering::Release);
@@ -674,9 +704,55 @@ impl Hub {
                     debug!(%reason, "session ended");
                     self.remove(&conn.entry);
                 }
+                ServerEvent::Rpc(frame) => self.on_rpc(conn, frame),
                 _ => {}
             }
         }
+    }
+
+    /// Hands an RPC frame to the connection's RPC state (opened at its first frame).
+    fn on_rpc(&self, conn: &Conn, frame: RpcFrame) {
+        let link = RpcLink {
+            entry: conn.entry.clone(),
+            epoch: conn.epoch,
+        };
+        let Some(service) = self.inner.rpc.get() else {
+            if let RpcKind::Call { .. } = frame.kind {
+                link.send(RpcFrame {
+                    call: frame.call,
+                    kind: RpcKind::Reply(Err(RpcFault {
+                        code: RpcCode::UnknownMethod,
+                        message: "this server serves no RPC".into(),
+                        data: None,
+                    })),
+                });
+            }
+            return;
+        };
+        let mut rpc = conn.rpc.lock().unwrap_or_else(|p| p.into_inner());
+        rpc.get_or_insert_with(|| service.connect(link, conn.identity.clone()))
+            .on_frame(frame);
+    }
+
+    /// Hands publish `seq` of `conn`'s session to the broker. With
+    /// `ack_after_store`, under an idempotency key (session id and publish
+    /// number: a backend stores a re-sent publish once), and the session
+    /// acknowledges it only when the broker answers.
+    async fn publish_for(&self, conn: &Conn, seq: u64, channel: ChannelName, payload: Bytes) {
+        let broker = &self.inner.broker;
+        if !self.inner.session_config.ack_after_store {
+            if let Err(e) = broker.publish(&channel, compact(payload)).await {
+                publish_failed(&conn.entry, seq, &channel, &e);
+            }
+            return;
+        }
+        let key = format!("{}:{seq}", conn.entry.lock().id().0);
+        let bytes = payload.len();
+        match broker.publish_keyed(&channel, compact(payload), &key).await {
+            Ok(_) => conn.entry.lock().publish_stored(Instant::now(), seq, bytes),
+            Err(e) => publish_failed(&conn.entry, seq, &channel, &e),
+        }
+        conn.entry.wake();
     }
 
     async fn subscribe(&self, entry: &Arc<Entry>, channel: ChannelName, after: Option<u64>) {
@@ -872,6 +948,10 @@ struct Conn {
     /// still decoded with it).
     codec: Arc<dyn FrameCodec>,
     close: Mutex<Option<(u16, String)>>,
+    /// Who the connection is (for RPC authorization).
+    identity: Option<Identity>,
+    /// The connection's RPC calls (see [`RpcService`]).
+    rpc: Mutex<Option<Box<dyn RpcConnection>>>,
 }
 
 impl Conn {
