@@ -28,6 +28,7 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         "tidings-sse",
         &["--no-default-features", "--features", "client"],
     ),
+    ("tidings-leptos", &[]),
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

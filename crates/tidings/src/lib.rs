@@ -58,7 +58,8 @@
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
-//! | `full`      | all of the above                                                | no     |
+//! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
+//! | `full`      | all of the above except `leptos`                                | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -106,6 +107,12 @@ pub use tidings_channels as channels;
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use tidings_axum as axum;
+
+/// Leptos 0.8 hooks (`tidings-leptos`): `use_connection`, `use_channel`, `use_subscription`,
+/// `use_publish`. Connects on wasm32 only; inert under SSR.
+#[cfg(feature = "leptos")]
+#[doc(inline)]
+pub use tidings_leptos as leptos;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {
