@@ -508,3 +508,89 @@ pub fn use_channel(connection: Connection, channel: &str) -> Channel {
         publisher: use_publish(connection, channel),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The event router: messages and notices reach the subscribers of their channel only.
+
+    use leptos::prelude::{GetUntracked, Owner};
+    use tidings_protocol::{Gap, MessageId};
+
+    use super::*;
+
+    fn sink() -> (
+        Sink,
+        ReadSignal<Vec<Message>>,
+        ReadSignal<Vec<ChannelNotice>>,
+    ) {
+        let (messages, set_messages) = signal(Vec::new());
+        let (notices, set_notices) = signal(Vec::new());
+        let s = Sink {
+            id: 0,
+            messages: set_messages,
+            notices: set_notices,
+        };
+        (s, messages, notices)
+    }
+
+    #[test]
+    fn events_reach_their_channel_subscribers_in_order() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let (status, set_status) = signal(ConnectionStatus::Idle);
+            let mut router = Router::default();
+            let (a, a_msgs, a_notes) = sink();
+            let (b, b_msgs, _) = sink();
+            let (a_id, first) = router.add("room:a", a);
+            assert!(first);
+            let (_, first) = router.add("room:b", b);
+            assert!(first);
+            let (a2, a2_msgs, _) = sink();
+            let (a2_id, first) = router.add("room:a", a2);
+            assert!(!first);
+
+            router.dispatch(
+                set_status,
+                ClientEvent::Connected {
+                    session: tidings_protocol::SessionId("s".into()),
+                    resumed: false,
+                },
+            );
+            assert_eq!(
+                status.get_untracked(),
+                ConnectionStatus::Open { resumed: false }
+            );
+            for seq in 1..=3 {
+                router.dispatch(
+                    set_status,
+                    ClientEvent::Message(Message {
+                        channel: tidings_protocol::ChannelName::new("room:a").expect("valid name"),
+                        seq,
+                        id: MessageId(seq),
+                        payload: bytes::Bytes::from(format!("{seq}")),
+                    }),
+                );
+            }
+            router.dispatch(
+                set_status,
+                ClientEvent::Gap(Gap {
+                    channel: tidings_protocol::ChannelName::new("room:a").expect("valid name"),
+                    from: 4,
+                    to: 9,
+                }),
+            );
+            let seqs: Vec<u64> = a_msgs.get_untracked().iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, [1, 2, 3]);
+            assert_eq!(a2_msgs.get_untracked().len(), 3);
+            assert!(b_msgs.get_untracked().is_empty());
+            assert_eq!(
+                a_notes.get_untracked(),
+                [ChannelNotice::Gap { from: 4, to: 9 }]
+            );
+
+            assert!(!router.remove("room:a", a_id));
+            assert!(router.remove("room:a", a2_id));
+        });
+        owner.cleanup();
+    }
+}
