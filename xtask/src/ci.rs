@@ -20,6 +20,7 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
     ("tidings-protocol", &[]),
     ("tidings-runtime", &["--features", "wasm"]),
     ("tidings-codec", &[]),
+    ("tidings-presence", &["--no-default-features"]),
     (
         "tidings-ws",
         &["--no-default-features", "--features", "client"],

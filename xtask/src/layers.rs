@@ -22,6 +22,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-channels", 5),
     ("tidings-axum", 6),
     ("tidings-leptos", 6),
+    ("tidings-presence", 6),
     ("tidings", 7),
     // Tools: above channels, below integrations, never a library's dependency.
     ("tidings-test", 6),

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId};
 
+use crate::extension::{ExtensionGuard, HubExtension, SessionInfo};
 use crate::identity::{Identity, IdentityGuard};
 use crate::memory::{MemoryBroker, PublishCache};
 
@@ -111,9 +112,9 @@ struct Entry {
     publishing: AtomicU64,
     session: Mutex<Slot>,
     subs: Mutex<ChannelMap<SubscriberId>>,
-    /// The subject of the identity that opened the session (`None`:
-    /// anonymous); only the same subject may resume it.
-    owner: Option<Arc<str>>,
+    /// The session's id and the subject of the identity that opened it
+    /// (`None`: anonymous); only the same subject may resume it.
+    info: SessionInfo,
 }
 
 /// A connection's turn to take publishes out of its session and hand them to
@@ -174,7 +175,10 @@ impl std::ops::DerefMut for Slot {
 impl Entry {
     fn new(session: ServerSession, owner: Option<Arc<str>>) -> Self {
         Self {
-            owner,
+            info: SessionInfo {
+                id: session.id().clone(),
+                owner,
+            },
             session: Mutex::new(Slot {
                 session,
                 waker: None,
@@ -247,6 +251,9 @@ struct Inner {
     shutting_down: AtomicBool,
     reaper_started: AtomicBool,
     idle: tokio::sync::Notify,
+    /// Services plugged in with [`Hub::extend`] (read on session events, not
+    /// per message).
+    extensions: RwLock<Arc<[Arc<dyn HubExtension>]>>,
 }
 
 /// Serves tidings sessions; cheap to clone (one `Arc`).
@@ -304,6 +311,7 @@ impl Hub {
                 shutting_down: AtomicBool::new(false),
                 reaper_started: AtomicBool::new(false),
                 idle: tokio::sync::Notify::new(),
+                extensions: RwLock::new(Arc::from(Vec::new())),
             }),
         }
     }
@@ -312,6 +320,35 @@ impl Hub {
     /// frames before they reach a session).
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// Plugs `extension` into the hub: it sees every session's lifecycle and
+    /// subscriptions from now on, and serves the channels it
+    /// [owns](HubExtension::owns) (clients may subscribe to them, not publish
+    /// on them). Plug extensions in before serving connections: sessions
+    /// opened earlier are not told about the ones plugged in later.
+    pub fn extend(&self, extension: Arc<dyn HubExtension>) {
+        let mut list = self
+            .inner
+            .extensions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut next: Vec<_> = list.iter().cloned().collect();
+        next.push(extension);
+        *list = Arc::from(next);
+    }
+
+    fn extensions(&self) -> Arc<[Arc<dyn HubExtension>]> {
+        self.inner
+            .extensions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The extension that owns `channel`, if any.
+    fn owner_of(&self, channel: &ChannelName) -> Option<Arc<dyn HubExtension>> {
+        self.extensions().iter().find(|e| e.owns(channel)).cloned()
     }
 
     /// The broker.
@@ -436,7 +473,7 @@ impl Hub {
             .and_then(|t| self.sessions().get(t).cloned());
         let subject = identity.as_ref().map(|i| i.subject());
         if let Some(entry) = &resumed
-            && entry.owner.as_deref() != subject
+            && entry.info.owner.as_deref() != subject
         {
             warn!("resume token presented by another identity: refused");
             let e = "this session belongs to another identity";
@@ -467,6 +504,7 @@ impl Hub {
             entry.wake(); // an older connection of this session must stop
             Some((entry, epoch))
         });
+        let was_resumed = resumed.is_some();
         let (entry, epoch) = match resumed {
             Some(attached) => attached,
             None => {
@@ -479,8 +517,17 @@ impl Hub {
                     now,
                 );
                 let mut session = session;
+                let extensions = self.extensions();
+                let grants = identity.as_ref().map(|i| i.grants().clone());
+                if !extensions.is_empty() {
+                    session.set_guard(Arc::new(ExtensionGuard {
+                        grants: grants.clone(),
+                        extensions,
+                    }));
+                } else if let Some(grants) = grants {
+                    session.set_guard(Arc::new(IdentityGuard(grants)));
+                }
                 if let Some(identity) = &identity {
-                    session.set_guard(Arc::new(IdentityGuard(identity.grants().clone())));
                     session.set_credentials_expiry(identity.expires().map(|at| {
                         let left = at
                             .duration_since(std::time::SystemTime::now())
@@ -507,6 +554,9 @@ impl Hub {
             )
         };
         transport.attached(&attachment);
+        for ext in self.extensions().iter() {
+            ext.attached(&entry.info, was_resumed);
+        }
         tracing::Span::current().record("session", attachment.session.0.as_str());
         debug!(epoch, "session attached");
         let conn = Conn {
@@ -544,6 +594,9 @@ impl Hub {
             s.epoch() == epoch && s.state() == ServerState::Detached
         };
         if detached {
+            for ext in self.extensions().iter() {
+                ext.detached(&entry.info);
+            }
             self.detached_list().push(entry);
         }
     }
@@ -599,7 +652,7 @@ impl Hub {
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&channel);
                     if let Some(id) = id {
-                        self.inner.broker.unsubscribe(&channel, id);
+                        self.drop_subscription(&conn.entry, &channel, id);
                     }
                 }
                 ServerEvent::Publish { channel, payload } => {
@@ -623,7 +676,19 @@ impl Hub {
 
     async fn subscribe(&self, entry: &Arc<Entry>, channel: ChannelName, after: Option<u64>) {
         let sink: Arc<dyn Delivery> = entry.clone();
-        match self.inner.broker.subscribe(&channel, after, sink).await {
+        let result = match self.owner_of(&channel) {
+            Some(ext) => ext.subscribe(&entry.info, &channel, after, sink),
+            None => {
+                let r = self.inner.broker.subscribe(&channel, after, sink).await;
+                if r.is_ok() {
+                    for ext in self.extensions().iter() {
+                        ext.subscribed(&entry.info, &channel);
+                    }
+                }
+                r
+            }
+        };
+        match result {
             Ok(sub) => {
                 entry
                     .subs
@@ -654,7 +719,24 @@ impl Hub {
             .drain()
             .collect();
         for (channel, id) in subs {
-            self.inner.broker.unsubscribe(&channel, id);
+            self.drop_subscription(entry, &channel, id);
+        }
+        for ext in self.extensions().iter() {
+            ext.ended(&entry.info);
+        }
+    }
+
+    /// Ends subscription `id` of `entry` to `channel`, at the extension that
+    /// owns the channel or at the broker.
+    fn drop_subscription(&self, entry: &Entry, channel: &ChannelName, id: SubscriberId) {
+        match self.owner_of(channel) {
+            Some(ext) => ext.unsubscribe(channel, id),
+            None => {
+                self.inner.broker.unsubscribe(channel, id);
+                for ext in self.extensions().iter() {
+                    ext.unsubscribed(&entry.info, channel);
+                }
+            }
         }
     }
 

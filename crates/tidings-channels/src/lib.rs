@@ -15,10 +15,12 @@
 //! tokens are secrets and come from the operating system's CSPRNG), `foldhash`
 //! (picks the memory broker's map shard for a channel name, seeded at random).
 
+mod extension;
 mod hub;
 mod identity;
 mod memory;
 
+pub use extension::{HubExtension, SessionInfo, SubscribeRule};
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};

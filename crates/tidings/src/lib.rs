@@ -114,6 +114,12 @@ pub use tidings_axum as axum;
 #[doc(inline)]
 pub use tidings_leptos as leptos;
 
+/// Presence (`tidings-presence`): who is in each room, across nodes — the `Presence` hub
+/// extension (feature `presence`) and the client's `PresenceView` (feature `presence-client`).
+#[cfg(any(feature = "presence", feature = "presence-client"))]
+#[doc(inline)]
+pub use tidings_presence as presence;
+
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {
     pub use crate::core::{ChannelName, ClientEvent, ClientState, Gap, Message};
