@@ -19,6 +19,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use tidings::axum::HealthRouterExt;
 use tidings::prelude::*;
 
 /// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser
@@ -26,14 +27,16 @@ use tidings::prelude::*;
 pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 
 /// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings WebSocket endpoint
-/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`).
+/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`);
+/// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
 pub fn chat_app(hub: Hub) -> Router {
     Router::new()
         .route("/", get(index))
         .tidings("/ws", hub.clone())
-        .tidings_sse("/sse", hub)
+        .tidings_sse("/sse", hub.clone())
+        .tidings_health(tidings::axum::Health::new(hub))
 }
 
 async fn index() -> impl IntoResponse {
@@ -53,6 +56,36 @@ pub fn port_from_env(default: u16) -> Result<u16, String> {
             .map_err(|e| format!("PORT={v:?} is not a port number (0-65535): {e}")),
         _ => Ok(default),
     }
+}
+
+/// The chat server's TLS settings from the environment: `TIDINGS_TLS_CERT` and
+/// `TIDINGS_TLS_KEY` (PEM files) serve that certificate; else
+/// `TIDINGS_TLS_SELF_SIGNED=1` makes a development certificate for `localhost` and
+/// `127.0.0.1` and writes its PEM to `target/chat-dev-cert.pem` (or `$TIDINGS_TLS_DEV_CERT_OUT`) for
+/// clients to trust; else plain HTTP (`Ok(None)`).
+///
+/// # Errors
+/// A message naming what is wrong (unreadable PEM, only one variable set, ...).
+pub fn tls_from_env()
+-> Result<Option<(tidings::axum::TlsConfig, Option<std::path::PathBuf>)>, String> {
+    use tidings::axum::TlsConfig;
+    if let Some(tls) = TlsConfig::from_env().map_err(|e| e.to_string())? {
+        return Ok(Some((tls, None)));
+    }
+    let dev = std::env::var("TIDINGS_TLS_SELF_SIGNED").is_ok_and(|v| v == "1" || v == "true");
+    if !dev {
+        return Ok(None);
+    }
+    let (tls, cert_pem) =
+        TlsConfig::self_signed(&["localhost", "127.0.0.1"]).map_err(|e| e.to_string())?;
+    let out = std::env::var_os("TIDINGS_TLS_DEV_CERT_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target/chat-dev-cert.pem"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&out, cert_pem).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    Ok(Some((tls, Some(out))))
 }
 
 /// Logs to stderr with `RUST_LOG` as the filter (default `info`).

@@ -16,7 +16,12 @@ async fn start(hub: Hub) -> SocketAddr {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, chat_app(hub)).await });
+    // The chat binary's server: tidings_axum::Server (handshake timeout, per-IP cap).
+    tokio::spawn(async move {
+        tidings::axum::Server::new()
+            .serve(listener, chat_app(hub), std::future::pending())
+            .await
+    });
     addr
 }
 
@@ -114,4 +119,35 @@ async fn two_clients_chat_in_a_room() {
         (m.seq, &m.payload[..]),
         (3, &br#"{"text":"welcome","from":"server"}"#[..])
     );
+}
+
+/// Request targets that try to climb out of the served tree: none may reach a file.
+#[tokio::test]
+async fn path_traversal_gets_404() {
+    let addr = start(Hub::new(Arc::new(MemoryBroker::default()))).await;
+    for path in [
+        "/../Cargo.toml",
+        "/../../../../etc/passwd",
+        "/static/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/..%5c..%5cCargo.toml",
+        "/./../examples/static/chat.html",
+        "//etc/passwd",
+    ] {
+        let (head, body) = http_get(addr, path).await;
+        assert!(
+            head.starts_with("HTTP/1.1 404"),
+            "{path}: expected 404, got {head}"
+        );
+        assert!(!body.contains("root:"), "{path} leaked a file: {body}");
+        assert!(!body.contains("[package]"), "{path} leaked a file: {body}");
+    }
+    // The health endpoints are mounted.
+    let (head, body) = http_get(addr, "/readyz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ready");
+    // The page itself is still there.
+    let (head, _) = http_get(addr, "/").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }

@@ -20,6 +20,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-sse", 3),
     ("tidings-broker", 4),
     ("tidings-channels", 5),
+    ("tidings-sync", 5),
     ("tidings-axum", 6),
     ("tidings-leptos", 6),
     ("tidings-presence", 6),

@@ -33,12 +33,18 @@
 //! onto it.
 
 mod auth;
+mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
 mod origin;
 mod rejection;
+mod server;
 mod sse;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
+#[cfg(feature = "yjs")]
+mod yjs;
 
 use axum::Router;
 use axum::extract::{Path, Request};
@@ -46,16 +52,43 @@ use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{
     JwtAuth, JwtKeyError, TOKEN_COOKIE, TOKEN_QUERY, TOKEN_SUBPROTOCOL_PREFIX, token_of,
 };
 pub use origin::Origins;
 pub use rejection::Rejection;
+pub use server::Server;
 pub use sse::SseRoute;
 pub use tidings_channels::{ChannelGrants, Identity};
 pub use tidings_sse::SseConfig;
+#[cfg(feature = "tls")]
+pub use tls::{TLS_CERT_ENV, TLS_KEY_ENV, TlsConfig, TlsError};
 pub use ws::TidingsRoute;
+#[cfg(feature = "yjs")]
+pub use yjs::YjsRoute;
+
+/// Mounting a y-websocket endpoint ([`YjsRoute`]) on a [`Router`].
+#[cfg(feature = "yjs")]
+pub trait YjsRouterExt {
+    /// Serves document `NAME` at `<prefix>/NAME` (e.g. prefix `/yjs`).
+    fn tidings_yjs(self, prefix: &str, route: YjsRoute) -> Self;
+}
+
+#[cfg(feature = "yjs")]
+impl<S: Clone + Send + Sync + 'static> YjsRouterExt for Router<S> {
+    fn tidings_yjs(self, prefix: &str, route: YjsRoute) -> Self {
+        let path = format!("{}/{{doc}}", prefix.trim_end_matches('/'));
+        self.route(
+            &path,
+            get(move |Path(doc): Path<String>, req: Request| {
+                let route = route.clone();
+                async move { route.handle(doc, req).await }
+            }),
+        )
+    }
+}
 
 /// Mounting the tidings WebSocket endpoint on a [`Router`].
 pub trait RouterExt {

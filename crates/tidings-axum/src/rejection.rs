@@ -29,6 +29,10 @@ pub enum Rejection {
     /// The endpoint's connection limit is reached (503).
     #[error("connection limit reached")]
     ConnectionLimit,
+    /// The client's IP address has as many connections open as
+    /// [`crate::Server::max_connections_per_ip`] allows (429).
+    #[error("too many connections from this address: close one and retry")]
+    TooManyConnections,
     /// The request's `Origin` is not on the endpoint's allow-list (403).
     #[error("origin {0} may not connect here")]
     ForbiddenOrigin(String),
@@ -56,6 +60,7 @@ impl Rejection {
             | Rejection::MissingKey
             | Rejection::UnsupportedSubprotocol(_) => StatusCode::BAD_REQUEST,
             Rejection::ConnectionLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Rejection::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Rejection::Auth(AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
             Rejection::Auth(_) => StatusCode::FORBIDDEN,
@@ -73,6 +78,7 @@ impl Rejection {
             Rejection::MissingKey => "missing-websocket-key",
             Rejection::UnsupportedSubprotocol(_) => "unsupported-subprotocol",
             Rejection::ConnectionLimit => "connection-limit",
+            Rejection::TooManyConnections => "too-many-connections",
             Rejection::ForbiddenOrigin(_) => "forbidden-origin",
             Rejection::Auth(AuthError::Unauthorized(_)) => "unauthorized",
             Rejection::Auth(_) => "forbidden",

@@ -123,22 +123,30 @@ impl TidingsRoute {
             let transport = WsTransport::new(stream, codec.is_text(), ws.idle_timeout);
             hub.serve_as(transport, codec, access.into_identity()).await;
         });
-        let mut resp = Response::new(Body::empty());
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let h = resp.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(v) = HeaderValue::from_str(&accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        if offered_any {
-            h.insert(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(protocol),
-            );
-        }
-        Ok(resp)
+        Ok(switching_protocols(
+            &accept,
+            offered_any.then_some(protocol),
+        ))
     }
+}
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade.
+pub(crate) fn switching_protocols(accept: &str, protocol: Option<&'static str>) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(protocol) = protocol {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
+    resp
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -150,7 +158,7 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-fn check_upgrade(req: &Request) -> Result<(), Rejection> {
+pub(crate) fn check_upgrade(req: &Request) -> Result<(), Rejection> {
     let h = req.headers();
     if req.method() != Method::GET {
         return Err(Rejection::NotGet);

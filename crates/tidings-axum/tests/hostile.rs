@@ -163,7 +163,10 @@ async fn bad_tokens_are_refused_before_any_channel_data() {
     let es_token = token_with("alice", 600, &es, Algorithm::ES256);
     assert_eq!(open(addr, &[bearer(&es_token)]).await.err(), Some(401));
     // SSE streams too.
-    let http = reqwest::Client::new();
+    let http = {
+        tidings_runtime::install_tls_provider();
+        reqwest::Client::new()
+    };
     for auth in ["", "Bearer not.a.jwt"] {
         let mut req = http.get(format!("http://{addr}/sse"));
         if !auth.is_empty() {
@@ -272,7 +275,10 @@ async fn a_resume_token_presented_by_another_identity_is_refused() {
 #[tokio::test]
 async fn a_post_into_another_identitys_sse_session_is_refused() {
     let (addr, _) = server().await;
-    let http = reqwest::Client::new();
+    let http = {
+        tidings_runtime::install_tls_provider();
+        reqwest::Client::new()
+    };
     let mut stream = http
         .get(format!("http://{addr}/sse"))
         .header("authorization", format!("Bearer {}", token("alice", 600)))
@@ -343,13 +349,16 @@ async fn a_foreign_origin_is_refused_with_403() {
     assert_eq!(foreign.err(), Some(403));
     let own = open(addr, &[bearer(&t), ("origin", "http://app.example".into())]).await;
     assert!(own.is_ok(), "the allowed origin connects");
-    let sse = reqwest::Client::new()
-        .get(format!("http://{addr}/sse"))
-        .header("authorization", format!("Bearer {t}"))
-        .header("origin", "http://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let sse = {
+        tidings_runtime::install_tls_provider();
+        reqwest::Client::new()
+    }
+    .get(format!("http://{addr}/sse"))
+    .header("authorization", format!("Bearer {t}"))
+    .header("origin", "http://evil.example")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(sse.status().as_u16(), 403);
     assert_eq!(sse.headers()["x-tidings-error"], "forbidden-origin");
 }

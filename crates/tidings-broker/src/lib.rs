@@ -95,4 +95,33 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Removes a subscription (no-op if unknown).
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId);
+
+    /// Answers when the backend is reachable: what `/readyz` asks. The
+    /// default (for in-process brokers) always answers `Ok`; a networked
+    /// backend sends its protocol's ping.
+    fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A dependency that must answer before a node counts as ready (`/readyz`):
+/// a store, a database pool, a downstream service. The hub's broker is
+/// always checked (through [`Broker::ping`]); add others with
+/// `tidings_axum::Health::check`.
+///
+/// ```
+/// use tidings_broker::{BoxFuture, ReadinessCheck};
+/// struct Db;
+/// impl ReadinessCheck for Db {
+///     fn name(&self) -> &str { "db" }
+///     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// ```
+pub trait ReadinessCheck: Send + Sync + 'static {
+    /// A short name shown in the `/readyz` answer.
+    fn name(&self) -> &str;
+    /// `Ok` when the dependency answers; else why not.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }

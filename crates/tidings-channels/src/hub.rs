@@ -392,6 +392,11 @@ impl Hub {
         }
     }
 
+    /// Whether [`Hub::shutdown`] was called (the node is draining: not ready).
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Relaxed)
+    }
+
     /// Serves one anonymous connection until it ends. `codec` is what the
     /// transport negotiated.
     pub async fn serve<T: Transport>(&self, transport: T, codec: Arc<dyn FrameCodec>) {

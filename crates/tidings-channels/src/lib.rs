@@ -25,5 +25,5 @@ pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
 pub use tidings_broker::{
-    Broker, BrokerError, Delivery, PublishReceipt, SubscriberId, Subscription,
+    Broker, BrokerError, Delivery, PublishReceipt, ReadinessCheck, SubscriberId, Subscription,
 };

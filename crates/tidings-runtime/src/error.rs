@@ -60,6 +60,12 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS settings are unusable (a root certificate that is not PEM, ...).
+    #[error("TLS configuration: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
     /// `Client::connect` was called outside a tokio runtime (native only).
     #[error("Client::connect must be called inside a tokio runtime")]
     NoRuntime,

@@ -22,6 +22,8 @@ mod inbox;
 mod pump;
 mod spawn;
 mod timer;
+#[cfg(feature = "rustls")]
+pub mod tls;
 mod transport;
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 mod wasm_timer;
@@ -32,6 +34,30 @@ pub use error::{ClientError, TransportError};
 pub use inbox::Inbox;
 pub use pump::{CLOSE_GRACE, Prepared, PumpExit, PumpTarget, pump};
 pub use timer::Timer;
+
+/// Installs rustls' ring provider as the process-wide default when the
+/// `rustls` feature is on and no default is installed yet; a no-op otherwise.
+///
+/// The SSE client's `rustls` feature turns on reqwest's `rustls-no-provider`
+/// (to keep aws-lc-rs out of the build). tidings' own clients pass their
+/// configuration in, but any *other* `reqwest::Client` built in the same
+/// binary then panics unless a default provider is installed: call this
+/// first. Returns whether a default provider is installed afterwards.
+///
+/// ```
+/// let _ = tidings_runtime::install_tls_provider();
+/// ```
+pub fn install_tls_provider() -> bool {
+    #[cfg(feature = "rustls")]
+    {
+        let _ = tls::ring_provider().install_default();
+        rustls::crypto::CryptoProvider::get_default().is_some()
+    }
+    #[cfg(not(feature = "rustls"))]
+    {
+        false
+    }
+}
 #[cfg(feature = "tokio")]
 pub use timer::TokioTimer;
 pub use transport::{

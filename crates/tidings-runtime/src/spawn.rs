@@ -2,28 +2,28 @@
 
 use std::sync::Arc;
 
-use crate::driver::{Connector, SharedClient, drive};
+use crate::driver::{Connector, SharedClient};
 use crate::error::ClientError;
 use crate::transport::MaybeSend;
 
-/// Spawns [`drive`] for `shared` over `connector`.
+/// Spawns the driver (`driver::drive`) for `shared` over `connector`.
 #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
 pub(crate) fn spawn_driver<C: Connector + MaybeSend>(
     shared: Arc<SharedClient>,
     connector: C,
 ) -> Result<(), ClientError> {
     let handle = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
-    handle.spawn(drive(shared, connector));
+    handle.spawn(crate::driver::drive(shared, connector));
     Ok(())
 }
 
-/// Spawns [`drive`] for `shared` over `connector`.
+/// Spawns the driver (`driver::drive`) for `shared` over `connector`.
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 pub(crate) fn spawn_driver<C: Connector + MaybeSend>(
     shared: Arc<SharedClient>,
     connector: C,
 ) -> Result<(), ClientError> {
-    wasm_bindgen_futures::spawn_local(drive(shared, connector));
+    wasm_bindgen_futures::spawn_local(crate::driver::drive(shared, connector));
     Ok(())
 }
 

@@ -12,6 +12,8 @@
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
 //!   timeout.
+//! * [`tls`]: [`tls::TestCa`], a throw-away CA and server certificate for
+//!   wss:// and https:// tests.
 //!
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
@@ -19,6 +21,7 @@ pub mod memory;
 pub mod peers;
 pub mod proxy;
 pub mod suite;
+pub mod tls;
 
 pub use peers::{PeerError, PeerMissing};
 pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};

@@ -17,6 +17,8 @@ pub struct ClientBuilder {
     pub(crate) ws: WsConfig,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) connect_timeout: Duration,
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    pub(crate) root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -59,6 +61,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trusts the CA certificate(s) in `pem` for `wss://` URLs (a
+    /// private or test CA), beside the webpki roots; may be called more than
+    /// once. Needs the `rustls` feature; a bad PEM fails [`Self::connect`]
+    /// with [`Error::Tls`].
+    ///
+    /// ```no_run
+    /// # fn demo(ca_pem: &str) -> Result<(), tidings_ws::Error> {
+    /// # let _rt = tokio::runtime::Runtime::new().unwrap();
+    /// # let _g = _rt.enter();
+    /// let client = tidings_ws::Client::builder("wss://localhost:3443/ws")
+    ///     .root_certificate_pem(ca_pem)
+    ///     .connect()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// Starts the client: a background task connects, and reconnects with
     /// backoff whenever the connection drops, resuming the session.
     ///
@@ -73,7 +95,7 @@ impl ClientBuilder {
             });
         }
         let session = self.session.clone();
-        Client::start(session, crate::platform::connector(self))
+        Client::start(session, crate::platform::connector(self)?)
     }
 }
 
@@ -91,6 +113,7 @@ impl ClientTransport for WebSocket {
             ws: WsConfig::default(),
             subprotocols: vec![SUBPROTOCOL_JSON.to_string()],
             connect_timeout: Duration::from_secs(10),
+            root_certificates: Vec::new(),
         }
     }
 

@@ -17,6 +17,8 @@ struct Native {
     ws: WsConfig,
     subprotocols: String,
     connect_timeout: Duration,
+    #[cfg(feature = "rustls")]
+    tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 impl Connector for Native {
@@ -33,8 +35,12 @@ impl Connector for Native {
             self.subprotocols.clone(),
             self.connect_timeout,
         );
+        #[cfg(feature = "rustls")]
+        let tls = Some(self.tls.clone());
+        #[cfg(not(feature = "rustls"))]
+        let tls = None;
         Box::pin(async move {
-            let fut = connect(&url, &ws, &protocols);
+            let fut = connect(&url, &ws, &protocols, tls);
             tokio::time::timeout(timeout, fut)
                 .await
                 .map_err(|_| TransportError::Timeout("connect"))?
@@ -42,11 +48,18 @@ impl Connector for Native {
     }
 }
 
-/// Opens one WebSocket connection offering `protocols` (comma-separated).
+#[cfg(feature = "rustls")]
+type Tls = std::sync::Arc<rustls::ClientConfig>;
+#[cfg(not(feature = "rustls"))]
+type Tls = std::convert::Infallible;
+
+/// Opens one WebSocket connection offering `protocols` (comma-separated);
+/// `wss://` needs `tls`.
 pub(crate) async fn connect(
     url: &str,
     ws: &WsConfig,
     protocols: &str,
+    tls: Option<Tls>,
 ) -> Result<Connected, TransportError> {
     let mut request = url
         .into_client_request()
@@ -63,10 +76,75 @@ pub(crate) async fn connect(
             .headers_mut()
             .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
+    if request.uri().scheme_str() == Some("wss") {
+        return match tls {
+            #[cfg(feature = "rustls")]
+            Some(tls) => {
+                let stream = tls_stream(&request, tls).await?;
+                let (stream, response) = tokio_tungstenite::client_async_with_config(
+                    request,
+                    stream,
+                    Some(ws.tungstenite()),
+                )
+                .await
+                .map_err(|e| map_ws_error(e, ws.max_message_bytes))?;
+                finish(stream, &response, ws)
+            }
+            _ => Err(TransportError::Handshake {
+                status: None,
+                reason: "wss:// needs the `rustls` feature of tidings-ws".into(),
+            }),
+        };
+    }
     let (stream, response) =
         tokio_tungstenite::connect_async_with_config(request, Some(ws.tungstenite()), true)
             .await
             .map_err(|e| map_ws_error(e, ws.max_message_bytes))?;
+    finish(stream, &response, ws)
+}
+
+/// TCP, then the TLS handshake with the host of `request` as the server name.
+#[cfg(feature = "rustls")]
+async fn tls_stream(
+    request: &tokio_tungstenite::tungstenite::handshake::client::Request,
+    tls: Tls,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, TransportError> {
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+        TransportError::Handshake {
+            status: None,
+            reason: format!("bad TLS server name {host}: {e}"),
+        }
+    })?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(TransportError::Io)?;
+    let _ = tcp.set_nodelay(true);
+    tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| TransportError::Handshake {
+            status: None,
+            reason: format!("TLS handshake with {host}:{port} failed: {e}"),
+        })
+}
+
+/// The negotiated codec and the transport of an opened WebSocket.
+fn finish<S>(
+    stream: tokio_tungstenite::WebSocketStream<S>,
+    response: &tokio_tungstenite::tungstenite::handshake::client::Response,
+    ws: &WsConfig,
+) -> Result<Connected, TransportError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let chosen = response
         .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -86,11 +164,13 @@ pub(crate) async fn connect(
 }
 
 /// The connector of a [`crate::Client`] built by `builder`.
-pub(crate) fn connector(builder: ClientBuilder) -> impl Connector + Send {
-    Native {
+pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector + Send, crate::Error> {
+    Ok(Native {
+        #[cfg(feature = "rustls")]
+        tls: tidings_runtime::tls::client_config(&builder.root_certificates)?,
         url: builder.url,
         ws: builder.ws,
         subprotocols: builder.subprotocols.join(", "),
         connect_timeout: builder.connect_timeout,
-    }
+    })
 }

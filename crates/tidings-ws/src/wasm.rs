@@ -234,10 +234,11 @@ impl Connector for Browser {
 }
 
 /// The connector of a [`crate::Client`] built by `builder`.
-pub(crate) fn connector(builder: ClientBuilder) -> impl Connector {
-    Browser {
+pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector, crate::Error> {
+    // The browser verifies certificates itself (its own roots).
+    Ok(Browser {
         url: builder.url,
         protocols: builder.subprotocols,
         connect_timeout: builder.connect_timeout,
-    }
+    })
 }

@@ -58,6 +58,9 @@
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
+//! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
+//! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
+//! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
 //! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
 //! | `full`      | all of the above except `leptos`                                | no     |
 //!
@@ -119,6 +122,12 @@ pub use tidings_leptos as leptos;
 #[cfg(any(feature = "presence", feature = "presence-client"))]
 #[doc(inline)]
 pub use tidings_presence as presence;
+
+/// CRDT documents (`tidings-sync`): Yjs-compatible sync on yrs (`SyncDoc`, `Docs`, a
+/// y-websocket connection handler).
+#[cfg(feature = "sync")]
+#[doc(inline)]
+pub use tidings_sync as sync;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {

@@ -9,14 +9,28 @@
 //! in the server's buffer are not lost. <http://127.0.0.1:3000/?transport=sse> uses Server-Sent
 //! Events (`EventSource` down, `fetch` POSTs up) instead of WebSocket; both share the rooms. Ctrl-C (or SIGTERM) closes every session with
 //! "server stopping" (1001) before the process exits.
+//!
+//! TLS (https:// and wss:// on the same port):
+//!
+//! ```text
+//! TIDINGS_TLS_CERT=cert.pem TIDINGS_TLS_KEY=key.pem cargo run -p tidings-examples --bin chat
+//! TIDINGS_TLS_SELF_SIGNED=1 cargo run -p tidings-examples --bin chat   # dev certificate
+//! ```
+//!
+//! The dev mode writes its certificate to `target/chat-dev-cert.pem` (`curl --cacert` it; browsers
+//! warn). The server limits each IP to 256 connections and closes requests whose head has not
+//! arrived within 10 s (`tidings_axum::Server`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidings::axum::Server;
 use tidings::prelude::*;
-use tidings_examples::{chat_app, drain, init_tracing, port_from_env, shutdown_signal};
+use tidings_examples::{
+    chat_app, drain, init_tracing, port_from_env, shutdown_signal, tls_from_env,
+};
 use tracing::{error, info, warn};
 
 #[tokio::main]
@@ -38,13 +52,31 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(addr);
+    let tls = match tls_from_env() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("TLS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut server = Server::new();
+    let scheme = match tls {
+        Some((tls, dev_cert)) => {
+            if let Some(path) = dev_cert {
+                info!(cert = %path.display(), "self-signed development certificate: trust this file");
+            }
+            server = server.tls(tls);
+            "https"
+        }
+        None => "http",
+    };
     let hub = Hub::new(Arc::new(MemoryBroker::default()));
-    println!("chat server on http://{addr}");
+    println!("chat server on {scheme}://{addr}");
     info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
 
     let stopping = hub.clone();
-    let served = axum::serve(listener, chat_app(hub.clone()))
-        .with_graceful_shutdown(async move {
+    let served = server
+        .serve(listener, chat_app(hub.clone()), async move {
             shutdown_signal().await;
             info!("shutting down: closing sessions");
             stopping.shutdown("server stopping");

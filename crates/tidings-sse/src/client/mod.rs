@@ -32,6 +32,8 @@ pub struct ClientBuilder {
     pub(crate) post_timeout: Duration,
     pub(crate) max_event_bytes: usize,
     pub(crate) headers: Vec<(String, String)>,
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    pub(crate) root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -65,6 +67,26 @@ impl ClientBuilder {
     /// (it sends the page's cookies).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Also trusts the CA certificate(s) in `pem` for `https://` URLs (a
+    /// private or test CA), beside the webpki roots; may be called more than
+    /// once. Needs the `rustls` feature; a bad PEM fails [`Self::connect`]
+    /// with [`Error::Tls`].
+    ///
+    /// ```no_run
+    /// # fn demo(ca_pem: &str) -> Result<(), tidings_sse::Error> {
+    /// # let _rt = tokio::runtime::Runtime::new().unwrap();
+    /// # let _g = _rt.enter();
+    /// let client = tidings_sse::Client::builder("https://localhost:3443/sse")
+    ///     .root_certificate_pem(ca_pem)
+    ///     .connect()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.push(pem.as_ref().to_vec());
         self
     }
 
@@ -102,6 +124,7 @@ impl ClientTransport for EventStream {
             post_timeout: Duration::from_secs(30),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             headers: Vec::new(),
+            root_certificates: Vec::new(),
         }
     }
 

@@ -281,13 +281,17 @@ impl Connector for Native {
 
 /// The connector of a [`super::Client`] built by `builder`.
 pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector + Send, Error> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(builder.connect_timeout)
-        .build()
-        .map_err(|e| Error::InvalidUrl {
-            url: builder.url.clone(),
-            reason: format!("HTTP client: {e}"),
-        })?;
+    let http = reqwest::Client::builder().connect_timeout(builder.connect_timeout);
+    // A rustls configuration of our own (ring provider, webpki roots plus the
+    // given CAs); without the feature reqwest has no TLS and https:// fails.
+    #[cfg(feature = "rustls")]
+    let http = http.use_preconfigured_tls(std::sync::Arc::unwrap_or_clone(
+        tidings_runtime::tls::client_config(&builder.root_certificates)?,
+    ));
+    let http = http.build().map_err(|e| Error::InvalidUrl {
+        url: builder.url.clone(),
+        reason: format!("HTTP client: {e}"),
+    })?;
     let connector = Native {
         http,
         url: builder.url,

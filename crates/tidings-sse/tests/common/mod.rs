@@ -48,7 +48,10 @@ pub struct RawStream {
 impl RawStream {
     /// GET `url` with `headers`.
     pub async fn open(url: &str, headers: &[(&str, &str)]) -> RawStream {
-        let http = reqwest::Client::new();
+        let http = {
+            tidings_runtime::install_tls_provider();
+            reqwest::Client::new()
+        };
         let mut req = http.get(url).header("accept", "text/event-stream");
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -126,7 +129,10 @@ pub async fn post(
     token: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> (u16, String, reqwest::header::HeaderMap) {
-    let http = reqwest::Client::new();
+    let http = {
+        tidings_runtime::install_tls_provider();
+        reqwest::Client::new()
+    };
     let mut req = http.post(url).body(body);
     if let Some(t) = token {
         req = req.header("x-tidings-token", t);
