@@ -31,12 +31,33 @@ pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 /// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
+///
+/// The hub also serves RPC ([`chat_rpc`]): `chat.rooms` (the room list) and `chat.online`.
 pub fn chat_app(hub: Hub) -> Router {
+    hub.set_rpc(std::sync::Arc::new(chat_rpc(hub.clone())));
     Router::new()
         .route("/", get(index))
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
         .tidings_health(tidings::axum::Health::new(hub))
+}
+
+/// The rooms the chat offers.
+pub const ROOMS: [&str; 3] = ["lobby", "random", "help"];
+
+/// The chat's RPC methods: `chat.rooms` → the room names ([`ROOMS`]); `chat.online` → the
+/// number of connections the hub serves.
+pub fn chat_rpc(hub: Hub) -> tidings::rpc::server::RpcServer {
+    use tidings::rpc::RpcError;
+    let router = tidings::rpc::server::Router::new()
+        .unary("chat.rooms", |_ctx, (): ()| async move {
+            Ok::<_, RpcError>(ROOMS.to_vec())
+        })
+        .unary("chat.online", move |_ctx, (): ()| {
+            let hub = hub.clone();
+            async move { Ok::<_, RpcError>(hub.stats().connections) }
+        });
+    tidings::rpc::server::RpcServer::new(router)
 }
 
 async fn index() -> impl IntoResponse {

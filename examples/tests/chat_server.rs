@@ -121,6 +121,31 @@ async fn two_clients_chat_in_a_room() {
     );
 }
 
+/// The chat serves its room list over RPC on the same connection as the rooms.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_room_list_comes_over_rpc() {
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let addr = start(hub).await;
+    let client = Client::builder(format!("ws://{addr}/ws"))
+        .connect()
+        .expect("client");
+    let rpc = tidings::rpc::client::RpcClient::new(&client);
+    loop {
+        let event = tokio::time::timeout(TIMEOUT, client.next_event()).await;
+        if let Ok(Some(ClientEvent::Connected { .. })) = event {
+            break;
+        }
+        assert!(matches!(event, Ok(Some(_))), "no connection: {event:?}");
+    }
+    let rooms: Vec<String> = tokio::time::timeout(TIMEOUT, rpc.call("chat.rooms", &()))
+        .await
+        .expect("reply in time")
+        .expect("rooms");
+    assert_eq!(rooms, tidings_examples::ROOMS);
+    let online: u64 = rpc.call("chat.online", &()).await.expect("online");
+    assert!(online >= 1, "{online}");
+}
+
 /// Request targets that try to climb out of the served tree: none may reach a file.
 #[tokio::test]
 async fn path_traversal_gets_404() {

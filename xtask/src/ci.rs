@@ -30,6 +30,10 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         &["--no-default-features", "--features", "client"],
     ),
     ("tidings-leptos", &[]),
+    (
+        "tidings-rpc",
+        &["--no-default-features", "--features", "client"],
+    ),
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

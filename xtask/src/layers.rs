@@ -23,6 +23,8 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-sync", 5),
     ("tidings-axum", 6),
     ("tidings-leptos", 6),
+    // RPC serves on the hub (channels) and shares its identity: above it.
+    ("tidings-rpc", 6),
     ("tidings-presence", 6),
     ("tidings", 7),
     // Tools: above channels, below integrations, never a library's dependency.

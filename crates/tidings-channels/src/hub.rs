@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, ResumeToken, ServerConfig, ServerEvent, ServerSession,
-    ServerState, SessionId, SharedMessage,
+    InvalidChannelName, ProtocolError, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
+    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
 };
 use tidings_runtime::{
     Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,
@@ -23,6 +23,7 @@ use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId
 use crate::extension::{ExtensionGuard, HubExtension, SessionInfo};
 use crate::identity::{Identity, IdentityGuard};
 use crate::memory::{MemoryBroker, PublishCache};
+use crate::rpc_hook::{RpcConnection, RpcLink, RpcService};
 
 /// Payloads up to this size are copied out of the read buffer they were decoded from.
 const COMPACT_PAYLOAD: usize = 2048;
@@ -96,14 +97,14 @@ pub struct HubStats {
 // (the two epochs, the session lock, the waker and the session's first,
 // hottest fields: see `ServerSession`) shares one cache line.
 #[repr(C, align(64))]
-struct Entry {
+pub(crate) struct Entry {
     /// The session's connection epoch, mirrored out of the lock (written under
     /// it) so that every pump turn can check for a takeover without locking.
     current: AtomicU64,
     /// Epoch of the connection now handling this session's events (0: none).
     /// That connection pumps again right after, so deliveries made meanwhile
     /// (e.g. a publish to its own channel) need not wake it.
-    handling: AtomicU64,
+    pub(crate) handling: AtomicU64,
     /// The epoch of the connection whose turn it is to publish (0: nobody's),
     /// held from taking a publish out of the session until the broker has it:
     /// a session's publishes reach the broker one at a time, in the order the
@@ -152,10 +153,10 @@ impl Drop for PublishTurn<'_> {
 /// pump registers on every turn and fan-out wakes on every delivery, both
 /// already holding the session lock, so the waker costs no atomics of its own.
 #[repr(C)]
-struct Slot {
+pub(crate) struct Slot {
     /// The task of the attached connection (kept after a wake: waking twice
     /// costs one spurious poll at most).
-    waker: Option<Waker>,
+    pub(crate) waker: Option<Waker>,
     session: ServerSession,
 }
 
@@ -190,7 +191,7 @@ impl Entry {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Slot> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -251,6 +252,8 @@ struct Inner {
     shutting_down: AtomicBool,
     reaper_started: AtomicBool,
     idle: tokio::sync::Notify,
+    /// The RPC layer, when one is installed ([`Hub::set_rpc`]).
+    rpc: std::sync::OnceLock<Arc<dyn RpcService>>,
     /// Services plugged in with [`Hub::extend`] (read on session events, not
     /// per message).
     extensions: RwLock<Arc<[Arc<dyn HubExtension>]>>,
@@ -311,9 +314,17 @@ impl Hub {
                 shutting_down: AtomicBool::new(false),
                 reaper_started: AtomicBool::new(false),
                 idle: tokio::sync::Notify::new(),
+                rpc: std::sync::OnceLock::new(),
                 extensions: RwLock::new(Arc::from(Vec::new())),
             }),
         }
+    }
+
+    /// Serves RPC with `service` on every connection (`tidings-rpc`'s
+    /// server); false when a service is installed already (it stays).
+    /// Without one, calls are answered with `unknown_method`.
+    pub fn set_rpc(&self, service: Arc<dyn RpcService>) -> bool {
+        self.inner.rpc.set(service).is_ok()
     }
 
     /// The hub's settings (transports use the session limits, e.g. to check
@@ -572,6 +583,8 @@ impl Hub {
             closing: AtomicBool::new(false),
             sync_broker: self.inner.memory.clone(),
             publish_cache: Mutex::default(),
+            identity: identity.clone(),
+            rpc: Mutex::new(None),
         };
         let mut timer = TokioTimer::default();
         loop {
@@ -591,6 +604,8 @@ impl Hub {
         // Events raised while ending (e.g. Closed) still need handling; no
         // wake-up will come for them, so wait for the publish turn.
         self.handle_events(&conn, true).await;
+        // Calls live on one connection: dropping its RPC state cancels them.
+        drop(conn.rpc.lock().unwrap_or_else(|p| p.into_inner()).take());
         let detached = {
             let mut s = entry.lock();
             if s.epoch() == epoch {
@@ -674,9 +689,34 @@ impl Hub {
                     debug!(%reason, "session ended");
                     self.remove(&conn.entry);
                 }
+                ServerEvent::Rpc(frame) => self.on_rpc(conn, frame),
                 _ => {}
             }
         }
+    }
+
+    /// Hands an RPC frame to the connection's RPC state (opened at its first frame).
+    fn on_rpc(&self, conn: &Conn, frame: RpcFrame) {
+        let link = RpcLink {
+            entry: conn.entry.clone(),
+            epoch: conn.epoch,
+        };
+        let Some(service) = self.inner.rpc.get() else {
+            if let RpcKind::Call { .. } = frame.kind {
+                link.send(RpcFrame {
+                    call: frame.call,
+                    kind: RpcKind::Reply(Err(RpcFault {
+                        code: RpcCode::UnknownMethod,
+                        message: "this server serves no RPC".into(),
+                        data: None,
+                    })),
+                });
+            }
+            return;
+        };
+        let mut rpc = conn.rpc.lock().unwrap_or_else(|p| p.into_inner());
+        rpc.get_or_insert_with(|| service.connect(link, conn.identity.clone()))
+            .on_frame(frame);
     }
 
     async fn subscribe(&self, entry: &Arc<Entry>, channel: ChannelName, after: Option<u64>) {
@@ -872,6 +912,10 @@ struct Conn {
     /// still decoded with it).
     codec: Arc<dyn FrameCodec>,
     close: Mutex<Option<(u16, String)>>,
+    /// Who the connection is (for RPC authorization).
+    identity: Option<Identity>,
+    /// The connection's RPC calls (see [`RpcService`]).
+    rpc: Mutex<Option<Box<dyn RpcConnection>>>,
 }
 
 impl Conn {

@@ -19,11 +19,13 @@ mod extension;
 mod hub;
 mod identity;
 mod memory;
+mod rpc_hook;
 
 pub use extension::{HubExtension, SessionInfo, SubscribeRule};
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
+pub use rpc_hook::{RpcConnection, RpcLink, RpcService};
 pub use tidings_broker::{
     Broker, BrokerError, Delivery, PublishReceipt, ReadinessCheck, SubscriberId, Subscription,
 };

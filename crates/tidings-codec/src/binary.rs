@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! byte 0      format: 0x01
-//! byte 1      frame type (1 = hello … 14 = close, see FrameTag)
+//! byte 1      frame type (1 = hello … 14 = close, 15 = rpc, see FrameTag)
 //! bytes 2..   rkyv 0.8 archive of the frame's body (the `*W` types below),
 //!             root object at the end; little endian, 32-bit relative
 //!             pointers, no alignment padding
@@ -33,7 +33,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, CodecKind, ErrorCode, ErrorFrame, Frame,
     FrameCodec, FrameType, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, ResumeToken,
-    SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
+    RpcCode, RpcFault, RpcFrame, RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 /// Size of the header in front of the archive: format byte and frame type.
@@ -148,6 +148,7 @@ impl BinaryCodec {
                         + string(&e.message)
                 }
                 Frame::Close(c) => size_of::<ArchivedCloseW<'static>>() + string(&c.reason),
+                Frame::Rpc(r) => size_of::<ArchivedRpcW<'static>>() + rpc_len(r),
                 _ => 0,
             }
     }
@@ -224,6 +225,16 @@ impl BinaryCodec {
             FrameTag::Pong => Inner::Pong(access(archive, tag)?),
             FrameTag::Error => Inner::Error(access(archive, tag)?),
             FrameTag::Close => Inner::Close(access(archive, tag)?),
+            FrameTag::Rpc => {
+                let r = access::<ArchivedRpcW<'static>>(archive, tag)?;
+                if !(1..=6).contains(&r.kind) {
+                    return Err(malformed(format!(
+                        "unknown binary rpc frame kind {}",
+                        r.kind
+                    )));
+                }
+                Inner::Rpc(r)
+            }
         };
         Ok(FrameView { input, inner })
     }
@@ -300,6 +311,7 @@ enum FrameTag {
     Pong = 12,
     Error = 13,
     Close = 14,
+    Rpc = 15,
 }
 
 impl FrameTag {
@@ -319,6 +331,7 @@ impl FrameTag {
             12 => Self::Pong,
             13 => Self::Error,
             14 => Self::Close,
+            15 => Self::Rpc,
             _ => return None,
         })
     }
@@ -340,6 +353,7 @@ impl FrameTag {
             Self::Pong => "pong",
             Self::Error => "error",
             Self::Close => "close",
+            Self::Rpc => "rpc",
         }
     }
 
@@ -359,6 +373,7 @@ impl FrameTag {
             Self::Pong => FrameType::Pong,
             Self::Error => FrameType::Error,
             Self::Close => FrameType::Close,
+            Self::Rpc => FrameType::Rpc,
         }
     }
 }
@@ -468,6 +483,134 @@ struct CloseW<'a> {
     code: u16,
     #[rkyv(with = AsOwned)]
     reason: Cow<'a, str>,
+}
+
+/// Body of every RPC frame; `kind` says which (1 call, 2 reply, 3 item,
+/// 4 end, 5 credit, 6 cancel) and which fields mean something: `text` is the
+/// method of a call and the message of a failed reply or the reason of a
+/// cancel; `payload` the params, result, item or error details; `num` the
+/// item's seq or the credit's n, or the call's initial credit.
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+struct RpcW<'a> {
+    call: u64,
+    kind: u8,
+    num: u64,
+    deadline_ms: Option<u64>,
+    /// `Some` on a failed reply (the wire spelling of its code).
+    #[rkyv(with = Map<AsOwned>)]
+    code: Option<Cow<'a, str>>,
+    /// A failed reply carries details in `payload`.
+    has_data: bool,
+    #[rkyv(with = AsOwned)]
+    text: Cow<'a, str>,
+    #[rkyv(with = AsOwned)]
+    payload: Cow<'a, [u8]>,
+}
+
+fn rpc_len(r: &RpcFrame) -> usize {
+    match &r.kind {
+        RpcKind::Call { method, params, .. } => method.len() + params.len(),
+        RpcKind::Reply(Ok(p)) | RpcKind::Item { payload: p, .. } => p.len(),
+        RpcKind::Reply(Err(f)) => {
+            f.code.as_str().len() + f.message.len() + f.data.as_ref().map_or(0, |d| d.len())
+        }
+        RpcKind::Cancel { reason } => reason.len(),
+        _ => 0,
+    }
+}
+
+fn rpc_body(r: &RpcFrame) -> Option<RpcW<'_>> {
+    let mut w = RpcW {
+        call: r.call,
+        kind: 0,
+        num: 0,
+        deadline_ms: None,
+        code: None,
+        has_data: false,
+        text: Cow::Borrowed(""),
+        payload: Cow::Borrowed(&[]),
+    };
+    match &r.kind {
+        RpcKind::Call {
+            method,
+            params,
+            deadline_ms,
+            credit,
+        } => {
+            w.kind = 1;
+            w.text = b(method);
+            w.payload = Cow::Borrowed(params);
+            w.deadline_ms = *deadline_ms;
+            w.num = u64::from(*credit);
+        }
+        RpcKind::Reply(Ok(p)) => {
+            w.kind = 2;
+            w.payload = Cow::Borrowed(p);
+        }
+        RpcKind::Reply(Err(f)) => {
+            w.kind = 2;
+            w.code = Some(b(f.code.as_str()));
+            w.text = b(&f.message);
+            if let Some(d) = &f.data {
+                w.has_data = true;
+                w.payload = Cow::Borrowed(d);
+            }
+        }
+        RpcKind::Item { seq, payload } => {
+            w.kind = 3;
+            w.num = *seq;
+            w.payload = Cow::Borrowed(payload);
+        }
+        RpcKind::End => w.kind = 4,
+        RpcKind::Credit { n } => {
+            w.kind = 5;
+            w.num = u64::from(*n);
+        }
+        RpcKind::Cancel { reason } => {
+            w.kind = 6;
+            w.text = b(reason);
+        }
+        _ => return None,
+    }
+    Some(w)
+}
+
+fn rpc_frame(input: &Bytes, r: &ArchivedRpcW<'static>) -> Result<Frame, CodecError> {
+    let payload = || share(input, r.payload.as_slice());
+    let small = |what: &str| {
+        u32::try_from(r.num.to_native())
+            .map_err(|_| malformed(format!("binary rpc frame: {what} does not fit in 32 bits")))
+    };
+    let kind = match r.kind {
+        1 => RpcKind::Call {
+            method: r.text.as_str().to_owned(),
+            params: payload(),
+            deadline_ms: r.deadline_ms.as_ref().map(|d| d.to_native()),
+            credit: small("credit")?,
+        },
+        2 => RpcKind::Reply(match r.code.as_ref() {
+            None => Ok(payload()),
+            Some(code) => Err(RpcFault {
+                code: RpcCode::parse(code),
+                message: r.text.as_str().to_owned(),
+                data: r.has_data.then(payload),
+            }),
+        }),
+        3 => RpcKind::Item {
+            seq: r.num.to_native(),
+            payload: payload(),
+        },
+        4 => RpcKind::End,
+        5 => RpcKind::Credit { n: small("n")? },
+        6 => RpcKind::Cancel {
+            reason: r.text.as_str().to_owned(),
+        },
+        other => return Err(malformed(format!("unknown binary rpc frame kind {other}"))),
+    };
+    Ok(Frame::Rpc(RpcFrame {
+        call: r.call.to_native(),
+        kind,
+    }))
 }
 
 // The archived layout is the same on every target (see the crate docs): these
@@ -660,6 +803,12 @@ impl FrameCodec for BinaryCodec {
                 },
                 out,
             ),
+            Frame::Rpc(r) => match rpc_body(r) {
+                Some(body) => archive(FrameTag::Rpc, &body, out),
+                None => Err(CodecError::Unencodable {
+                    reason: "this RPC frame has no binary form yet".into(),
+                }),
+            },
             other => Err(CodecError::Unencodable {
                 reason: format!("{:?} frames have no binary form yet", other.frame_type()),
             }),
@@ -698,6 +847,7 @@ enum Inner<'a> {
     Pong(&'a ArchivedU64W),
     Error(&'a ArchivedErrorW<'static>),
     Close(&'a ArchivedCloseW<'static>),
+    Rpc(&'a ArchivedRpcW<'static>),
 }
 
 /// A validated binary frame, read in place (see [`BinaryCodec::view`]).
@@ -733,6 +883,7 @@ impl<'a> FrameView<'a> {
             Inner::Pong(_) => FrameTag::Pong,
             Inner::Error(_) => FrameTag::Error,
             Inner::Close(_) => FrameTag::Close,
+            Inner::Rpc(_) => FrameTag::Rpc,
         }
     }
 
@@ -852,6 +1003,7 @@ impl<'a> FrameView<'a> {
                 code: c.code.to_native(),
                 reason: c.reason.as_str().to_owned(),
             }),
+            Inner::Rpc(r) => rpc_frame(self.input, r)?,
         })
     }
 }

@@ -283,7 +283,7 @@ fn header_errors_are_typed_and_explained() {
     assert!(malformed_reason(r).contains("format 7"));
     let r = codec().decode(&Bytes::from_static(br#"{"type":"ping","nonce":1}"#));
     assert!(malformed_reason(r).contains("JSON"));
-    for tag in [0u8, 15, 200, 255] {
+    for tag in [0u8, 16, 200, 255] {
         let err = codec()
             .decode(&Bytes::from(vec![1, tag, 0, 0, 0, 0, 0, 0, 0, 0]))
             .unwrap_err();

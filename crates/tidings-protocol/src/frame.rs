@@ -39,6 +39,8 @@ pub enum Frame {
     Error(ErrorFrame),
     /// Either way: orderly end of the session.
     Close(Close),
+    /// Either way: an RPC frame (call, reply, stream item, end, credit, cancel).
+    Rpc(crate::rpc::RpcFrame),
 }
 
 /// Discriminant of a [`Frame`], for metrics, logs and codecs.
@@ -73,6 +75,8 @@ pub enum FrameType {
     Error,
     /// [`Frame::Close`]
     Close,
+    /// [`Frame::Rpc`]
+    Rpc,
 }
 
 impl Frame {
@@ -93,6 +97,7 @@ impl Frame {
             Frame::Pong(_) => FrameType::Pong,
             Frame::Error(_) => FrameType::Error,
             Frame::Close(_) => FrameType::Close,
+            Frame::Rpc(_) => FrameType::Rpc,
         }
     }
 }

@@ -41,6 +41,7 @@ mod limits;
 mod message;
 mod rate;
 mod replay;
+mod rpc;
 mod session;
 
 pub use backoff::Backoff;
@@ -61,6 +62,7 @@ pub use limits::Limits;
 pub use message::SharedMessage;
 pub use rate::RateLimit;
 pub use replay::{Replay, ReplayBuffer};
+pub use rpc::{RpcCode, RpcFault, RpcFrame, RpcKind};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{
     ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,

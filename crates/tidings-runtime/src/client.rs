@@ -92,6 +92,12 @@ impl<T> Client<T> {
         self.shared.next_event().await
     }
 
+    /// The shared session, for layers built on it (the RPC client of
+    /// `tidings-rpc` sends and receives its frames through it).
+    pub fn shared(&self) -> &Arc<SharedClient> {
+        &self.shared
+    }
+
     /// The session's state.
     pub fn state(&self) -> ClientState {
         self.shared.state()

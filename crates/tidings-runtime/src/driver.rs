@@ -16,7 +16,7 @@ use web_time::Instant;
 
 use tidings_protocol::{
     ChannelName, ClientConfig, ClientEvent, ClientSession, ClientState, CloseCode, FrameCodec,
-    SessionError,
+    RpcFrame, SessionError,
 };
 
 use crate::error::TransportError;
@@ -49,6 +49,19 @@ impl WakerSlot {
     }
 }
 
+/// What a layer built on the session (the RPC client of `tidings-rpc`) is
+/// told: RPC frames as they arrive, and the end of each connection (calls
+/// live on one connection).
+///
+/// Called by the driver outside the session lock: a handler may call
+/// [`SharedClient::send_rpc`].
+pub trait RpcHandler: Send + Sync + 'static {
+    /// An RPC frame arrived.
+    fn on_rpc(&self, frame: RpcFrame);
+    /// The connection went away (or the session closed): open calls fail.
+    fn on_disconnect(&self);
+}
+
 /// A [`ClientSession`] shared by the application's handle and the driver task.
 ///
 /// The methods are what a transport crate's `Client` exposes: they update the
@@ -59,6 +72,13 @@ pub struct SharedClient {
     session: Mutex<ClientSession>,
     driver: WakerSlot,
     app: WakerSlot,
+    rpc: Mutex<Option<Arc<dyn RpcHandler>>>,
+}
+
+impl std::fmt::Debug for dyn RpcHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RpcHandler")
+    }
 }
 
 impl SharedClient {
@@ -68,6 +88,7 @@ impl SharedClient {
             session: Mutex::new(session),
             driver: WakerSlot::default(),
             app: WakerSlot::default(),
+            rpc: Mutex::new(None),
         }
     }
 
@@ -96,6 +117,40 @@ impl SharedClient {
     fn wake_app_if_events(&self, session: &ClientSession) {
         if session.pending_events() > 0 {
             self.app.wake();
+        }
+    }
+
+    /// Installs the handler of received RPC frames (replacing any earlier one).
+    pub fn set_rpc_handler(&self, handler: Arc<dyn RpcHandler>) {
+        *self.rpc.lock().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    fn rpc_handler(&self) -> Option<Arc<dyn RpcHandler>> {
+        self.rpc.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sends an RPC frame on the open connection (see [`ClientSession::send_rpc`]).
+    pub fn send_rpc(&self, frame: RpcFrame) -> Result<(), SessionError> {
+        self.lock().send_rpc(Instant::now(), frame)?;
+        self.wake_driver();
+        Ok(())
+    }
+
+    /// Hands received RPC frames to the handler, outside the session lock.
+    fn dispatch_rpc(&self, frames: Vec<RpcFrame>) {
+        if frames.is_empty() {
+            return;
+        }
+        if let Some(h) = self.rpc_handler() {
+            for f in frames {
+                h.on_rpc(f);
+            }
+        }
+    }
+
+    fn rpc_disconnected(&self) {
+        if let Some(h) = self.rpc_handler() {
+            h.on_disconnect();
         }
     }
 
@@ -167,6 +222,7 @@ impl SharedClient {
                 s.close(Instant::now(), "client closed");
             }
         }
+        self.rpc_disconnected();
         self.wake_driver();
     }
 }
@@ -190,6 +246,16 @@ impl PumpTarget for SharedClient {
             }
         }
         self.wake_app_if_events(&s);
+        let mut rpc = Vec::new();
+        while let Some(f) = s.poll_rpc() {
+            rpc.push(f);
+        }
+        let down = !s.has_transport();
+        drop(s);
+        self.dispatch_rpc(rpc);
+        if down {
+            self.rpc_disconnected();
+        }
     }
 
     fn handle_timeout(&self, now: Instant) {
@@ -222,6 +288,8 @@ impl PumpTarget for SharedClient {
         };
         s.on_transport_down(now, reason);
         self.wake_app_if_events(&s);
+        drop(s);
+        self.rpc_disconnected();
     }
 
     fn read_paused(&self) -> bool {

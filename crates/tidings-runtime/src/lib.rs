@@ -29,7 +29,7 @@ mod transport;
 mod wasm_timer;
 
 pub use client::{Client, ClientTransport};
-pub use driver::{Connected, Connector, SharedClient, drive};
+pub use driver::{Connected, Connector, RpcHandler, SharedClient, drive};
 pub use error::{ClientError, TransportError};
 pub use inbox::Inbox;
 pub use pump::{CLOSE_GRACE, Prepared, PumpExit, PumpTarget, pump};

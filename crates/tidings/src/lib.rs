@@ -58,6 +58,8 @@
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
+//! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers) and client; + `channels` | client |
+//! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
@@ -104,6 +106,12 @@ pub mod sse {
 #[cfg(feature = "channels")]
 #[doc(inline)]
 pub use tidings_channels as channels;
+
+/// Typed RPC (`tidings-rpc`): calls, server streams with credits, cancellation, typed errors,
+/// tower layers; the client also on wasm32.
+#[cfg(any(feature = "rpc", feature = "rpc-client"))]
+#[doc(inline)]
+pub use tidings_rpc as rpc;
 
 /// Axum integration (`tidings-axum`): `Router::tidings("/ws", hub)` through `RouterExt`, and
 /// `TidingsRoute` with an auth hook on upgrade.

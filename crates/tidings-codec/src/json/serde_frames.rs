@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    Message, MessageId, Ping, Publish, PublishAck, ResumeToken, SessionId, Subscribe, Subscribed,
-    Unsubscribe, Welcome,
+    Message, MessageId, Ping, Publish, PublishAck, ResumeToken, RpcCode, RpcFault, RpcFrame,
+    RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 use super::inline_json;
@@ -63,6 +63,12 @@ struct WireIn<'a> {
     message: Option<Str<'a>>,
     #[serde(borrow, default)]
     reason: Option<Str<'a>>,
+    call: Option<u64>,
+    #[serde(borrow, default)]
+    method: Option<Str<'a>>,
+    deadline_ms: Option<u64>,
+    credit: Option<u32>,
+    n: Option<u32>,
 }
 
 /// A JSON string that borrows from the input when it has no escapes
@@ -168,6 +174,16 @@ struct WireOut<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -313,6 +329,54 @@ pub(super) fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError
             w.code = Some(CodeOut::Num(c.code));
             w.reason = Some(&c.reason);
         }
+        Frame::Rpc(r) => {
+            w.call = Some(r.call);
+            match &r.kind {
+                RpcKind::Call {
+                    method,
+                    params,
+                    deadline_ms,
+                    credit,
+                } => {
+                    w.kind = "call";
+                    w.method = Some(method);
+                    w.deadline_ms = *deadline_ms;
+                    w.credit = Some(*credit);
+                    payload_out(params, &mut w);
+                }
+                RpcKind::Reply(Ok(result)) => {
+                    w.kind = "reply";
+                    payload_out(result, &mut w);
+                }
+                RpcKind::Reply(Err(fault)) => {
+                    w.kind = "reply";
+                    w.code = Some(CodeOut::Str(fault.code.as_str()));
+                    w.message = Some(&fault.message);
+                    if let Some(data) = &fault.data {
+                        payload_out(data, &mut w);
+                    }
+                }
+                RpcKind::Item { seq, payload } => {
+                    w.kind = "item";
+                    w.seq = Some(*seq);
+                    payload_out(payload, &mut w);
+                }
+                RpcKind::End => w.kind = "end",
+                RpcKind::Credit { n } => {
+                    w.kind = "credit";
+                    w.n = Some(*n);
+                }
+                RpcKind::Cancel { reason } => {
+                    w.kind = "cancel";
+                    w.reason = Some(reason);
+                }
+                _ => {
+                    return Err(CodecError::Unencodable {
+                        reason: "this RPC frame has no JSON form yet".into(),
+                    });
+                }
+            }
+        }
         other => {
             return Err(CodecError::Unencodable {
                 reason: format!("{:?} frames have no JSON form yet", other.frame_type()),
@@ -422,6 +486,7 @@ pub(super) fn decode(input: &Bytes) -> Result<Frame, CodecError> {
             },
             reason: w.reason.map(Str::into_owned).unwrap_or_default(),
         }),
+        "call" | "reply" | "item" | "end" | "credit" | "cancel" => rpc_in(input, w)?,
         other => {
             return Err(CodecError::UnknownFrameType {
                 name: other.chars().take(64).collect(),
@@ -429,4 +494,45 @@ pub(super) fn decode(input: &Bytes) -> Result<Frame, CodecError> {
         }
     };
     Ok(frame)
+}
+
+/// Decodes the RPC frames (`call`, `reply`, `item`, `end`, `credit`, `cancel`).
+fn rpc_in(input: &Bytes, w: WireIn<'_>) -> Result<Frame, CodecError> {
+    let kind = &*w.kind;
+    let call = need(w.call, "call", kind)?;
+    let kind = match kind {
+        "call" => RpcKind::Call {
+            params: payload_in(input, &w, kind)?,
+            method: need(w.method, "method", kind)?.into_owned(),
+            deadline_ms: w.deadline_ms,
+            credit: w.credit.unwrap_or(0),
+        },
+        "reply" => match &w.code {
+            Some(CodeIn::Str(code)) => {
+                let data = match (&w.data, &w.data_b64) {
+                    (None, None) => None,
+                    _ => Some(payload_in(input, &w, kind)?),
+                };
+                RpcKind::Reply(Err(RpcFault {
+                    code: RpcCode::parse(code),
+                    message: w.message.as_deref().unwrap_or_default().to_owned(),
+                    data,
+                }))
+            }
+            Some(CodeIn::Num(_)) => return Err(malformed("`reply` code must be a string")),
+            None => RpcKind::Reply(Ok(payload_in(input, &w, kind)?)),
+        },
+        "item" => RpcKind::Item {
+            payload: payload_in(input, &w, kind)?,
+            seq: need(w.seq, "seq", kind)?,
+        },
+        "end" => RpcKind::End,
+        "credit" => RpcKind::Credit {
+            n: need(w.n, "n", kind)?,
+        },
+        _ => RpcKind::Cancel {
+            reason: w.reason.map(Str::into_owned).unwrap_or_default(),
+        },
+    };
+    Ok(Frame::Rpc(RpcFrame { call, kind }))
 }

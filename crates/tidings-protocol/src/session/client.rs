@@ -19,6 +19,7 @@ use crate::frame::{
 use crate::ids::{ChannelMap, ChannelName, ResumeToken, SessionId};
 use crate::inbound::{Inbound, InboundTracker};
 use crate::limits::Limits;
+use crate::rpc::RpcFrame;
 
 /// Settings of a [`ClientSession`].
 #[derive(Clone, Debug)]
@@ -229,6 +230,8 @@ pub struct ClientSession {
     events: VecDeque<ClientEvent>,
     encoder: FrameEncoder,
     names: HashMap<Box<str>, ChannelName>,
+    /// RPC frames received, for the RPC layer ([`ClientSession::poll_rpc`]).
+    rpc_in: VecDeque<RpcFrame>,
 }
 
 impl ClientSession {
@@ -266,6 +269,7 @@ impl ClientSession {
             events: VecDeque::new(),
             encoder: FrameEncoder::default(),
             names: HashMap::new(),
+            rpc_in: VecDeque::new(),
         }
     }
 
@@ -535,6 +539,10 @@ impl ClientSession {
         };
         let result = match frame {
             Frame::Welcome(w) => self.on_welcome(now, w),
+            Frame::Rpc(r) if self.state == ClientState::Open => {
+                self.rpc_in.push_back(r);
+                Ok(())
+            }
             Frame::Message(m) if self.state == ClientState::Open => {
                 self.on_message(now, m);
                 Ok(())
@@ -948,6 +956,29 @@ impl ClientSession {
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
+    }
+
+    /// Queues an RPC frame. Calls live on one connection: when the session
+    /// is not open, nothing is queued and the call fails with
+    /// [`SessionError::Closed`] (the RPC layer reports it as `unavailable`).
+    pub fn send_rpc(&mut self, now: Instant, frame: RpcFrame) -> Result<(), SessionError> {
+        if self.state != ClientState::Open {
+            return Err(SessionError::Closed {
+                reason: "not connected".into(),
+            });
+        }
+        self.queue(now, &Frame::Rpc(frame));
+        Ok(())
+    }
+
+    /// Next RPC frame received from the server.
+    pub fn poll_rpc(&mut self) -> Option<RpcFrame> {
+        self.rpc_in.pop_front()
+    }
+
+    /// True when RPC frames wait for [`ClientSession::poll_rpc`].
+    pub fn has_rpc(&self) -> bool {
+        !self.rpc_in.is_empty()
     }
 
     fn queue(&mut self, now: Instant, frame: &Frame) {

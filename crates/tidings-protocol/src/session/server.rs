@@ -23,6 +23,7 @@ use crate::limits::Limits;
 use crate::message::SharedMessage;
 use crate::rate::{Bucket, RateLimit};
 use crate::replay::ReplayBuffer;
+use crate::rpc::RpcFrame;
 
 /// What to do when a client does not read fast enough.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -165,6 +166,8 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
+    /// An RPC frame for the RPC layer (answer with [`ServerSession::send_rpc`]).
+    Rpc(RpcFrame),
 }
 
 #[derive(Debug)]
@@ -780,6 +783,7 @@ impl ServerSession {
                 }
             }
             Frame::Ping(p) => self.queue(&Frame::Pong(p)),
+            Frame::Rpc(r) => self.events.push_back(ServerEvent::Rpc(r)),
             Frame::Pong(_) | Frame::Error(_) => {}
             Frame::Close(c) => {
                 self.queue(&Frame::Close(Close {
@@ -1111,6 +1115,17 @@ impl ServerSession {
                 reason: reason.into(),
             });
         }
+    }
+
+    /// Queues an RPC frame for the client (a control frame: never shed).
+    /// False when the session has no open connection (the frame is dropped:
+    /// calls live on one connection).
+    pub fn send_rpc(&mut self, frame: RpcFrame) -> bool {
+        if self.state != ServerState::Open {
+            return false;
+        }
+        self.queue(&Frame::Rpc(frame));
+        true
     }
 
     /// Next encoded frame to write.
