@@ -323,10 +323,12 @@ pub(crate) fn test(root: &Path, keep_going: bool) -> Result {
     p.run()
 }
 
-/// The environment every test run gets: peers are required and where `setup` put them.
-fn test_env(root: &Path) -> [(&'static str, OsString); 2] {
+/// The environment every test run gets: peers and the shared services
+/// (PostgreSQL, Redis, NATS) are required, and where `setup` put the peers.
+fn test_env(root: &Path) -> [(&'static str, OsString); 3] {
     [
         ("TIDINGS_REQUIRE_PEERS", "1".into()),
+        ("TIDINGS_REQUIRE_SERVICES", "1".into()),
         ("TIDINGS_PEERS_DIR", util::peers_dir(root).into_os_string()),
     ]
 }

@@ -1,7 +1,9 @@
 //! The layer rule of the workspace: every `crates/*` crate sits on one layer, and its dependencies point down only; plus the crate graph that docs/architecture.md shows, generated from the manifests.
 //!
 //! Layers, bottom to top (docs/architecture.md explains each):
-//! protocol → codec → runtime → transports → broker → channels → integrations → facade.
+//! protocol → codec → runtime → transports → broker → backends → channels → integrations → facade.
+//! Backends (`tidings-redis`, ...) implement the broker's traits on an existing engine and
+//! depend on the broker layer and below only; channels (the hub) never needs them.
 //! Tools (`tidings-test`, `tidings-loadgen`) sit beside the stack: they may use any layer up
 //! to channels, and no library depends on them (dev-dependencies may). Dev-dependencies are
 //! exempt from the rule (tests use what they test with); normal, target-specific and build
@@ -19,21 +21,25 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-ws", 3),
     ("tidings-sse", 3),
     ("tidings-broker", 4),
-    ("tidings-channels", 5),
-    ("tidings-sync", 5),
-    ("tidings-axum", 6),
-    ("tidings-leptos", 6),
+    ("tidings-redis", 5),
+    ("tidings-postgres", 5),
+    ("tidings-channels", 6),
+    ("tidings-sync", 6),
+    ("tidings-axum", 7),
+    ("tidings-leptos", 7),
     // RPC serves on the hub (channels) and shares its identity: above it.
-    ("tidings-rpc", 6),
-    ("tidings-presence", 6),
-    ("tidings", 7),
+    ("tidings-rpc", 7),
+    ("tidings-presence", 7),
+    ("tidings", 8),
     // Tools: above channels, below integrations, never a library's dependency.
-    ("tidings-test", 6),
-    ("tidings-loadgen", 6),
+    ("tidings-test", 7),
+    ("tidings-loadgen", 7),
+    // A server process for multi-node tests: uses the facade, so above it.
+    ("tidings-test-node", 9),
 ];
 
 /// Crates no library may depend on (normal dependencies).
-const TOOLS: &[&str] = &["tidings-test", "tidings-loadgen"];
+const TOOLS: &[&str] = &["tidings-test", "tidings-loadgen", "tidings-test-node"];
 
 /// Layer names, for messages and the generated graph.
 const LAYER_NAMES: &[&str] = &[
@@ -42,9 +48,11 @@ const LAYER_NAMES: &[&str] = &[
     "runtime",
     "transports",
     "broker",
+    "backends",
     "channels",
     "integrations",
     "facade",
+    "tools",
 ];
 
 /// Marks the generated block in docs/architecture.md.

@@ -121,10 +121,10 @@ impl Plan {
                     plan.only = value(arg)?.split(',').map(str::to_owned).collect();
                     if let Some(bad) = plan.only.iter().find(|k| {
                         !KINDS.contains(&k.as_str())
-                            && !["client", "leak", "profile"].contains(&k.as_str())
+                            && !["client", "leak", "profile", "backends"].contains(&k.as_str())
                     }) {
                         return Err(format!(
-                            "--only: unknown `{bad}` (tidings, tidings-ws-raw, tokio-tungstenite, fastwebsockets, client, leak, profile)"
+                            "--only: unknown `{bad}` (tidings, tidings-ws-raw, tokio-tungstenite, fastwebsockets, client, leak, profile, backends)"
                         ));
                     }
                 }
@@ -147,6 +147,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
         return report(&target);
     }
     let plan = Plan::parse(args)?;
+    if plan.runs("backends") {
+        run_backends(root, &target, &plan)?;
+        if plan.only.iter().all(|k| k == "backends") {
+            // Only the backends: put their table into the last full run's report.
+            return match report(&target) {
+                Ok(()) => Ok(()),
+                Err(_) => Ok(()), // no full run yet: the table was printed
+            };
+        }
+    }
     let started = Instant::now();
     let machine = machine_notes(plan.conns);
     for line in &machine {
@@ -249,6 +259,48 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
     Ok(())
 }
 
+/// The backends' table of the last `--only backends` (or full) run.
+const BACKENDS_FILE: &str = "load-backends.md";
+
+/// Publish → deliver through each broker (memory, and Redis at
+/// `TIDINGS_REDIS_URL`) in one run: the `tidings-backend-load` binary of
+/// `tidings-test-node`; its table goes to `<target>/load-backends.md` and the report.
+fn run_backends(root: &Path, target: &Path, plan: &Plan) -> Result {
+    util::run(
+        util::cargo()
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "tidings-test-node",
+                "--bin",
+                "tidings-backend-load",
+            ])
+            .current_dir(root),
+    )?;
+    let bin = target.join("release").join("tidings-backend-load");
+    let messages = if plan.quick { "20000" } else { "100000" };
+    println!("\nload: backends, publish → deliver, {messages} messages each");
+    let out = std::process::Command::new(&bin)
+        .args(["--messages", messages, "--publishers", "16"])
+        .output()
+        .map_err(|e| format!("running {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tidings-backend-load failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{table}");
+    let section = format!(
+        "### Backends: publish → deliver\n\nOne subscriber, 16 publishers awaiting each publish (durable brokers: under idempotency keys, as the hub's client publishes), 32-byte messages, same run.\n\n{table}"
+    );
+    fs::write(target.join(BACKENDS_FILE), section)
+        .map_err(|e| format!("writing {BACKENDS_FILE}: {e}"))?;
+    Ok(())
+}
+
 /// Renders `<target>/load-results.txt` (written by a run) into the load section of
 /// `<target>/bench-report.md`, and prints it.
 fn report(target: &Path) -> Result {
@@ -257,6 +309,10 @@ fn report(target: &Path) -> Result {
     let (meta, results) = parse_results(&text)?;
     let (plain, markdown) = render(&meta, &results);
     print!("\n{plain}");
+    let markdown = match fs::read_to_string(target.join(BACKENDS_FILE)) {
+        Ok(table) => format!("{markdown}\n\n{table}"),
+        Err(_) => markdown,
+    };
     let report = target.join("bench-report.md");
     let existing = fs::read_to_string(&report).unwrap_or_default();
     let kept = match existing.find(MARKER) {

@@ -59,13 +59,16 @@ Commands:
           --quick (500 connections, 3 s, 10,000 cycles: < 1 min), --leak-cycles N,
           --real-conns N, --rounds N (interleaved runs per server, the least disturbed by
           other processes is reported; default 2, 1 with --quick), --only tidings,tidings-ws-raw,tokio-tungstenite,fastwebsockets,
-          client,leak,profile, --profile (the tidings server under perf record too; writes
+          client,leak,profile,backends (publish -> deliver through memory and Redis at
+          TIDINGS_REDIS_URL, msg/s and p50/p99: tidings-test-node's tidings-backend-load), --profile (the tidings server under perf record too; writes
           <target>/load-profile.txt), --report-only (render <target>/load-results.txt again).
   help    This text.
 
 Environment:
   TIDINGS_PEERS_DIR      where setup installs the peers and tests find them
   TIDINGS_REQUIRE_PEERS  set to 1 by ci/test: tests must fail, not skip, without peers
+  TIDINGS_REQUIRE_SERVICES set to 1 by ci/test: backend tests must fail, not skip, without
+                         PostgreSQL / Redis / NATS (TIDINGS_POSTGRES_URL, _REDIS_URL, _NATS_URL)
   CARGO_TARGET_DIR       respected by bench and load (criterion results, bench-report.md)
                          and test-browser (<target>/browser)
   TIDINGS_BROWSER_STRICT set to 0: test-browser reports known client bugs without failing

@@ -5,12 +5,21 @@
 //! depends on it without pulling the server. The hub (`tidings-channels`)
 //! drives a `Broker`; `tidings-channels::MemoryBroker` is the embedded one.
 //!
+//! Beside it, the [`Store`] trait (durable per-channel history with
+//! idempotent appends and retention) and [`MemoryStore`].
+//!
 //! Dependencies: `bytes` (payloads are shared buffers), `thiserror` (typed
 //! errors), `tidings-protocol` (channel names, messages) and
 //! `tidings-runtime` (only for `BoxFuture`, the boxed future that is `Send`
 //! on native targets).
 
 use std::sync::Arc;
+
+mod memory_store;
+mod store;
+
+pub use memory_store::MemoryStore;
+pub use store::{Appended, HistoryRange, NewMessage, Retention, Store, StoreError, StoredMessage};
 
 use bytes::Bytes;
 use tidings_protocol::{ChannelName, MessageId, SharedMessage, SubscriptionStart};
@@ -71,6 +80,13 @@ pub enum BrokerError {
     },
 }
 
+impl BrokerError {
+    /// Whether the backend was unreachable (retry later: the broker reconnects by itself).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
 /// Moves messages between publishers and subscribers.
 ///
 /// Guarantees per channel: sequence numbers 1, 2, 3, ... without holes, and
@@ -83,6 +99,27 @@ pub trait Broker: Send + Sync + 'static {
         channel: &ChannelName,
         payload: Bytes,
     ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>>;
+
+    /// [`Broker::publish`] with an idempotency key (e.g. `session:publish-seq`):
+    /// a durable broker stores a re-sent publish once and answers with the
+    /// first receipt. The default ignores the key.
+    fn publish_keyed(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+        key: &str,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        let _ = key;
+        self.publish(channel, payload)
+    }
+
+    /// Whether [`Broker::publish`] returns only once the message is durably
+    /// stored (a backend), so that a client's publish should be acknowledged
+    /// only then (see `ServerConfig::ack_after_store`). `false` (the
+    /// default): an in-process broker, which cannot fail.
+    fn is_durable(&self) -> bool {
+        false
+    }
 
     /// Subscribes `sink` to `channel`. With `after`, the backlog after that
     /// sequence number comes from history (or is reported as a gap).

@@ -39,10 +39,20 @@ fn compact(payload: Bytes) -> Bytes {
     }
 }
 
-fn publish_failed(entry: &Entry, channel: &ChannelName, e: &BrokerError) {
-    warn!(error = %e, %channel, "publish failed");
-    entry.lock().report_error(
-        ErrorCode::Internal,
+/// The broker did not take publish `seq`: with `ack_after_store` the client
+/// gets it refused by name (`unavailable` when the backend is down: its
+/// caller may publish it again later), else an error report.
+fn publish_failed(entry: &Entry, seq: u64, channel: &ChannelName, e: &BrokerError) {
+    warn!(error = %e, %channel, seq, "publish failed");
+    let code = if e.is_unavailable() {
+        ErrorCode::Unavailable
+    } else {
+        ErrorCode::Internal
+    };
+    entry.lock().publish_failed(
+        Instant::now(),
+        seq,
+        code,
         format!("publish to {channel} failed: {e}"),
     );
 }
@@ -301,6 +311,12 @@ impl Hub {
         memory: Option<Arc<MemoryBroker>>,
         config: HubConfig,
     ) -> Self {
+        // A durable broker can be down: a client's publish is acknowledged
+        // only once the broker has it (see `ServerConfig::ack_after_store`).
+        let mut config = config;
+        if broker.is_durable() {
+            config.session.ack_after_store = true;
+        }
         Self {
             inner: Arc::new(Inner {
                 broker,
@@ -675,12 +691,11 @@ impl Hub {
                         self.drop_subscription(&conn.entry, &channel, id);
                     }
                 }
-                ServerEvent::Publish { channel, payload } => {
-                    let result = self.inner.broker.publish(&channel, compact(payload)).await;
-                    if let Err(e) = result {
-                        publish_failed(&conn.entry, &channel, &e);
-                    }
-                }
+                ServerEvent::Publish {
+                    seq,
+                    channel,
+                    payload,
+                } => self.publish_for(conn, seq, channel, payload).await,
                 ServerEvent::Disconnect { code, reason } => {
                     *conn.close.lock().unwrap_or_else(|p| p.into_inner()) = Some((code, reason));
                     conn.closing.store(true, Ordering::Release);
@@ -717,6 +732,27 @@ impl Hub {
         let mut rpc = conn.rpc.lock().unwrap_or_else(|p| p.into_inner());
         rpc.get_or_insert_with(|| service.connect(link, conn.identity.clone()))
             .on_frame(frame);
+    }
+
+    /// Hands publish `seq` of `conn`'s session to the broker. With
+    /// `ack_after_store`, under an idempotency key (session id and publish
+    /// number: a backend stores a re-sent publish once), and the session
+    /// acknowledges it only when the broker answers.
+    async fn publish_for(&self, conn: &Conn, seq: u64, channel: ChannelName, payload: Bytes) {
+        let broker = &self.inner.broker;
+        if !self.inner.session_config.ack_after_store {
+            if let Err(e) = broker.publish(&channel, compact(payload)).await {
+                publish_failed(&conn.entry, seq, &channel, &e);
+            }
+            return;
+        }
+        let key = format!("{}:{seq}", conn.entry.lock().id().0);
+        let bytes = payload.len();
+        match broker.publish_keyed(&channel, compact(payload), &key).await {
+            Ok(_) => conn.entry.lock().publish_stored(Instant::now(), seq, bytes),
+            Err(e) => publish_failed(&conn.entry, seq, &channel, &e),
+        }
+        conn.entry.wake();
     }
 
     async fn subscribe(&self, entry: &Arc<Entry>, channel: ChannelName, after: Option<u64>) {

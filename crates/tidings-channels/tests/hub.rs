@@ -1,7 +1,8 @@
-//! Hub behaviour over the in-memory transport pair: publishes the broker refuses, and the synchronous publish path.
+//! Hub behaviour over the in-memory transport pair: publishes the broker refuses, acks only after a durable broker stored a publish, and the synchronous publish path.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,7 +86,7 @@ async fn a_refused_publish_is_an_error_frame_and_the_subscription_stays() {
     )
     .await;
     let error = next_of(&mut client, "error").await;
-    assert_eq!(error["code"], "internal");
+    assert_eq!(error["code"], "unavailable");
     assert!(
         error["message"].as_str().unwrap().contains("backend down"),
         "{error}"
@@ -319,4 +320,117 @@ async fn a_connection_ending_while_another_has_a_publish_in_hand_publishes_after
     let (_, ended) = pair();
     drop(std::mem::replace(&mut t.new, ended));
     release_and_expect_both_in_order(t).await;
+}
+
+/// A durable broker (acks wait for it) that can be switched down.
+#[derive(Default)]
+struct SwitchedBroker {
+    inner: MemoryBroker,
+    down: AtomicBool,
+    keys: std::sync::Mutex<Vec<String>>,
+}
+
+impl Broker for SwitchedBroker {
+    fn publish(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(BrokerError::Unavailable("backend down".into())) });
+        }
+        self.inner.publish(channel, payload)
+    }
+    fn publish_keyed(
+        &self,
+        channel: &ChannelName,
+        payload: Bytes,
+        key: &str,
+    ) -> BoxFuture<'_, Result<PublishReceipt, BrokerError>> {
+        self.keys.lock().unwrap().push(key.to_owned());
+        self.publish(channel, payload)
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+    fn subscribe(
+        &self,
+        channel: &ChannelName,
+        after: Option<u64>,
+        sink: Arc<dyn Delivery>,
+    ) -> BoxFuture<'_, Result<Subscription, BrokerError>> {
+        self.inner.subscribe(channel, after, sink)
+    }
+    fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
+        self.inner.unsubscribe(channel, id);
+    }
+}
+
+#[tokio::test]
+async fn on_a_durable_broker_publishes_are_acked_once_stored_and_refused_by_name_when_it_is_down() {
+    let broker = Arc::new(SwitchedBroker::default());
+    let hub = Hub::new(broker.clone());
+    assert!(
+        hub.config().session.ack_after_store,
+        "set for a durable broker"
+    );
+    let mut client = serve(&hub);
+    send(&mut client, r#"{"type":"hello","version":1}"#).await;
+    next_of(&mut client, "welcome").await;
+    send(
+        &mut client,
+        r#"{"type":"publish","channel":"a","seq":1,"data":1}"#,
+    )
+    .await;
+    assert_eq!(next_of(&mut client, "publish_ack").await["seq"], 1);
+    broker.down.store(true, Ordering::SeqCst);
+    send(
+        &mut client,
+        r#"{"type":"publish","channel":"a","seq":2,"data":2}"#,
+    )
+    .await;
+    // Refused by name, never acknowledged on its own.
+    let mut frames = Vec::new();
+    let error = loop {
+        let v = next_json(&mut client).await;
+        if v["type"] == "error" {
+            break v;
+        }
+        frames.push(v);
+    };
+    assert!(
+        frames.iter().all(|f| f["type"] != "publish_ack"),
+        "{frames:?}"
+    );
+    assert_eq!(
+        (error["code"].as_str(), error["seq"].as_u64()),
+        (Some("unavailable"), Some(2))
+    );
+    broker.down.store(false, Ordering::SeqCst);
+    send(
+        &mut client,
+        r#"{"type":"publish","channel":"a","seq":3,"data":3}"#,
+    )
+    .await;
+    assert_eq!(next_of(&mut client, "publish_ack").await["seq"], 3);
+    // Stored: 1 and 3, each under its own idempotency key.
+    let keys = broker.keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 3);
+    assert!(
+        keys[0].ends_with(":1") && keys[2].ends_with(":3"),
+        "{keys:?}"
+    );
+    let history = broker
+        .inner
+        .subscribe(&ChannelName::new("a").unwrap(), Some(0), Arc::new(Nobody))
+        .await
+        .unwrap()
+        .start
+        .backlog;
+    assert_eq!(history.len(), 2);
+}
+
+struct Nobody;
+impl Delivery for Nobody {
+    fn deliver(&self, _: &Arc<tidings_protocol::SharedMessage>) {}
 }

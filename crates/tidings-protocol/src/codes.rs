@@ -30,6 +30,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many requests: a rate limit refused this one.
     RateLimited,
+    /// A backend the server needs (its broker or store) is unreachable right
+    /// now: retry later (a publish refused with it was not stored).
+    Unavailable,
     /// Something failed on the server.
     Internal,
     /// A code this version does not know (forward compatibility).
@@ -52,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -59,7 +63,7 @@ impl ErrorCode {
 
     /// Parses the wire spelling; unknown spellings give [`ErrorCode::Unknown`].
     pub fn parse(s: &str) -> Self {
-        const ALL: [ErrorCode; 13] = [
+        const ALL: [ErrorCode; 14] = [
             ErrorCode::MalformedFrame,
             ErrorCode::UnknownFrameType,
             ErrorCode::FrameTooLarge,
@@ -72,6 +76,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
             ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
             ErrorCode::Internal,
         ];
         ALL.into_iter()

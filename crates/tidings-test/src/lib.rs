@@ -12,6 +12,8 @@
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
 //!   timeout.
+//! * [`services`]: URLs of the shared PostgreSQL, Redis and NATS, unique
+//!   names per test, loud skips (failures under `TIDINGS_REQUIRE_SERVICES=1`).
 //! * [`tls`]: [`tls::TestCa`], a throw-away CA and server certificate for
 //!   wss:// and https:// tests.
 //!
@@ -20,6 +22,7 @@
 pub mod memory;
 pub mod peers;
 pub mod proxy;
+pub mod services;
 pub mod suite;
 pub mod tls;
 

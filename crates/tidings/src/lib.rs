@@ -60,11 +60,13 @@
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers) and client; + `channels` | client |
 //! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
+//! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
+//! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
 //! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
-//! | `full`      | all of the above except `leptos`                                | no     |
+//! | `full`      | all of the above except the backends and `leptos`               | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -112,6 +114,10 @@ pub use tidings_channels as channels;
 #[cfg(any(feature = "rpc", feature = "rpc-client"))]
 #[doc(inline)]
 pub use tidings_rpc as rpc;
+/// Backends chosen by URL (`memory://`; `redis://`, `postgres://` with their features):
+/// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
+#[cfg(feature = "channels")]
+pub mod backend;
 
 /// Axum integration (`tidings-axum`): `Router::tidings("/ws", hub)` through `RouterExt`, and
 /// `TidingsRoute` with an auth hook on upgrade.

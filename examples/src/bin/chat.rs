@@ -10,6 +10,11 @@
 //! Events (`EventSource` down, `fetch` POSTs up) instead of WebSocket; both share the rooms. Ctrl-C (or SIGTERM) closes every session with
 //! "server stopping" (1001) before the process exits.
 //!
+//! `TIDINGS_BROKER` picks the broker by URL (default `memory://`); with
+//! `redis://127.0.0.1:6379?prefix=chat` two servers on different `PORT`s share
+//! the rooms and the history survives restarts. `TIDINGS_STORE` (history) defaults to the broker:
+//! a durable broker keeps the history itself, so a different store URL is refused for now.
+//!
 //! TLS (https:// and wss:// on the same port):
 //!
 //! ```text
@@ -23,7 +28,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tidings::axum::Server;
@@ -70,7 +74,21 @@ async fn main() -> ExitCode {
         }
         None => "http",
     };
-    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let broker = std::env::var("TIDINGS_BROKER").unwrap_or_else(|_| "memory://".into());
+    if let Ok(store) = std::env::var("TIDINGS_STORE")
+        && store != broker
+    {
+        error!(%store, %broker, "TIDINGS_STORE must equal TIDINGS_BROKER (or be unset): the broker keeps the history");
+        return ExitCode::FAILURE;
+    }
+    let hub = match tidings::backend::connect_hub(&broker, HubConfig::default()).await {
+        Ok(hub) => hub,
+        Err(e) => {
+            error!(%broker, "cannot use TIDINGS_BROKER: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(%broker, "broker");
     println!("chat server on {scheme}://{addr}");
     info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
 

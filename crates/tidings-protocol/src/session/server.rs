@@ -69,6 +69,13 @@ pub struct ServerConfig {
     /// refused by name with `rate_limited` and dropped, the session goes on.
     /// `None` (the default): no limit.
     pub publish_rate: Option<RateLimit>,
+    /// Acknowledge a client's publish only once the hub reports that the
+    /// broker stored it ([`ServerSession::publish_stored`]); a broker failure
+    /// refuses it by name ([`ServerSession::publish_failed`]). The hub sets
+    /// it for durable brokers (a backend that can be down); off (the
+    /// default), a publish is acknowledged as soon as it is read, which is
+    /// right for the in-process broker (it cannot fail).
+    pub ack_after_store: bool,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +90,7 @@ impl Default for ServerConfig {
             ack_bytes: 64 * 1024,
             ack_delay: Duration::from_secs(1),
             publish_rate: None,
+            ack_after_store: false,
         }
     }
 }
@@ -91,6 +99,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::publish_rate`].
     pub fn with_publish_rate(mut self, limit: RateLimit) -> Self {
         self.publish_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`ServerConfig::ack_after_store`].
+    pub fn with_ack_after_store(mut self, on: bool) -> Self {
+        self.ack_after_store = on;
         self
     }
 
@@ -146,8 +160,12 @@ pub enum ServerEvent {
         /// The channel.
         channel: ChannelName,
     },
-    /// Publish `payload` on `channel` (already deduplicated).
+    /// Publish `payload` on `channel` (already deduplicated). With
+    /// [`ServerConfig::ack_after_store`], report the outcome with
+    /// [`ServerSession::publish_stored`] or [`ServerSession::publish_failed`].
     Publish {
+        /// The client's publish number (the session's own count).
+        seq: u64,
         /// The channel.
         channel: ChannelName,
         /// The payload.
@@ -220,6 +238,9 @@ pub struct ServerSession {
     subs: FewMap<Sub>,
     last_publish: u64,
     publish_acked: u64,
+    /// With `ack_after_store`: the last publish the broker stored (or that
+    /// was refused); acknowledgements go up to it, never past it.
+    publish_stored: u64,
     /// What the client may subscribe to and publish on (`None`: everything).
     guard: Option<Arc<dyn ChannelGuard>>,
     /// The publish rate limit's bucket (`None`: no limit).
@@ -351,6 +372,7 @@ impl ServerSession {
             bucket,
             last_publish: 0,
             publish_acked: 0,
+            publish_stored: 0,
             ack_batch,
             ack_batch_bytes: 0,
             last_publish_at: None,
@@ -500,9 +522,9 @@ impl ServerSession {
             resumed,
             heartbeat_ms: u64::try_from(self.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
             max_frame: u32::try_from(self.config.limits.max_frame_bytes).unwrap_or(u32::MAX),
-            publish_acked: self.last_publish,
+            publish_acked: self.ackable(),
         };
-        self.publish_acked = self.last_publish;
+        self.publish_acked = self.ackable();
         self.queue(&Frame::Welcome(welcome));
         if resumed {
             let refused: Vec<ErrorFrame> = self
@@ -561,8 +583,56 @@ impl ServerSession {
             refused.pop_front();
         }
         refused.push_back(error);
+        if self.publish_stored == seq - 1 {
+            self.publish_stored = seq;
+        }
         self.note_publish(now, 0);
         Ok(())
+    }
+
+    /// The publishes the client may be told are safe: all it sent, or with
+    /// `ack_after_store` those the broker has.
+    fn ackable(&self) -> u64 {
+        if self.config.ack_after_store {
+            self.publish_stored
+        } else {
+            self.last_publish
+        }
+    }
+
+    /// With [`ServerConfig::ack_after_store`]: the broker stored publish
+    /// `seq` (publishes are reported in order); its acknowledgement goes out
+    /// with the next batch. Without, a no-op.
+    pub fn publish_stored(&mut self, now: Instant, seq: u64, bytes: usize) {
+        if !self.config.ack_after_store || seq <= self.publish_stored {
+            return;
+        }
+        self.publish_stored = seq;
+        self.note_publish(now, bytes);
+    }
+
+    /// With [`ServerConfig::ack_after_store`]: the broker failed to store
+    /// publish `seq`. It is refused by name with `code` (e.g.
+    /// [`ErrorCode::Unavailable`]: the client's caller may publish again
+    /// later) and never acknowledged. Without the flag, the client has had
+    /// its ack already: only an error is reported.
+    pub fn publish_failed(&mut self, now: Instant, seq: u64, code: ErrorCode, message: String) {
+        if !self.config.ack_after_store {
+            self.report_error(code, message);
+            return;
+        }
+        if seq <= self.publish_stored {
+            return;
+        }
+        let error = ErrorFrame::refusing(seq, code, message);
+        self.queue(&Frame::Error(error.clone()));
+        let refused = self.refused.get_or_insert_with(Default::default);
+        if refused.len() == MAX_REMEMBERED_REFUSALS {
+            refused.pop_front();
+        }
+        refused.push_back(error);
+        self.publish_stored = seq;
+        self.note_publish(now, 0);
     }
 
     /// An input over the frame limit that is a publish is refused by name
@@ -703,8 +773,12 @@ impl ServerSession {
         match frame {
             Frame::Publish(p) => {
                 if p.seq <= self.last_publish {
-                    // A resend of something we have: acknowledge again, deliver nothing.
-                    self.note_publish(now, p.payload.len());
+                    // A resend of something we have: acknowledge again, deliver
+                    // nothing (with `ack_after_store`, only once it is stored:
+                    // one still in the broker's hands is acknowledged then).
+                    if p.seq <= self.ackable() {
+                        self.note_publish(now, p.payload.len());
+                    }
                     return Ok(());
                 }
                 let expected = self.last_publish + 1;
@@ -733,10 +807,13 @@ impl ServerSession {
                 self.last_publish_at = Some(now);
                 let bytes = p.payload.len();
                 self.events.push_back(ServerEvent::Publish {
+                    seq: p.seq,
                     channel: p.channel,
                     payload: p.payload,
                 });
-                self.note_publish(now, bytes);
+                if !self.config.ack_after_store {
+                    self.note_publish(now, bytes);
+                }
             }
             Frame::Ack(a) => {
                 self.replay.ack(&a.channel, a.seq);
@@ -812,11 +889,10 @@ impl ServerSession {
     fn flush_acks(&mut self) {
         self.ack_batch.clear();
         self.ack_batch_bytes = 0;
-        if self.last_publish > self.publish_acked {
-            self.publish_acked = self.last_publish;
-            self.queue(&Frame::PublishAck(PublishAck {
-                seq: self.last_publish,
-            }));
+        let ackable = self.ackable();
+        if ackable > self.publish_acked {
+            self.publish_acked = ackable;
+            self.queue(&Frame::PublishAck(PublishAck { seq: ackable }));
         }
     }
 
@@ -898,7 +974,9 @@ impl ServerSession {
             return None;
         }
         match self.events.pop_front() {
-            Some(ServerEvent::Publish { channel, payload }) => {
+            Some(ServerEvent::Publish {
+                channel, payload, ..
+            }) => {
                 let more = matches!(self.events.front(), Some(ServerEvent::Publish { .. }));
                 Some((channel, payload, more))
             }
@@ -956,7 +1034,7 @@ impl ServerSession {
             // come back to it (chat, echo) gets one ack per several messages,
             // not one per message. `last_recv` stands in for the time: a
             // delivery has none of its own, and it can only be later.
-            if self.last_publish > self.publish_acked
+            if self.ackable() > self.publish_acked
                 && (self.publishes_sparse || self.ack_batch.is_ripe(self.last_recv))
             {
                 self.flush_acks();

@@ -371,7 +371,9 @@ impl Net {
                     let start = self.hub.start(channel, *after);
                     server.subscribed(channel, start);
                 }
-                ServerEvent::Publish { channel, payload } => {
+                ServerEvent::Publish {
+                    channel, payload, ..
+                } => {
                     self.hub.published.push((channel.clone(), payload.clone()));
                     let m = self.hub.next_message(channel, payload.clone());
                     server.deliver(&m);
