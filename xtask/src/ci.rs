@@ -29,6 +29,7 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         "tidings-sse",
         &["--no-default-features", "--features", "client"],
     ),
+    ("tidings-leptos", &[]),
     (
         "tidings-rpc",
         &["--no-default-features", "--features", "client"],

@@ -27,6 +27,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-channels", 6),
     ("tidings-sync", 6),
     ("tidings-axum", 7),
+    ("tidings-leptos", 7),
     // RPC serves on the hub (channels) and shares its identity: above it.
     ("tidings-rpc", 7),
     ("tidings-presence", 7),

@@ -3,18 +3,20 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use js_sys::{Array, Uint8Array};
 use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
 use tidings_protocol::CodecKind;
 use tidings_runtime::{
-    BoxFuture, Connected, Connector, Inbox, Transport, TransportError, TransportKind,
+    BoxFuture, Connected, Connector, Inbox, Timer, Transport, TransportError, TransportKind,
     TransportMetrics, WasmTimer,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_time::Instant;
 
 use crate::client::ClientBuilder;
 
@@ -105,7 +107,12 @@ impl Transport for WasmWsTransport {
 }
 
 /// Opens a browser WebSocket offering `protocols` and waits until it is open.
-pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected, TransportError> {
+/// Gives up (closing the socket) after `timeout`.
+pub(crate) async fn connect(
+    url: &str,
+    protocols: &[String],
+    timeout: Duration,
+) -> Result<Connected, TransportError> {
     let offers = Array::new();
     for p in protocols {
         offers.push(&p.into());
@@ -153,11 +160,32 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
     ws.set_onclose(Some(onclose.as_ref().unchecked_ref()));
     ws.set_onerror(Some(onerror.as_ref().unchecked_ref()));
 
-    if !std::future::poll_fn(|cx| inbox.borrow_mut().poll_opened(cx)).await {
+    // The connect timeout: the timer may fire early, so the clock decides.
+    let deadline = Instant::now() + timeout;
+    let mut timer = WasmTimer::default();
+    timer.reset(Some(deadline));
+    let opened = std::future::poll_fn(|cx| {
+        if let Poll::Ready(ok) = inbox.borrow_mut().poll_opened(cx) {
+            return Poll::Ready(Some(ok));
+        }
+        while timer.poll_elapsed(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.reset(Some(deadline));
+        }
+        Poll::Pending
+    })
+    .await;
+    if opened != Some(true) {
         ws.set_onopen(None);
         ws.set_onmessage(None);
         ws.set_onclose(None);
         ws.set_onerror(None);
+        if opened.is_none() {
+            let _ = ws.close();
+            return Err(TransportError::Timeout("WebSocket connect"));
+        }
         return Err(TransportError::Handshake {
             status: None,
             reason: format!("WebSocket to {url} failed to open"),
@@ -188,6 +216,7 @@ pub(crate) async fn connect(url: &str, protocols: &[String]) -> Result<Connected
 struct Browser {
     url: String,
     protocols: Vec<String>,
+    connect_timeout: Duration,
 }
 
 impl Connector for Browser {
@@ -199,7 +228,8 @@ impl Connector for Browser {
 
     fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>> {
         let (url, protocols) = (self.url.clone(), self.protocols.clone());
-        Box::pin(async move { connect(&url, &protocols).await })
+        let timeout = self.connect_timeout;
+        Box::pin(async move { connect(&url, &protocols, timeout).await })
     }
 }
 
@@ -209,5 +239,6 @@ pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector, crate:
     Ok(Browser {
         url: builder.url,
         protocols: builder.subprotocols,
+        connect_timeout: builder.connect_timeout,
     })
 }

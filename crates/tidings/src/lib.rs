@@ -66,7 +66,8 @@
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
-//! | `full`      | all of the above except the backends                            | no     |
+//! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
+//! | `full`      | all of the above except the backends and `leptos`               | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -130,6 +131,12 @@ pub mod backend;
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use tidings_axum as axum;
+
+/// Leptos 0.8 hooks (`tidings-leptos`): `use_connection`, `use_channel`, `use_subscription`,
+/// `use_publish`. Connects on wasm32 only; inert under SSR.
+#[cfg(feature = "leptos")]
+#[doc(inline)]
+pub use tidings_leptos as leptos;
 
 /// Presence (`tidings-presence`): who is in each room, across nodes — the `Presence` hub
 /// extension (feature `presence`) and the client's `PresenceView` (feature `presence-client`).
