@@ -15,9 +15,11 @@
 
 use std::sync::Arc;
 
+mod backlog;
 mod memory_store;
 mod store;
 
+pub use backlog::{Backlog, read_backlog};
 pub use memory_store::MemoryStore;
 pub use store::{Appended, HistoryRange, NewMessage, Retention, Store, StoreError, StoredMessage};
 

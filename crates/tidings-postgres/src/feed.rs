@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tidings_broker::{
-    BoxFuture, Broker, BrokerError, Delivery, NewMessage, PublishReceipt, StoreError, SubscriberId,
-    Subscription,
+    Backlog, BoxFuture, Broker, BrokerError, Delivery, NewMessage, PublishReceipt, StoreError,
+    SubscriberId, Subscription, read_backlog,
 };
 use tidings_protocol::{ChannelName, SharedMessage, SubscriptionStart};
 use tokio::sync::Notify;
@@ -178,32 +178,16 @@ impl PostgresBackend {
         })
     }
 
+    /// Everything after `after` up to `to`, in pages, with the gap retention left.
     async fn backlog(
         &self,
         channel: &ChannelName,
         after: u64,
         to: u64,
-    ) -> Result<(Option<(u64, u64)>, Vec<Arc<SharedMessage>>), BrokerError> {
-        let mut gap = None;
-        let mut out = Vec::new();
-        let mut cur = after;
-        while cur < to {
-            let page = self.read_range(channel, cur, PAGE).await.map_err(lost)?;
-            if cur == after {
-                gap = page.gap.map(|(from, end)| (from, end.min(to)));
-            }
-            let Some(last) = page.messages.last().map(|m| m.seq) else {
-                break;
-            };
-            out.extend(
-                page.messages
-                    .into_iter()
-                    .filter(|m| m.seq <= to)
-                    .map(|m| Arc::new(SharedMessage::new(channel.clone(), m.seq, m.id, m.payload))),
-            );
-            cur = last;
-        }
-        Ok((gap, out))
+    ) -> Result<Backlog, BrokerError> {
+        read_backlog(self, channel, after, to, PAGE)
+            .await
+            .map_err(lost)
     }
 
     async fn subscribe_inner(
