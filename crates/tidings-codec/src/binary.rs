@@ -227,12 +227,7 @@ impl BinaryCodec {
             FrameTag::Close => Inner::Close(access(archive, tag)?),
             FrameTag::Rpc => {
                 let r = access::<ArchivedRpcW<'static>>(archive, tag)?;
-                if !(1..=6).contains(&r.kind) {
-                    return Err(malformed(format!(
-                        "unknown binary rpc frame kind {}",
-                        r.kind
-                    )));
-                }
+                check_rpc(r)?;
                 Inner::Rpc(r)
             }
         };
@@ -575,18 +570,34 @@ fn rpc_body(r: &RpcFrame) -> Option<RpcW<'_>> {
     Some(w)
 }
 
-fn rpc_frame(input: &Bytes, r: &ArchivedRpcW<'static>) -> Result<Frame, CodecError> {
-    let payload = || share(input, r.payload.as_slice());
-    let small = |what: &str| {
-        u32::try_from(r.num.to_native())
-            .map_err(|_| malformed(format!("binary rpc frame: {what} does not fit in 32 bits")))
+/// What a view accepts of an RPC archive is what converts to a frame: a
+/// known kind, and a credit (`call`, `credit`) that fits in 32 bits.
+fn check_rpc(r: &ArchivedRpcW<'static>) -> Result<(), CodecError> {
+    let what = match r.kind {
+        1 => "credit",
+        5 => "n",
+        2..=4 | 6 => return Ok(()),
+        other => return Err(malformed(format!("unknown binary rpc frame kind {other}"))),
     };
+    match u32::try_from(r.num.to_native()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(malformed(format!(
+            "binary rpc frame: {what} does not fit in 32 bits"
+        ))),
+    }
+}
+
+fn rpc_frame(input: &Bytes, r: &ArchivedRpcW<'static>) -> Result<Frame, CodecError> {
+    check_rpc(r)?;
+    let payload = || share(input, r.payload.as_slice());
+    // Checked above: the kinds that carry a credit have one that fits.
+    let small = || u32::try_from(r.num.to_native()).unwrap_or(u32::MAX);
     let kind = match r.kind {
         1 => RpcKind::Call {
             method: r.text.as_str().to_owned(),
             params: payload(),
             deadline_ms: r.deadline_ms.as_ref().map(|d| d.to_native()),
-            credit: small("credit")?,
+            credit: small(),
         },
         2 => RpcKind::Reply(match r.code.as_ref() {
             None => Ok(payload()),
@@ -601,7 +612,7 @@ fn rpc_frame(input: &Bytes, r: &ArchivedRpcW<'static>) -> Result<Frame, CodecErr
             payload: payload(),
         },
         4 => RpcKind::End,
-        5 => RpcKind::Credit { n: small("n")? },
+        5 => RpcKind::Credit { n: small() },
         6 => RpcKind::Cancel {
             reason: r.text.as_str().to_owned(),
         },

@@ -110,3 +110,15 @@ fn json_rpc_frames_read_as_documented() {
             .is_err()
     );
 }
+
+/// Found by the `view_binary` fuzz target: an RPC archive whose credit does
+/// not fit in 32 bits passed the zero-copy view and failed only when turned
+/// into a frame. The view refuses it, with the decoder's own error.
+#[test]
+fn a_binary_rpc_credit_over_32_bits_is_refused_by_the_view_and_the_decoder_alike() {
+    let input = Bytes::from_static(include_bytes!("fixtures/rpc_credit_over_u32.bin"));
+    let decoded = BinaryCodec::new().decode(&input);
+    let viewed = BinaryCodec::view(&input).map(|_| ());
+    assert!(decoded.is_err(), "{decoded:?}");
+    assert_eq!(viewed.err(), decoded.err());
+}
