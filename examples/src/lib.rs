@@ -19,7 +19,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use tidings::axum::HealthRouterExt;
+use tidings::axum::{HealthRouterExt, MetricsRouterExt};
 use tidings::prelude::*;
 
 /// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser
@@ -28,7 +28,8 @@ pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 
 /// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings WebSocket endpoint
 /// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`);
-/// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`).
+/// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`), `/metrics`
+/// the hub's counters for Prometheus (`tidings::axum::Metrics`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
 ///
@@ -39,7 +40,8 @@ pub fn chat_app(hub: Hub) -> Router {
         .route("/", get(index))
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
-        .tidings_health(tidings::axum::Health::new(hub))
+        .tidings_health(tidings::axum::Health::new(hub.clone()))
+        .tidings_metrics(tidings::axum::Metrics::new(hub))
 }
 
 /// The rooms the chat offers.

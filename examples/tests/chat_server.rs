@@ -172,6 +172,10 @@ async fn path_traversal_gets_404() {
     let (head, body) = http_get(addr, "/readyz").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "ready");
+    // And the metrics endpoint.
+    let (head, body) = http_get(addr, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("\ntidings_connections 0\n"), "{body}");
     // The page itself is still there.
     let (head, _) = http_get(addr, "/").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -28,6 +28,7 @@
 //! ```
 
 mod backoff;
+mod channel_rate;
 mod codec;
 mod codes;
 mod error;
@@ -45,6 +46,7 @@ mod rpc;
 mod session;
 
 pub use backoff::Backoff;
+pub use channel_rate::ChannelRate;
 pub use codec::{CodecError, CodecKind, FrameCodec, FrameEncoder};
 pub use codes::{CloseCode, ErrorCode};
 pub use error::{ProtocolError, SessionError};
@@ -65,6 +67,7 @@ pub use replay::{Replay, ReplayBuffer};
 pub use rpc::{RpcCode, RpcFault, RpcFrame, RpcKind};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{
-    ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
+    ServerConfig, ServerEvent, ServerSession, ServerState, SessionCounters, SlowConsumerPolicy,
+    SubscriptionStart,
 };
 pub use web_time::Instant;

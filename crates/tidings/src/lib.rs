@@ -66,8 +66,10 @@
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
+//! | `metrics`   | `tidings::axum::{Metrics, MetricsRouterExt}`: `GET /metrics` (Prometheus); + `axum` | no |
+//! | `otel`      | `tidings::otel`: OpenTelemetry export of the spans over OTLP/HTTP (off by default, not in `full`) | no |
 //! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
-//! | `full`      | all of the above except the backends and `leptos`               | no     |
+//! | `full`      | all of the above except the backends, `otel` and `leptos`       | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -149,6 +151,11 @@ pub use tidings_presence as presence;
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use tidings_sync as sync;
+
+/// OpenTelemetry export of the tracing spans (feature `otel`, off by default):
+/// [`otel::init`] with an OTLP/HTTP endpoint, a guard that flushes on drop.
+#[cfg(feature = "otel")]
+pub mod otel;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {

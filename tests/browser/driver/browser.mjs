@@ -30,12 +30,12 @@ function loadPlaywright() {
 export class Browser {
   /** Launches `executable` headless. Playwright gives every launch a new, empty profile
    *  directory (its own `--user-data-dir`), removed when the browser closes. */
-  static async launch(executable) {
+  static async launch(executable, extraFlags = []) {
     const { chromium } = loadPlaywright();
     const browser = await chromium.launch({
       executablePath: executable,
       headless: true,
-      args: CHROMIUM_FLAGS,
+      args: [...CHROMIUM_FLAGS, ...extraFlags],
       timeout: 30000,
     });
     return new Browser(browser);

@@ -131,6 +131,11 @@ async function roundTrip(ctx, transport) {
   tab.page.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
   if (transport === 'sse') {
     await call(tab, 'sse', 'client');
+  } else if (transport === 'wss') {
+    // The page is served over http://; its client connects to the TLS listener.
+    check(ctx.server.tlsUrl, 'the server has a TLS listener', ctx.server.tlsUrl);
+    const url = `${ctx.server.tlsUrl.replace(/^https:/, 'wss:')}/ws`;
+    await call(tab, 'ws', 'client', [JSON_PROTOCOL], url);
   } else {
     await call(tab, 'ws', 'client', [transport === 'json' ? JSON_PROTOCOL : BIN_PROTOCOL]);
   }
@@ -159,6 +164,12 @@ async function roundTrip(ctx, transport) {
     const posts = requests.filter((r) => r.startsWith('POST /sse/'));
     check(streams.length >= 1 && posts.length >= 1, 'expected an event stream and POSTs', requests);
     return `${messages.length} messages over EventSource (${streams.length} stream, ${posts.length} POSTs)`;
+  }
+  if (transport === 'wss') {
+    check(frames.sockets.length === 1 && frames.sockets[0].startsWith('wss://'), 'one wss:// socket', frames.sockets);
+    check(count(frames.received, 'binary') === 0 && frames.sent.length > 0, 'text frames both ways', frames);
+    return `${messages.length} messages over ${frames.sockets[0]} (TLS, certificate pinned by its public key); `
+      + `${frames.received.length} frames in, ${frames.sent.length} out`;
   }
   const want = transport === 'json' ? 'text' : 'binary';
   const other = want === 'text' ? 'binary' : 'text';
@@ -541,6 +552,7 @@ export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
   { name: 'sse-roundtrip', run: (ctx) => roundTrip(ctx, 'sse') },
+  { name: 'wss-roundtrip', run: (ctx) => roundTrip(ctx, 'wss') },
   {
     name: 'ws-offline-resume',
     run: (ctx) => offline(ctx, 'ws'),

@@ -95,8 +95,8 @@ function oversized() {
 }
 
 window.harness = {
-  ws(name, subprotocols = ['tidings.v1.json']) {
-    probes.set(name, Probe.webSocket(wsUrl, subprotocols));
+  ws(name, subprotocols = ['tidings.v1.json'], url = wsUrl) {
+    probes.set(name, Probe.webSocket(url, subprotocols));
   },
   sse(name) {
     probes.set(name, Probe.sse(sseUrl));
