@@ -168,8 +168,17 @@ async function roundTrip(ctx, transport) {
   if (transport === 'wss') {
     check(frames.sockets.length === 1 && frames.sockets[0].startsWith('wss://'), 'one wss:// socket', frames.sockets);
     check(count(frames.received, 'binary') === 0 && frames.sent.length > 0, 'text frames both ways', frames);
+    // The same server behind a certificate Chromium was not told about: refused.
+    const untrusted = `${ctx.server.untrustedTlsUrl.replace(/^https:/, 'wss:')}/ws`;
+    const refused = await tab.page.evaluate((url) => new Promise((resolve) => {
+      const ws = new WebSocket(url, ['tidings.v1.json']);
+      ws.onopen = () => { ws.close(); resolve('opened'); };
+      ws.onerror = () => resolve('error');
+      setTimeout(() => resolve('timeout'), 10000);
+    }), untrusted);
+    check(refused === 'error', `a certificate that is not pinned must be refused (${untrusted})`, refused);
     return `${messages.length} messages over ${frames.sockets[0]} (TLS, certificate pinned by its public key); `
-      + `${frames.received.length} frames in, ${frames.sent.length} out`;
+      + `${frames.received.length} frames in, ${frames.sent.length} out; an unpinned certificate refused`;
   }
   const want = transport === 'json' ? 'text' : 'binary';
   const other = want === 'text' ? 'binary' : 'text';
@@ -552,7 +561,14 @@ export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
   { name: 'sse-roundtrip', run: (ctx) => roundTrip(ctx, 'sse') },
-  { name: 'wss-roundtrip', run: (ctx) => roundTrip(ctx, 'wss') },
+  {
+    name: 'wss-roundtrip',
+    run: (ctx) => roundTrip(ctx, 'wss'),
+    expectedConsole: [{
+      pattern: /^WebSocket connection to 'wss:\/\/127\.0\.0\.1:\d+\/ws' failed: .*ERR_CERT_AUTHORITY_INVALID/,
+      why: 'the check that a certificate Chromium does not pin is refused',
+    }],
+  },
   {
     name: 'ws-offline-resume',
     run: (ctx) => offline(ctx, 'ws'),

@@ -57,11 +57,12 @@ export class Server {
       const lines = createInterface({ input: child.stdout });
       lines.on('line', (line) => {
         this.log.write(`[stdout] ${line}\n`);
-        const tls = /^tls on (https:\/\/\S+) spki=(\S+)$/.exec(line);
+        const tls = /^tls on (https:\/\/\S+) spki=(\S+) untrusted=(https:\/\/\S+)$/.exec(line);
         if (tls) {
           this.tlsUrl = tls[1];
           this.tlsPort = Number(new URL(tls[1]).port);
           this.spki = tls[2];
+          this.untrustedTlsUrl = tls[3];
         }
         const m = /^listening on (http:\/\/\S+)$/.exec(line);
         if (m) { clearTimeout(timer); resolve(m[1]); }

@@ -102,7 +102,26 @@ async fn main() -> ExitCode {
         };
         let server = tidings::axum::Server::new().tls(config);
         tokio::spawn(server.serve(tls_listener, app.clone(), std::future::pending()));
-        println!("tls on https://{tls_addr} spki={pin}");
+        // A second TLS listener with a certificate nobody pins (a fresh one each start):
+        // Chromium must refuse it, which shows the pin is what lets the first one in.
+        let untrusted = match tls::fresh().map(|c| (c, listen(0))) {
+            Ok((config, Ok(l))) => (config, l),
+            Ok((_, Err(e))) => {
+                eprintln!("browser-server: cannot listen for the untrusted TLS port: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("browser-server: TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let Ok(untrusted_addr) = untrusted.1.local_addr() else {
+            eprintln!("browser-server: no local address for TLS");
+            return ExitCode::FAILURE;
+        };
+        let server = tidings::axum::Server::new().tls(untrusted.0);
+        tokio::spawn(server.serve(untrusted.1, app.clone(), std::future::pending()));
+        println!("tls on https://{tls_addr} spki={pin} untrusted=https://{untrusted_addr}");
     }
     println!("listening on http://{addr}");
     if let Err(e) = axum::serve(listener, app).await {

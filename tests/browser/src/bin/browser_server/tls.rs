@@ -6,6 +6,21 @@ use base64::Engine as _;
 use rcgen::PublicKeyData as _;
 use tidings::axum::TlsConfig;
 
+/// A TLS configuration with a fresh self-signed certificate that nobody pins.
+pub(crate) fn fresh() -> Result<TlsConfig, String> {
+    let key_pair = rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?;
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .map_err(|e| format!("certificate parameters: {e}"))?;
+    let certificate = params
+        .self_signed(&key_pair)
+        .map_err(|e| format!("self-signing: {e}"))?;
+    TlsConfig::from_pem(
+        certificate.pem().as_bytes(),
+        key_pair.serialize_pem().as_bytes(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// The TLS configuration from `dir` (made there first if missing) and the
 /// base64 SHA-256 of the certificate's public key (SubjectPublicKeyInfo).
 pub(crate) fn load_or_make(dir: &Path) -> Result<(TlsConfig, String), String> {
