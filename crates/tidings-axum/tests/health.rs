@@ -174,7 +174,7 @@ async fn readyz_goes_unready_when_the_proxy_cuts_redis_and_ready_again_after() {
     let proxy = FaultProxy::start(redis_addr(&url)).await.unwrap();
     let config = RedisConfig::from_url(&format!("redis://{}", proxy.addr()))
         .unwrap()
-        .with_prefix(&unique_name("tidings_readyz"));
+        .with_prefix(unique_name("tidings_readyz"));
     let backend =
         match tokio::time::timeout(Duration::from_secs(5), RedisBackend::connect(config)).await {
             Ok(Ok(b)) => b,

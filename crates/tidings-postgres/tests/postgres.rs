@@ -323,3 +323,37 @@ async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_b
     assert_eq!(receipt.seq, 301);
     direct.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn ping_answers_fails_while_the_proxy_cuts_the_link_and_answers_again() {
+    let test = "ping_answers_fails_while_the_proxy_cuts_the_link_and_answers_again";
+    let prefix = unique_name("tidings_ping");
+    let url = postgres_url();
+    let proxy = FaultProxy::start(host_port(&url)).await.unwrap();
+    let Some(b) = backend(
+        test,
+        &through(&url, proxy.addr()),
+        &prefix,
+        Retention::default(),
+    )
+    .await
+    else {
+        return;
+    };
+    b.ping().await.unwrap();
+    proxy.set_refuse(true);
+    assert!(
+        proxy.cut_all() >= 1,
+        "the backend's connections go through the proxy"
+    );
+    let err = b.ping().await.unwrap_err();
+    assert!(err.is_unavailable(), "typed: {err}");
+    proxy.set_refuse(false);
+    // The shared connection is re-opened on next use (after its backoff).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Err(e) = b.ping().await {
+        assert!(tokio::time::Instant::now() < deadline, "no recovery: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.drop_schema().await.unwrap();
+}

@@ -50,7 +50,7 @@ impl Drop for OtelGuard {
         if let Some(p) = self.provider.take()
             && let Err(e) = p.shutdown()
         {
-            eprintln!("tidings: OpenTelemetry shutdown failed: {e}");
+            tracing::warn!(error = %e, "OpenTelemetry shutdown failed");
         }
     }
 }
