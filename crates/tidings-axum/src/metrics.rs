@@ -43,6 +43,7 @@ pub const PUBLISH_LATENCY_METRIC: &str = "tidings_publish_duration_seconds";
 /// | `tidings_gaps_total` | counter | `gap` frames sent |
 /// | `tidings_slow_consumer_disconnects_total` | counter | closes 4002 |
 /// | `tidings_publish_duration_seconds` | histogram | the broker's time per publish |
+/// | `tidings_rejections_total{code}` | counter | requests refused before a connection (401, 403 origin, 429 per IP, …; by `x-tidings-error` code), once [`Metrics::install`]ed |
 ///
 /// ```no_run
 /// use std::sync::Arc;

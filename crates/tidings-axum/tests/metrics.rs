@@ -248,3 +248,75 @@ async fn scraped_metrics_show_exactly_what_the_clients_did() {
         CLIENTS as u64 * total
     );
 }
+
+#[tokio::test]
+async fn refused_requests_are_counted_by_code_once_the_recorder_is_global() {
+    use tidings_axum::{Origins, Server, TidingsRoute};
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    // One process, one global recorder: nextest runs each test in its own.
+    let metrics = Metrics::new(hub.clone()).install().unwrap();
+    assert!(
+        Metrics::new(hub.clone()).install().is_err(),
+        "a second global recorder is a typed error"
+    );
+    let route = TidingsRoute::new(hub.clone()).origins(Origins::only(["http://app.example"]));
+    let app = Router::new()
+        .tidings_route("/ws", route)
+        .tidings_metrics(metrics);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(Server::new().max_connections_per_ip(2).serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
+    // A foreign Origin on the upgrade: 403.
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("tidings.v1.json"),
+    );
+    headers.insert("origin", HeaderValue::from_static("http://evil.example"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // Two idle connections hold this IP's slots: the third is answered 429.
+    let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(STEP, c.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    drop((_a, _b));
+    // Scrape once the slots are free again.
+    let m = loop {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = tokio::time::timeout(STEP, s.read_to_string(&mut out)).await;
+        if out.starts_with("HTTP/1.1 200") {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let line = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {m}"))
+    };
+    assert_eq!(
+        line(r#"tidings_rejections_total{code="forbidden-origin"}"#),
+        1.0
+    );
+    assert_eq!(
+        line(r#"tidings_rejections_total{code="too-many-connections"}"#),
+        1.0
+    );
+}
