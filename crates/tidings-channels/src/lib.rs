@@ -20,12 +20,14 @@ mod hub;
 mod identity;
 mod memory;
 mod rpc_hook;
+mod store_broker;
 
 pub use extension::{HubExtension, SessionInfo, SubscribeRule};
 pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
 pub use rpc_hook::{RpcConnection, RpcLink, RpcService};
+pub use store_broker::StoreBroker;
 pub use tidings_broker::{
     Broker, BrokerError, Delivery, PublishReceipt, ReadinessCheck, SubscriberId, Subscription,
 };

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, ResumeToken, SessionId,
+    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken, SessionId,
     Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
@@ -90,15 +90,17 @@ pub fn frame() -> impl Strategy<Value = Frame> {
         (
             any::<u32>(),
             proptest::option::of(any::<String>()),
-            proptest::collection::vec((channel(), any::<u64>()), 0..5)
+            proptest::collection::vec((channel(), any::<u64>()), 0..5),
+            proptest::option::of(("[A-Za-z0-9_-]{1,64}", any::<u64>()))
         )
-            .prop_map(|(version, resume, positions)| Frame::Hello(Hello {
+            .prop_map(|(version, resume, positions, publisher)| Frame::Hello(Hello {
                 version,
                 resume: resume.map(ResumeToken),
                 positions: positions
                     .into_iter()
                     .map(|(channel, seq)| ChannelPosition { channel, seq })
                     .collect(),
+                publisher: publisher.map(|(id, base)| Publisher::new(&id, base).unwrap()),
             })),
         (
             any::<u32>(),
@@ -184,6 +186,13 @@ pub fn samples() -> Vec<Frame> {
                 channel: c.clone(),
                 seq: 3,
             }],
+            publisher: None,
+        }),
+        Frame::Hello(Hello {
+            version: 1,
+            resume: None,
+            positions: vec![],
+            publisher: Some(Publisher::new("c0ffee_42-x", 17).unwrap()),
         }),
         Frame::Welcome(Welcome {
             version: 1,
