@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
+    InvalidChannelName, ProtocolError, Publisher, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
     ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
 };
 use tidings_runtime::{
@@ -126,6 +126,10 @@ pub(crate) struct Entry {
     /// The session's id and the subject of the identity that opened it
     /// (`None`: anonymous); only the same subject may resume it.
     info: SessionInfo,
+    /// The client's publisher id from the `Hello` that opened the session:
+    /// a durable broker then keys its publishes `p:{id}:{base + seq}`,
+    /// stable across nodes (else `session-id:seq`).
+    publisher: Option<Publisher>,
 }
 
 /// A connection's turn to take publishes out of its session and hand them to
@@ -184,12 +188,13 @@ impl std::ops::DerefMut for Slot {
 }
 
 impl Entry {
-    fn new(session: ServerSession, owner: Option<Arc<str>>) -> Self {
+    fn new(session: ServerSession, owner: Option<Arc<str>>, publisher: Option<Publisher>) -> Self {
         Self {
             info: SessionInfo {
                 id: session.id().clone(),
                 owner,
             },
+            publisher,
             session: Mutex::new(Slot {
                 session,
                 waker: None,
@@ -568,7 +573,7 @@ impl Hub {
                     }));
                 }
                 let owner = identity.as_ref().map(|i| Arc::from(i.subject()));
-                let entry = Arc::new(Entry::new(session, owner));
+                let entry = Arc::new(Entry::new(session, owner, hello.publisher.clone()));
                 self.sessions().insert(token, entry.clone());
                 (entry, 1)
             }
@@ -746,7 +751,10 @@ impl Hub {
             }
             return;
         }
-        let key = format!("{}:{seq}", conn.entry.lock().id().0);
+        let key = match &conn.entry.publisher {
+            Some(p) => p.key(seq),
+            None => format!("{}:{seq}", conn.entry.lock().id().0),
+        };
         let bytes = payload.len();
         match broker.publish_keyed(&channel, compact(payload), &key).await {
             Ok(_) => conn.entry.lock().publish_stored(Instant::now(), seq, bytes),

@@ -50,6 +50,7 @@ fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(s, _)| s)
 }
 
+#[allow(dead_code)] // unused when every backend feature is on
 fn disabled(url: &str, feature: &'static str) -> ConnectError {
     ConnectError::Disabled {
         scheme: scheme(url).to_owned(),
