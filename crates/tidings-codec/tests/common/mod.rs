@@ -188,12 +188,6 @@ pub fn samples() -> Vec<Frame> {
             }],
             publisher: None,
         }),
-        Frame::Hello(Hello {
-            version: 1,
-            resume: None,
-            positions: vec![],
-            publisher: Some(Publisher::new("c0ffee_42-x", 17).unwrap()),
-        }),
         Frame::Welcome(Welcome {
             version: 1,
             session: SessionId("s".into()),
@@ -239,6 +233,13 @@ pub fn samples() -> Vec<Frame> {
         Frame::Close(Close {
             code: 1000,
             reason: "bye".into(),
+        }),
+        // Last: its binary tag is 16 (after rpc, 15, which is not sampled here).
+        Frame::Hello(Hello {
+            version: 1,
+            resume: None,
+            positions: vec![],
+            publisher: Some(Publisher::new("c0ffee_42-x", 17).unwrap()),
         }),
     ]
 }
