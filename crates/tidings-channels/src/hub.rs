@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, Publisher, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
-    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
+    InvalidChannelName, ProtocolError, Publisher, ResumeToken, RpcCode, RpcFault, RpcFrame,
+    RpcKind, ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
 };
 use tidings_runtime::{
     Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,

@@ -353,7 +353,11 @@ impl Broker for StoreBroker {
             feed.dead.store(true, Ordering::Release);
             feed.wake.notify_one();
             feeds.remove(channel);
-            let wake_sub = feed.wake_sub.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let wake_sub = feed
+                .wake_sub
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             if let (Some(wake), Some(sub)) = (&self.wake, wake_sub) {
                 wake.unsubscribe(channel, sub);
             }
@@ -366,7 +370,8 @@ impl Broker for StoreBroker {
                 wake.ping().await?;
             }
             // The store answers a read (of a channel nobody uses) when reachable.
-            let probe = ChannelName::new("~tidings-ping").map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            let probe = ChannelName::new("~tidings-ping")
+                .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
             self.store.last_seq(&probe).await?;
             Ok(())
         })

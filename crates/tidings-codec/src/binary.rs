@@ -33,8 +33,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, CodecKind, ErrorCode, ErrorFrame, Frame,
     FrameCodec, FrameType, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, Publisher,
-    ResumeToken,
-    RpcCode, RpcFault, RpcFrame, RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
+    ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind, SessionId, Subscribe, Subscribed,
+    Unsubscribe, Welcome,
 };
 
 /// Size of the header in front of the archive: format byte and frame type.

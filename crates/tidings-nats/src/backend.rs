@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use futures_util::{StreamExt, TryStreamExt};
-use tidings_broker::{Appended, BoxFuture, HistoryRange, NewMessage, Store, StoreError, StoredMessage};
+use tidings_broker::{
+    Appended, BoxFuture, HistoryRange, NewMessage, Store, StoreError, StoredMessage,
+};
 use tidings_protocol::{ChannelName, MessageId, MessageIdGen};
 use tracing::{Instrument, debug_span};
 
@@ -65,7 +67,9 @@ impl NatsBackend {
     /// Connects (fails with `Unavailable` if NATS cannot be reached now;
     /// once connected, a lost connection is re-established by itself).
     pub async fn connect(config: NatsConfig) -> Result<Arc<Self>, StoreError> {
-        config.check().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        config
+            .check()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(2))
             .ping_interval(Duration::from_secs(10))
@@ -129,7 +133,9 @@ impl NatsBackend {
         stream::Config {
             name: self.stream_name(channel),
             subjects: vec![self.subject(channel)],
-            max_messages: r.max_len.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            max_messages: r
+                .max_len
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             max_age,
             duplicate_window: window,
             storage: stream::StorageType::File,
@@ -190,12 +196,19 @@ impl NatsBackend {
     }
 
     /// The stream's first and last sequence now (`None`: no stream).
-    async fn bounds(&self, channel: &ChannelName) -> Result<Option<(stream::Stream, u64, u64)>, StoreError> {
+    async fn bounds(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<Option<(stream::Stream, u64, u64)>, StoreError> {
         let Some(s) = self.existing(channel).await? else {
             return Ok(None);
         };
         match s.get_info().await {
-            Ok(info) => Ok(Some((s, info.state.first_sequence, info.state.last_sequence))),
+            Ok(info) => Ok(Some((
+                s,
+                info.state.first_sequence,
+                info.state.last_sequence,
+            ))),
             Err(e) => {
                 // Deleted behind our back (a purge)? Ask again without the cache.
                 self.forget(channel);
@@ -208,7 +221,11 @@ impl NatsBackend {
     }
 
     /// One publish attempt: JetStream's ack gives the seq.
-    async fn append_once(&self, channel: &ChannelName, message: &NewMessage) -> Result<Appended, StoreError> {
+    async fn append_once(
+        &self,
+        channel: &ChannelName,
+        message: &NewMessage,
+    ) -> Result<Appended, StoreError> {
         if !self.connected() {
             // Not queued for later: a publish refused now is not stored behind the caller's back.
             return Err(StoreError::Unavailable("nats: not connected".into()));
@@ -236,7 +253,7 @@ impl NatsBackend {
                 return Err(match e.kind() {
                     PublishErrorKind::MaxPayloadExceeded => StoreError::TooLarge {
                         size: message.payload.len(),
-                        max: usize::try_from(self.client.server_info().max_payload).unwrap_or(usize::MAX),
+                        max: self.client.server_info().max_payload,
                     },
                     _ => unavailable(e),
                 });
@@ -307,7 +324,11 @@ impl NatsBackend {
                         payload: m.payload,
                     })),
                     // Dropped by retention since the bounds were read.
-                    Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+                    Err(e)
+                        if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) =>
+                    {
+                        Ok(None)
+                    }
                     Err(e) => Err(unavailable(e)),
                 }
             })
@@ -344,7 +365,10 @@ impl NatsBackend {
             self.js.delete_stream(&name).await.map_err(unavailable)?;
             deleted += 1;
         }
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(deleted)
     }
 }

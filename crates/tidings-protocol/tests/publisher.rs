@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use tidings_protocol::{
-    ClientConfig, ClientSession, Frame, Instant, PROTOCOL_VERSION, Publisher, PublishAck,
+    ClientConfig, ClientSession, Frame, Instant, PROTOCOL_VERSION, PublishAck, Publisher,
     ResumeToken, SessionId, Welcome,
 };
 
@@ -89,7 +89,10 @@ fn unacknowledged_publishes_keep_their_numbers_in_a_fresh_session() {
     publish(&mut c, later, 1);
     c.on_transport_down(later, "again");
     let p = connect(&mut c, later + ms(60_000)).unwrap();
-    assert_eq!((p.base, p.key(1), p.key(2)), (2, "p:c1:3".into(), "p:c1:4".into()));
+    assert_eq!(
+        (p.base, p.key(1), p.key(2)),
+        (2, "p:c1:3".into(), "p:c1:4".into())
+    );
 }
 
 #[test]

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use tidings::protocol::ClientEvent;
 use tidings::ws::Client;
 use tidings_broker::{Broker, Retention};
+use tidings_nats::{NatsBackend, NatsConfig};
 use tidings_postgres::{PostgresBackend, PostgresConfig};
 use tidings_protocol::ChannelName;
-use tidings_nats::{NatsBackend, NatsConfig};
 use tidings_redis::{RedisBackend, RedisConfig};
 use tidings_test::services::{nats_url, postgres_url, redis_url, unique_name, unreachable};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -500,8 +500,7 @@ async fn two_nodes_on_nats_deliver_10000_messages_from_both_sides_to_both_client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_sigkilled_mid_stream_and_restarted_on_nats_lets_its_client_recover_every_message()
-{
+async fn a_node_sigkilled_mid_stream_and_restarted_on_nats_lets_its_client_recover_every_message() {
     let test =
         "a_node_sigkilled_mid_stream_and_restarted_on_nats_lets_its_client_recover_every_message";
     let Some((broker, backend)) = nats(test).await else {
@@ -639,7 +638,10 @@ async fn a_publish_stored_by_a_node_killed_before_its_ack_and_resent_to_another_
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while stored().await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "node A never stored it");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node A never stored it"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // ...though node A stored it; A dies, the client lands on B.
@@ -661,13 +663,19 @@ async fn a_publish_stored_by_a_node_killed_before_its_ack_and_resent_to_another_
     client.publish("room", "then this").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while client.unacked() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "second publish never acknowledged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "second publish never acknowledged"
+        );
         let _ = tokio::time::timeout(Duration::from_millis(200), client.next_event()).await;
     }
     let payloads: Vec<Bytes> = stored().await.into_iter().map(|m| m.payload).collect();
     assert_eq!(
         payloads,
-        [Bytes::from_static(b"once"), Bytes::from_static(b"then this")],
+        [
+            Bytes::from_static(b"once"),
+            Bytes::from_static(b"then this")
+        ],
         "the re-sent publish is stored once"
     );
     b.kill().await;

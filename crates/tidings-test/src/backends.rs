@@ -328,7 +328,10 @@ pub async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recove
     cut.subscribe(&c, None, sink.clone()).await.unwrap();
     let mut published = 0;
     for i in 0..100 {
-        direct.publish(&c, Bytes::from(format!("{i}"))).await.unwrap();
+        direct
+            .publish(&c, Bytes::from(format!("{i}")))
+            .await
+            .unwrap();
         published += 1;
     }
     sink.wait_for(100, 10).await;
@@ -342,7 +345,10 @@ pub async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recove
     assert!(err.is_unavailable(), "typed: {err}");
     // Meanwhile another node keeps publishing.
     for i in 100..300 {
-        direct.publish(&c, Bytes::from(format!("{i}"))).await.unwrap();
+        direct
+            .publish(&c, Bytes::from(format!("{i}")))
+            .await
+            .unwrap();
         published += 1;
     }
     proxy.set_refuse(false);
@@ -377,7 +383,10 @@ pub async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recove
         "gap-free"
     );
     let lost = log.iter().filter(|(_, p)| p.as_ref() == b"lost?").count();
-    assert_eq!(lost, 1, "a refused publish re-sent under its key is stored once");
+    assert_eq!(
+        lost, 1,
+        "a refused publish re-sent under its key is stored once"
+    );
     assert_eq!(
         *sink.0.lock().unwrap(),
         log,

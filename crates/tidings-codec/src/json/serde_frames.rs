@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    Publisher,
-    Message, MessageId, Ping, Publish, PublishAck, ResumeToken, RpcCode, RpcFault, RpcFrame,
-    RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
+    Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken, RpcCode, RpcFault,
+    RpcFrame, RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 use super::inline_json;

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken, SessionId,
-    Subscribe, Subscribed, Unsubscribe, Welcome,
+    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken,
+    SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 pub fn ch(name: &str) -> ChannelName {
@@ -93,15 +93,17 @@ pub fn frame() -> impl Strategy<Value = Frame> {
             proptest::collection::vec((channel(), any::<u64>()), 0..5),
             proptest::option::of(("[A-Za-z0-9_-]{1,64}", any::<u64>()))
         )
-            .prop_map(|(version, resume, positions, publisher)| Frame::Hello(Hello {
-                version,
-                resume: resume.map(ResumeToken),
-                positions: positions
-                    .into_iter()
-                    .map(|(channel, seq)| ChannelPosition { channel, seq })
-                    .collect(),
-                publisher: publisher.map(|(id, base)| Publisher::new(&id, base).unwrap()),
-            })),
+            .prop_map(
+                |(version, resume, positions, publisher)| Frame::Hello(Hello {
+                    version,
+                    resume: resume.map(ResumeToken),
+                    positions: positions
+                        .into_iter()
+                        .map(|(channel, seq)| ChannelPosition { channel, seq })
+                        .collect(),
+                    publisher: publisher.map(|(id, base)| Publisher::new(&id, base).unwrap()),
+                })
+            ),
         (
             any::<u32>(),
             any::<String>(),
