@@ -77,3 +77,41 @@ async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_b
     )
     .await;
 }
+
+#[tokio::test]
+async fn ping_answers_while_connected_and_fails_typed_while_cut() {
+    use tidings_broker::Broker;
+    use tidings_test::backends::{host_port, through};
+    let test = "ping_answers_while_connected_and_fails_typed_while_cut";
+    let url = Kit.url();
+    let proxy = tidings_test::FaultProxy::start(host_port(&url, 4222))
+        .await
+        .unwrap();
+    let name = tidings_test::services::unique_name("tidings_test");
+    let Some(b) =
+        suite::connect(&Kit, test, &through(&url, proxy.addr()), &name, Retention::default()).await
+    else {
+        return;
+    };
+    b.ping().await.unwrap();
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = loop {
+        match b.ping().await {
+            Err(e) => break e,
+            Ok(()) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(()) => panic!("ping still answers with the link cut"),
+        }
+    };
+    assert!(err.is_unavailable(), "typed: {err}");
+    proxy.set_refuse(false);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.ping().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.purge().await.unwrap();
+}
