@@ -88,8 +88,14 @@ async fn ping_answers_while_connected_and_fails_typed_while_cut() {
         .await
         .unwrap();
     let name = tidings_test::services::unique_name("tidings_test");
-    let Some(b) =
-        suite::connect(&Kit, test, &through(&url, proxy.addr()), &name, Retention::default()).await
+    let Some(b) = suite::connect(
+        &Kit,
+        test,
+        &through(&url, proxy.addr()),
+        &name,
+        Retention::default(),
+    )
+    .await
     else {
         return;
     };
