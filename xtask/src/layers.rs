@@ -24,6 +24,7 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-broker", 4),
     ("tidings-redis", 5),
     ("tidings-postgres", 5),
+    ("tidings-nats", 5),
     ("tidings-channels", 6),
     ("tidings-sync", 6),
     ("tidings-axum", 7),

@@ -267,8 +267,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
 /// The backends' table of the last `--only backends` (or full) run.
 const BACKENDS_FILE: &str = "load-backends.md";
 
-/// Publish → deliver through each broker (memory, and Redis at
-/// `TIDINGS_REDIS_URL`) in one run: the `tidings-backend-load` binary of
+/// Publish → deliver through each broker (memory, Redis at
+/// `TIDINGS_REDIS_URL`, PostgreSQL at `TIDINGS_POSTGRES_URL`, NATS at
+/// `TIDINGS_NATS_URL`) in one run: the `tidings-backend-load` binary of
 /// `tidings-test-node`; its table goes to `<target>/load-backends.md` and the report.
 fn run_backends(root: &Path, target: &Path, plan: &Plan) -> Result {
     util::run(

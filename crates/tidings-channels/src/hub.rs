@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
-    ServerConfig, ServerEvent, ServerSession, ServerState, SessionCounters, SessionId,
+    InvalidChannelName, ProtocolError, Publisher, ResumeToken, RpcCode, RpcFault, RpcFrame,
+    RpcKind, ServerConfig, ServerEvent, ServerSession, ServerState, SessionCounters, SessionId,
     SharedMessage,
 };
 use tidings_runtime::{
@@ -148,6 +148,10 @@ pub(crate) struct Entry {
     /// The session's id and the subject of the identity that opened it
     /// (`None`: anonymous); only the same subject may resume it.
     info: SessionInfo,
+    /// The client's publisher id from the `Hello` that opened the session:
+    /// a durable broker then keys its publishes `p:{id}:{base + seq}`,
+    /// stable across nodes (else `session-id:seq`).
+    publisher: Option<Publisher>,
 }
 
 /// A connection's turn to take publishes out of its session and hand them to
@@ -206,12 +210,13 @@ impl std::ops::DerefMut for Slot {
 }
 
 impl Entry {
-    fn new(session: ServerSession, owner: Option<Arc<str>>) -> Self {
+    fn new(session: ServerSession, owner: Option<Arc<str>>, publisher: Option<Publisher>) -> Self {
         Self {
             info: SessionInfo {
                 id: session.id().clone(),
                 owner,
             },
+            publisher,
             session: Mutex::new(Slot {
                 session,
                 waker: None,
@@ -648,7 +653,7 @@ impl Hub {
                     }));
                 }
                 let owner = identity.as_ref().map(|i| Arc::from(i.subject()));
-                let entry = Arc::new(Entry::new(session, owner));
+                let entry = Arc::new(Entry::new(session, owner, hello.publisher.clone()));
                 self.sessions().insert(token, entry.clone());
                 self.inner.sessions_total.fetch_add(1, Ordering::Relaxed);
                 (entry, 1)
@@ -833,7 +838,10 @@ impl Hub {
             }
             return;
         }
-        let key = format!("{}:{seq}", conn.entry.lock().id().0);
+        let key = match &conn.entry.publisher {
+            Some(p) => p.key(seq),
+            None => format!("{}:{seq}", conn.entry.lock().id().0),
+        };
         let bytes = payload.len();
         let result = broker.publish_keyed(&channel, compact(payload), &key).await;
         if let Some(t) = started {

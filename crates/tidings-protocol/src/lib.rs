@@ -51,8 +51,9 @@ pub use codec::{CodecError, CodecKind, FrameCodec, FrameEncoder};
 pub use codes::{CloseCode, ErrorCode};
 pub use error::{ProtocolError, SessionError};
 pub use frame::{
-    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
-    PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,
+    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, InvalidPublisher,
+    Message, PROTOCOL_VERSION, Ping, Publish, PublishAck, Publisher, Subscribe, Subscribed,
+    Unsubscribe, Welcome,
 };
 pub use guard::ChannelGuard;
 pub use ids::{

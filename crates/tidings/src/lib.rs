@@ -63,6 +63,7 @@
 //! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
 //! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
 //! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
+//! | `nats`      | `tidings::backend::nats`: NATS JetStream broker and store (`nats://` URLs); + `channels` | no |
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
@@ -123,7 +124,7 @@ pub use tidings_channels as channels;
 #[cfg(any(feature = "rpc", feature = "rpc-client"))]
 #[doc(inline)]
 pub use tidings_rpc as rpc;
-/// Backends chosen by URL (`memory://`; `redis://`, `postgres://` with their features):
+/// Backends chosen by URL (`memory://`; `redis://`, `postgres://`, `nats://` with their features):
 /// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
 #[cfg(feature = "channels")]
 pub mod backend;

@@ -12,8 +12,11 @@
 //!
 //! `TIDINGS_BROKER` picks the broker by URL (default `memory://`); with
 //! `redis://127.0.0.1:6379?prefix=chat` two servers on different `PORT`s share
-//! the rooms and the history survives restarts. `TIDINGS_STORE` (history) defaults to the broker:
-//! a durable broker keeps the history itself, so a different store URL is refused for now.
+//! the rooms and the history survives restarts (`postgres://…` and `nats://…` likewise).
+//! `TIDINGS_STORE` (history, and who numbers each room's messages) defaults to the broker, which
+//! then keeps the history itself; set apart, the store keeps the history and the broker only
+//! wakes the other servers (e.g. `TIDINGS_BROKER=nats://… TIDINGS_STORE=postgres://…`, or
+//! `TIDINGS_BROKER=memory:// TIDINGS_STORE=postgres://…` for one server whose history survives).
 //!
 //! TLS (https:// and wss:// on the same port):
 //!
@@ -75,20 +78,21 @@ async fn main() -> ExitCode {
         None => "http",
     };
     let broker = std::env::var("TIDINGS_BROKER").unwrap_or_else(|_| "memory://".into());
-    if let Ok(store) = std::env::var("TIDINGS_STORE")
-        && store != broker
+    let store = std::env::var("TIDINGS_STORE").ok();
+    let hub = match tidings::backend::connect_hub_with_store(
+        &broker,
+        store.as_deref(),
+        HubConfig::default(),
+    )
+    .await
     {
-        error!(%store, %broker, "TIDINGS_STORE must equal TIDINGS_BROKER (or be unset): the broker keeps the history");
-        return ExitCode::FAILURE;
-    }
-    let hub = match tidings::backend::connect_hub(&broker, HubConfig::default()).await {
         Ok(hub) => hub,
         Err(e) => {
-            error!(%broker, "cannot use TIDINGS_BROKER: {e}");
+            error!(%broker, ?store, "cannot use TIDINGS_BROKER / TIDINGS_STORE: {e}");
             return ExitCode::FAILURE;
         }
     };
-    info!(%broker, "broker");
+    info!(%broker, store = store.as_deref().unwrap_or(&broker), "broker and store");
     println!("chat server on {scheme}://{addr}");
     info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
 

@@ -534,6 +534,7 @@ impl ServerSession {
                 .filter(|(c, _)| self.subs.contains_key(c))
                 .map(|(channel, seq)| ChannelPosition { channel, seq })
                 .collect(),
+            publisher: None,
         };
         Some(self.resume(now, codec, &hello))
     }
