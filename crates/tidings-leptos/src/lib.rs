@@ -38,8 +38,9 @@ use leptos::prelude::{
     GetUntracked, GetValue, LocalStorage, ReadSignal, Set, StoredValue, Update, UpdateValue,
     WriteSignal, on_cleanup, signal,
 };
-use tidings_protocol::{ClientEvent, Message};
+use tidings_protocol::ClientEvent;
 
+pub use tidings_protocol::Message;
 pub use tidings_runtime::ClientError;
 
 /// The state of a [`Connection`], as a signal's value.
@@ -250,19 +251,24 @@ mod live {
         let client = match tidings_ws::Client::builder(url).connect() {
             Ok(client) => client,
             Err(error) => {
-                status.try_set(ConnectionStatus::Reconnecting {
-                    reason: error.to_string(),
+                // Reported after the current render, like every other status change.
+                let reason = error.to_string();
+                wasm_bindgen_futures::spawn_local(async move {
+                    status.try_set(ConnectionStatus::Reconnecting { reason });
                 });
                 return None;
             }
         };
-        status.try_set(ConnectionStatus::Connecting);
         let shared = Rc::new(Shared {
             client,
             router: RefCell::new(Router::default()),
         });
         let task = shared.clone();
+        // The first status write happens in the task, never during the render that called
+        // `use_connection`: a hydrating page must build its view from the values the server
+        // rendered (`Idle`), and the task runs only once the current (hydration) pass is over.
         wasm_bindgen_futures::spawn_local(async move {
+            status.try_set(ConnectionStatus::Connecting);
             while let Some(event) = task.client.next_event().await {
                 task.router.borrow().dispatch(status, event);
             }
