@@ -30,7 +30,9 @@ const BINDGEN_VERSION: &str = "0.2.130";
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("\nerror: building the chat's Leptos front end (examples/chat-web) failed:\n{e}\n");
+        eprintln!(
+            "\nerror: building the chat's Leptos front end (examples/chat-web) failed:\n{e}\n"
+        );
         std::process::exit(1);
     }
 }
@@ -47,7 +49,10 @@ fn run() -> Result<(), String> {
     for file in [root.join("Cargo.toml"), root.join("Cargo.lock")] {
         println!("cargo:rerun-if-changed={}", file.display());
     }
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("chat-web").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("chat-web").display()
+    );
 
     check_bindgen_version(&root)?;
     check_wasm_target()?;

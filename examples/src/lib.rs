@@ -92,14 +92,20 @@ async fn plain_index() -> impl IntoResponse {
 
 async fn bundle_js() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), NO_CACHE],
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
         CHAT_WEB_JS,
     )
 }
 
 async fn bundle_wasm() -> impl IntoResponse {
     // `application/wasm`: the bindings compile it with `WebAssembly.instantiateStreaming`.
-    ([(header::CONTENT_TYPE, "application/wasm"), NO_CACHE], CHAT_WEB_WASM)
+    (
+        [(header::CONTENT_TYPE, "application/wasm"), NO_CACHE],
+        CHAT_WEB_WASM,
+    )
 }
 
 /// The port from the `PORT` environment variable, or `default` when it is unset.

@@ -77,7 +77,10 @@ fn render(files: &[Sized], built: &str) -> (String, String) {
     let total_gzip: u64 = files.iter().map(|f| f.gzip).sum();
     let mut text = String::new();
     let mut md = String::new();
-    let _ = writeln!(text, "\nchat front end bundle (Leptos 0.8, wasm32, profile wasm-release)");
+    let _ = writeln!(
+        text,
+        "\nchat front end bundle (Leptos 0.8, wasm32, profile wasm-release)"
+    );
     let _ = writeln!(text, "{:<28}  {:>11}  {:>11}", "file", "raw", "gzip -9");
     for f in files {
         let _ = writeln!(
@@ -148,7 +151,13 @@ mod tests {
         ];
         let (text, md) = render(&files, "nested cargo build 1.0 s");
         assert!(text.contains("12.0 KiB"), "{text}");
-        assert!(md.contains("| **total** | 12.0 KiB (12288 B) | **5.0 KiB** (5120 B) |"), "{md}");
-        assert!(md.contains("| `a.js` | 2.0 KiB (2048 B) | 1.0 KiB (1024 B) |"), "{md}");
+        assert!(
+            md.contains("| **total** | 12.0 KiB (12288 B) | **5.0 KiB** (5120 B) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `a.js` | 2.0 KiB (2048 B) | 1.0 KiB (1024 B) |"),
+            "{md}"
+        );
     }
 }

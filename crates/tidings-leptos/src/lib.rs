@@ -20,8 +20,11 @@
 //! Only a `wasm32` build connects. On every other target (a server rendering the page, native
 //! tests) the hooks return inert signals: status [`ConnectionStatus::Idle`], no messages, and
 //! [`PublishError::is_inert`] from publishes, and no connection is attempted. In the browser the
-//! signals start with the same values and change only once events arrive, after hydration, so
-//! the server's HTML and the hydrating client agree.
+//! signals start with the same values and no hook writes one during the render that called it:
+//! the first change (`Connecting`) is made by the connection's event task, which runs once the
+//! current (hydration) pass is over, so the server's HTML and the hydrating client agree. The
+//! chat example (`examples/chat-web`) is rendered this way and hydrated in headless Chromium by
+//! `cargo xtask test-browser` (`leptos-ssr-hydration`).
 //!
 //! # Cleanup
 //!
@@ -448,10 +451,10 @@ pub fn use_subscription(connection: Connection, channel: &str) -> Subscription {
             let channel = channel.to_owned();
             on_cleanup(move || {
                 connection.live.try_with_value(|live| {
-                    if let Some(l) = live.as_ref() {
-                        if l.0.router.borrow_mut().remove(&channel, id) {
-                            let _ = l.0.client.unsubscribe(&channel);
-                        }
+                    if let Some(l) = live.as_ref()
+                        && l.0.router.borrow_mut().remove(&channel, id)
+                    {
+                        let _ = l.0.client.unsubscribe(&channel);
                     }
                 });
             });

@@ -9,8 +9,8 @@ use tidings_leptos::{
     Channel, ChannelNotice, Connection, ConnectionStatus, use_channel, use_connection,
 };
 
-use crate::line::Line;
 use crate::ROOMS;
+use crate::line::Line;
 
 /// The whole page: a header with the connection toggle, the name field and the chat.
 ///

@@ -12,7 +12,9 @@ pub(crate) fn ws_url() -> String {
         Ok("https:") => "wss",
         _ => "ws",
     };
-    let host = location.host().unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let host = location
+        .host()
+        .unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     format!("{scheme}://{host}/ws")
 }
 

@@ -82,7 +82,10 @@ mod tests {
                 text: "x".into()
             }
         );
-        assert_eq!(Line::parse(b"\xff not json"), Line::Other("\u{fffd} not json".into()));
+        assert_eq!(
+            Line::parse(b"\xff not json"),
+            Line::Other("\u{fffd} not json".into())
+        );
         assert_eq!(Line::parse(b"[1]"), Line::Other("[1]".into()));
     }
 }

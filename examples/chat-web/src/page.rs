@@ -50,9 +50,15 @@ mod tests {
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
         assert!(html.contains("<body><main id=\"chat\""), "{html}");
         assert!(html.contains("id=\"status\""), "{html}");
-        assert!(html.contains(">idle<"), "status must render as idle: {html}");
+        assert!(
+            html.contains(">idle<"),
+            "status must render as idle: {html}"
+        );
         for room in crate::ROOMS {
-            assert!(html.contains(&format!("data-room=\"{room}\"")), "{room}: {html}");
+            assert!(
+                html.contains(&format!("data-room=\"{room}\"")),
+                "{room}: {html}"
+            );
         }
         assert!(html.contains("/pkg/tidings_chat_web.js"), "{html}");
         assert!(html.ends_with("</body></html>"), "{html}");
