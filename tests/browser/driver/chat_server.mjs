@@ -30,11 +30,12 @@ export class ChatServer {
     this.unexpectedExits = [];
   }
 
-  async start() {
-    this.log.write(`\n--- start ${new Date().toISOString()} PORT=0 ${this.bin}\n`);
+  /** Starts the server on `port` (0: any free port) and waits until it listens. */
+  async start(port = 0) {
+    this.log.write(`\n--- start ${new Date().toISOString()} PORT=${port} ${this.bin}\n`);
     const child = spawn(this.bin, [], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PORT: '0', RUST_LOG: process.env.RUST_LOG ?? 'info' },
+      env: { ...process.env, PORT: String(port), RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });
     this.child = child;
     child.expectedExit = false;
@@ -61,6 +62,14 @@ export class ChatServer {
       });
     });
     return this.url;
+  }
+
+  /** Stops the server (SIGTERM) and starts a new one on the same port: its in-memory broker
+   *  starts every room's numbering over. */
+  async restart() {
+    const port = new URL(this.url).port;
+    await this.stop({ keepLog: true });
+    return this.start(Number(port));
   }
 
   running() {
@@ -94,7 +103,7 @@ export class ChatServer {
   }
 
   /** SIGTERM: the server closes its sessions ("server stopping") and exits. */
-  async stop() {
+  async stop({ keepLog = false } = {}) {
     const child = this.child;
     if (child && this.running()) {
       child.expectedExit = true;
@@ -102,6 +111,6 @@ export class ChatServer {
       child.kill('SIGTERM');
       await exited;
     }
-    this.log.end();
+    if (!keepLog) this.log.end();
   }
 }

@@ -280,8 +280,42 @@ async function unmount(ctx) {
     + `join reopened one (${back})`;
 }
 
+/** What Chromium logs for a WebSocket that cannot connect while the chat server is down. */
+const CONNECT_FAILED = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed: .*(ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET)/;
+
+/** The chat server restarts (SIGTERM, then a new process on the same port, whose in-memory
+ *  broker numbers the room from scratch): the status shows the drop and the reconnect, the
+ *  room shows a notice that what it had is gone from the server, and chatting goes on. */
+async function serverRestart(ctx) {
+  const tab = await openChat(ctx, 'leptos-restart');
+  await setName(tab, 'dora');
+  await say(tab, 'before the restart');
+  await waitForText(tab, 'before the restart');
+  const shownBefore = await tab.page.evaluate(() => window.__tidings.statusShown.length);
+  await ctx.chat.restart();
+  await tab.page.waitForFunction(() => document.getElementById('status')?.textContent === 'open'
+    && window.__tidings.statusShown.length > 3, null, { timeout: 20000, polling: 50 });
+  const shown = await tab.page.evaluate((from) => [...window.__tidings.statusShown.slice(from), document.getElementById('status').textContent], shownBefore);
+  check(shown.includes('reconnecting') && shown.at(-1) === 'open', 'the status must show the drop and the reconnect', shown);
+  const notices = await until('a notice that the room restarted', () => tab.page.evaluate(
+    () => [...document.querySelectorAll('#notices li')].map((li) => li.textContent),
+  ), (n) => n.length > 0);
+  check(notices.length === 1 && /room restarted after #\d+/.test(notices[0]), 'expected one reset notice', notices);
+  await say(tab, 'after the restart');
+  const after = await waitForText(tab, 'after the restart');
+  const mine = after.filter((m) => m.text.endsWith('the restart'));
+  check(mine.length === 2 && mine[1].seq === 1, 'the new server numbers the room from 1 again', after);
+  await shot(ctx, tab, 'leptos-restart');
+  return `status ${shown.join(' → ')}; notice "${notices[0]}"; the next message is #${mine[1].seq} of the new numbering`;
+}
+
 export const LEPTOS_SCENARIOS = [
   { name: 'leptos-ssr-hydration', run: ssrHydration },
   { name: 'leptos-chat-two-contexts', run: twoContexts },
   { name: 'leptos-chat-unmount', run: unmount },
+  {
+    name: 'leptos-chat-server-restart',
+    run: serverRestart,
+    expectedConsole: [{ pattern: CONNECT_FAILED, why: 'reconnect attempts while the chat server restarts' }],
+  },
 ];

@@ -183,14 +183,15 @@ async function main() {
   // The Leptos pages on their own: console errors and warnings (hydration warnings among them)
   // and page errors, all of which must be zero (they are in `unexpected` above too).
   const leptos = new Set(LEPTOS_SCENARIOS.map((x) => x.name));
-  const ofLeptos = browser.consoleErrors.filter((e) => leptos.has(e.scenario));
+  const ofLeptos = [...unexpected, ...knownErrors].filter((e) => leptos.has(e.scenario));
   const hydration = ofLeptos.filter((e) => /hydrat/i.test(e.text)).length;
   const warningsOnly = ofLeptos.filter((e) => e.type === 'console.warning').length;
   const leptosOk = ofLeptos.length === 0;
   if (!leptosOk) consoleOk = false;
   console.log(`${leptosOk ? 'PASS' : 'FAIL'} leptos-console (Chromium ${browser.version}): `
     + `${ofLeptos.length - warningsOnly} console/page errors, ${hydration} hydration warnings, `
-    + `${warningsOnly} other warnings on the Leptos pages`);
+    + `${warningsOnly} other warnings on the Leptos pages (besides the failed connection attempts `
+    + 'of the restart, listed above)');
   console.log(`[browser] ${ctx.screenshots.length} screenshots in ${opts.out}`);
 
   const ids = [...new Set(known.map((k) => k.id))];
