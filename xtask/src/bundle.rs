@@ -126,7 +126,7 @@ fn render(files: &[Sized], built: &str) -> (String, String) {
         kib(total_gzip)
     );
     if !built.is_empty() {
-        let _ = writeln!(md, "\nLast build of the bundle: {built}.");
+        let _ = writeln!(md, "\nLast run of `examples/build.rs`: {built}.");
     }
     (text, md)
 }
