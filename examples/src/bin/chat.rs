@@ -1,14 +1,20 @@
-//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events) and a browser page at `/`.
+//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events), the Leptos front end at `/` and the plain-JS reference page at `/plain`.
 //!
 //! ```text
 //! PORT=3000 cargo run -p tidings-examples --bin chat
 //! ```
 //!
-//! Open <http://127.0.0.1:3000> in two tabs and chat. The page speaks `tidings.v1.json` directly
-//! (no wasm): it resumes its session after a network blip or a server restart, so messages still
-//! in the server's buffer are not lost. <http://127.0.0.1:3000/?transport=sse> uses Server-Sent
-//! Events (`EventSource` down, `fetch` POSTs up) instead of WebSocket; both share the rooms. Ctrl-C (or SIGTERM) closes every session with
-//! "server stopping" (1001) before the process exits.
+//! Open <http://127.0.0.1:3000> in two tabs and chat. The page is the Leptos 0.8 front end of
+//! `examples/chat-web` on the `tidings-leptos` hooks: rendered here on the server, hydrated in
+//! the browser by its wasm bundle (built by this crate's `build.rs`, which needs the
+//! `wasm32-unknown-unknown` target: `cargo xtask setup`). It shows the rooms, your name, the
+//! messages, the connection's status and notices of anything lost; its client resumes the
+//! session after a network blip or a server restart, so messages still in the server's buffer
+//! are not lost. <http://127.0.0.1:3000/plain> is the protocol's reference client in plain
+//! JavaScript (no wasm), and <http://127.0.0.1:3000/plain?transport=sse> the same over
+//! Server-Sent Events (`EventSource` down, `fetch` POSTs up); all of them share the rooms.
+//! Ctrl-C (or SIGTERM) closes every session with "server stopping" (1001) before the process
+//! exits.
 //!
 //! `TIDINGS_BROKER` picks the broker by URL (default `memory://`); with
 //! `redis://127.0.0.1:6379?prefix=chat` two servers on different `PORT`s share
@@ -94,7 +100,7 @@ async fn main() -> ExitCode {
     };
     info!(%broker, store = store.as_deref().unwrap_or(&broker), "broker and store");
     println!("chat server on {scheme}://{addr}");
-    info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
+    info!(%addr, "serving the Leptos chat at /, the plain-JS page at /plain and the tidings endpoints at /ws and /sse");
 
     let stopping = hub.clone();
     let served = server
