@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tidings_codec::JsonCodec;
 use tidings_protocol::{ClientEvent, Frame, FrameCodec};
-use tidings_runtime::TransportExt;
+use tidings_runtime::{ClientTransport, TransportExt};
 use tidings_test::suite::{client_session_config, next, subscribed};
 use tidings_webtransport::channel_stream::{read_header, write_header};
 use tidings_webtransport::framing::FrameReader;
 use tidings_webtransport::{
-    Accepted, Certificate, ServerConfig, ServerHandle, WtConfig, WtServer, close_code,
+    Accepted, Certificate, ServerConfig, ServerHandle, WebTransport, WtConfig, WtServer, close_code,
 };
 use wtransport::RecvStream;
 use wtransport::error::ConnectionError;
@@ -234,14 +234,27 @@ async fn a_stalled_channel_delays_no_other() {
 /// A client whose QUIC stream credit is smaller than the server's channel
 /// streams (3 unidirectional streams, of which the server's HTTP/3 control
 /// stream takes one): the channels past the credit stay on the control
-/// stream, and all six channels still deliver every message once, in order.
+/// stream, and all six channels still deliver every message once, in order,
+/// in both codecs (the server reads a binary frame's channel in place).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_beyond_the_stream_credit_stay_on_the_control_stream() {
+    for binary in [false, true] {
+        beyond_the_stream_credit(binary).await;
+    }
+}
+
+async fn beyond_the_stream_credit(binary: bool) {
     const PER: u64 = 200;
     let handle = common::server(WtConfig::default()).await;
     let (addr, hash) = (handle.local_addr(), handle.certificate_hash());
     let tight = WtConfig::default().with_max_streams(16, 3);
-    let receiver = common::connector(addr, hash, tight)(client_session_config());
+    let builder = WebTransport::builder(format!("https://{addr}/"))
+        .session_config(client_session_config())
+        .server_certificate_hash(hash)
+        .wt_config(tight);
+    let receiver = if binary { builder.binary() } else { builder }
+        .connect()
+        .unwrap();
     let channels: Vec<String> = (0..6).map(|c| format!("room:{c}")).collect();
     for c in &channels {
         receiver.subscribe(c.as_str()).unwrap();
