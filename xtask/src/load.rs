@@ -2,8 +2,10 @@
 //!
 //! Builds `tidings-load` (benches/src/bin/tidings-load) in release mode, then for each
 //! server kind starts `tidings-load server` and `tidings-load gen` against it, reads the
-//! generator's `RESULT {json}` line, and finally adds a run with the real
-//! `tidings_ws::Client` (fewer connections) and the leak check (`tidings-load leak`:
+//! generator's `RESULT {json}` line, and finally adds runs with the real
+//! `tidings_ws::Client` and, beside it at the same count, the real
+//! `tidings_webtransport::Client` against the tidings hub over WebTransport (fewer
+//! connections; echo and fan-out), and the leak check (`tidings-load leak`:
 //! connect/disconnect cycles against a tidings server with a short resume window). The
 //! "Load" section goes to the end of `<target>/bench-report.md` (replacing the one of an
 //! earlier load run; `cargo xtask bench` rewrites the file without it). The raw results
@@ -126,10 +128,11 @@ impl Plan {
                     plan.only = value(arg)?.split(',').map(str::to_owned).collect();
                     if let Some(bad) = plan.only.iter().find(|k| {
                         !KINDS.contains(&k.as_str())
-                            && !["client", "leak", "profile", "backends"].contains(&k.as_str())
+                            && !["client", "webtransport", "leak", "profile", "backends"]
+                                .contains(&k.as_str())
                     }) {
                         return Err(format!(
-                            "--only: unknown `{bad}` (tidings, tidings-ws-raw, tokio-tungstenite, fastwebsockets, client, leak, profile, backends)"
+                            "--only: unknown `{bad}` (tidings, tidings-ws-raw, tokio-tungstenite, fastwebsockets, client, webtransport, leak, profile, backends)"
                         ));
                     }
                 }
@@ -217,6 +220,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
         let _ = writeln!(raw_lines, "tidings+Client {}", result.1);
         results.client = Some(result.0);
     }
+    if plan.runs("webtransport") {
+        println!(
+            "\nload: tidings over WebTransport with the real tidings_webtransport::Client, {} connections",
+            plan.real_conns
+        );
+        let result = run_gen(
+            &bin,
+            "tidings-wt",
+            &[],
+            &plan,
+            &gen_args(&plan, plan.real_conns, true),
+        )?;
+        let _ = writeln!(raw_lines, "tidings-wt+Client {}", result.1);
+        results.webtransport = Some(result.0);
+    }
     if plan.runs("leak") {
         println!(
             "\nload: leak check, {} connect/disconnect cycles",
@@ -232,7 +250,11 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
         profile_note = Some(run_profile(&bin, &plan, &target)?);
     }
 
-    if results.kinds.is_empty() && results.client.is_none() && results.leak.is_none() {
+    if results.kinds.is_empty()
+        && results.client.is_none()
+        && results.webtransport.is_none()
+        && results.leak.is_none()
+    {
         // A profile-only run: keep the report of the last full run.
         if let Some(note) = &profile_note {
             println!("{note}");
@@ -388,6 +410,7 @@ fn parse_results(text: &str) -> Result<(Meta, Results)> {
         let value = json::parse(json_text)?;
         match name {
             "tidings+Client" => results.client = Some(value),
+            "tidings-wt+Client" => results.webtransport = Some(value),
             "leak" => results.leak = Some(value),
             kind => match runs.iter_mut().find(|(k, _)| k == kind) {
                 Some((_, list)) => list.push(value),
@@ -494,7 +517,11 @@ fn gen_args(plan: &Plan, conns: u64, real: bool) -> Vec<String> {
         plan.settle.to_string(),
     ];
     if real {
-        args.push("--real-client".to_owned());
+        args.extend([
+            "--real-client".to_owned(),
+            "--fanout-rounds".to_owned(),
+            plan.fanout_rounds.to_string(),
+        ]);
     } else {
         args.extend([
             "--paced-secs".to_owned(),
@@ -518,6 +545,8 @@ struct Server {
     pid: String,
     /// `host:port` of its `GET /metrics` (the tidings server only).
     metrics: Option<String>,
+    /// The WebTransport kind's certificate hash (hex).
+    hash: Option<String>,
 }
 
 impl Server {
@@ -564,6 +593,7 @@ impl Server {
             control: String::new(),
             pid: String::new(),
             metrics: field("metrics="),
+            hash: field("hash="),
         };
         match (field("ws="), field("control="), field("pid=")) {
             (Some(ws), Some(control), Some(pid)) => {
@@ -578,15 +608,19 @@ impl Server {
         }
     }
 
-    fn args(&self) -> [String; 6] {
-        [
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
             "--addr".to_owned(),
             self.ws.clone(),
             "--control".to_owned(),
             self.control.clone(),
             "--server-pid".to_owned(),
             self.pid.clone(),
-        ]
+        ];
+        if let Some(hash) = &self.hash {
+            args.extend(["--cert-hash".to_owned(), hash.clone()]);
+        }
+        args
     }
 
     /// Closes its standard input and waits for it (and, under perf, for perf) to exit.
@@ -826,6 +860,8 @@ struct Results {
     /// Every run of every kind, in round order (for same-round ratios).
     rounds: Vec<(String, Vec<Value>)>,
     client: Option<Value>,
+    /// The real client over WebTransport (`tidings-wt+Client`).
+    webtransport: Option<Value>,
     leak: Option<Value>,
 }
 
@@ -1092,55 +1128,62 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
         scraped_section(&mut md, t);
     }
 
-    if let Some(c) = &results.client {
+    let real: Vec<(&str, &Value)> = [
+        ("tidings + Client (WebSocket)", results.client.as_ref()),
+        (
+            "tidings + Client (WebTransport)",
+            results.webtransport.as_ref(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(label, v)| v.map(|v| (label, v)))
+    .collect();
+    if let Some((_, first)) = real.first() {
         let _ = writeln!(
             md,
-            "\n### tidings with the real `tidings_ws::Client`, N = {} connections\n",
-            int(num(c, "conns").unwrap_or(0.0))
+            "\n### tidings with the real clients, N = {} connections\n\n\
+             The real `tidings_ws::Client` over WebSocket and `tidings_webtransport::Client` \
+             over WebTransport (HTTP/3 on QUIC, loopback UDP, channel streams) against the \
+             same hub, same run; fan-out: one real client publishes to all N.\n",
+            int(num(first, "conns").unwrap_or(0.0))
         );
         let raw_gen = tidings.and_then(|t| num(t, "gen_cpu_s_per_m"));
-        let mut rows = vec![
-            vec![
-                "connections held".to_owned(),
-                int(num(c, "held").unwrap_or(0.0)),
-            ],
-            vec![
-                "echo msg/s (closed loop)".to_owned(),
-                int(num(c, "echo_msg_s").unwrap_or(0.0)),
-            ],
-        ];
-        for (label, key) in [
-            ("round trip p50", "echo_p50_us"),
-            ("round trip p99", "echo_p99_us"),
-            ("round trip p99.9", "echo_p999_us"),
-        ] {
-            rows.push(vec![label.to_owned(), us(num(c, key).unwrap_or(0.0))]);
-        }
-        rows.push(vec![
-            "server CPU s per 1M msgs".to_owned(),
-            two(num(c, "server_cpu_s_per_m").unwrap_or(0.0)),
-        ]);
-        rows.push(vec![
-            "client-side CPU s per 1M msgs".to_owned(),
-            format!(
-                "{}{}",
-                two(num(c, "gen_cpu_s_per_m").unwrap_or(0.0)),
-                raw_gen.map_or(String::new(), |g| format!(
-                    " (hand-written JSON generator at N = {}: {})",
-                    int(n),
-                    two(g)
-                ))
+        let cell =
+            |v: &Value, key: &str, f: fn(f64) -> String| num(v, key).map_or("-".to_owned(), f);
+        let mut rows = Vec::new();
+        type Format = fn(f64) -> String;
+        let specs: [(&str, &str, Format); 10] = [
+            ("connections held", "held", int),
+            ("echo msg/s (closed loop)", "echo_msg_s", int),
+            ("round trip p50", "echo_p50_us", us),
+            ("round trip p99", "echo_p99_us", us),
+            ("round trip p99.9", "echo_p999_us", us),
+            ("server CPU s per 1M msgs", "server_cpu_s_per_m", two),
+            ("client-side CPU s per 1M msgs", "gen_cpu_s_per_m", two),
+            ("server KiB per idle connection", "idle_kib_per_conn", one),
+            (
+                "fan-out to N: last receipt (median)",
+                "fanout_median_ms",
+                ms,
             ),
-        ]);
-        rows.push(vec![
-            "server KiB per idle connection".to_owned(),
-            one(num(c, "idle_kib_per_conn").unwrap_or(0.0)),
-        ]);
-        md_table(
-            &mut md,
-            &["metric".to_owned(), "tidings + Client".to_owned()],
-            &rows,
-        );
+            ("fan-out: fewest delivered", "fanout_delivered_min", int),
+        ];
+        for (label, key, f) in specs {
+            let mut row = vec![label.to_owned()];
+            row.extend(real.iter().map(|(_, v)| cell(v, key, f)));
+            rows.push(row);
+        }
+        let mut header = vec!["metric".to_owned()];
+        header.extend(real.iter().map(|(label, _)| (*label).to_owned()));
+        md_table(&mut md, &header, &rows);
+        if let Some(g) = raw_gen {
+            let _ = writeln!(
+                md,
+                "\nThe hand-written JSON generator at N = {} used {} client-side CPU s per 1M msgs.",
+                int(n),
+                two(g)
+            );
+        }
     }
 
     if let Some(l) = &results.leak {
@@ -1467,7 +1510,10 @@ mod tests {
                 ),
             ],
             rounds: Vec::new(),
-            client: None,
+            client: Some(value(
+                r#"{"conns":10,"held":10,"echo_msg_s":50,"fanout_median_ms":1.5}"#,
+            )),
+            webtransport: Some(value(r#"{"conns":10,"held":10,"echo_msg_s":40}"#)),
             leak: Some(value(
                 r#"{"rss_ratio":1.02,"sessions_after":0,"cycles_done":10,"cycles_secs":1,"rss_rounds_kib":"1 2"}"#,
             )),
@@ -1478,6 +1524,10 @@ mod tests {
         };
         let (_, md) = render(&meta, &results);
         assert!(md.starts_with(MARKER), "{md}");
+        assert!(
+            md.contains("| echo msg/s (closed loop) | 50 | 40 |"),
+            "real clients side by side: {md}"
+        );
         assert!(
             md.contains("| echo msg/s (closed loop) | 90 | 100 | 0.90x |"),
             "{md}"

@@ -12,7 +12,7 @@ use wtransport::tls::Sha256Digest;
 
 use crate::Error;
 use crate::config::WtConfig;
-use crate::server::PROTOCOL_PARAM;
+use crate::server::{CHANNEL_STREAMS_PARAM, PROTOCOL_PARAM};
 use crate::transport::WtTransport;
 
 /// Builder of a [`Client`].
@@ -118,7 +118,10 @@ async fn connect(b: &ClientBuilder) -> Result<Connected, TransportError> {
         .transport_config(std::sync::Arc::new(b.wt.quic()));
     let endpoint = Endpoint::client(config)?;
     let sep = if b.url.contains('?') { '&' } else { '?' };
-    let url = format!("{}{sep}{PROTOCOL_PARAM}={}", b.url, b.protocol);
+    let url = format!(
+        "{}{sep}{PROTOCOL_PARAM}={}&{CHANNEL_STREAMS_PARAM}={}",
+        b.url, b.protocol, b.wt.max_channel_streams
+    );
     let conn = endpoint
         .connect(&url)
         .await
@@ -137,6 +140,7 @@ async fn connect(b: &ClientBuilder) -> Result<Connected, TransportError> {
     let codec = codec_for(kind)
         .ok_or_else(|| handshake(format!("this build cannot speak {}", b.protocol)))?;
     let transport = WtTransport::new(conn, control, b.wt.max_frame_bytes, b.wt.write_buffer_bytes)
+        .accepting_channel_streams(codec.clone(), b.wt.max_channel_streams as usize)
         .with_endpoint(endpoint);
     Ok((Box::new(transport), codec))
 }

@@ -26,6 +26,19 @@ pub struct WtConfig {
     /// Write buffer: frames are coalesced up to this many bytes before
     /// `poll_send_ready` asks for a flush.
     pub write_buffer_bytes: usize,
+    /// Most channel streams (docs/protocol.md §10) per session. Server: the
+    /// most it opens (a client may ask for fewer with `?channel_streams=`);
+    /// channels beyond them, or beyond the QUIC stream credit the client
+    /// grants, stay on the control stream. Client: the most it accepts
+    /// (one more ends the session with [`crate::WtError::TooManyStreams`])
+    /// and the number it asks for. `0`: everything on the control stream.
+    pub max_channel_streams: u32,
+    /// Bytes the channel streams of a session may hold, together, beyond what
+    /// QUIC has taken (a channel whose peer stops reading, or a lossy path).
+    /// Up to this a stalled channel delays no other; past it the whole
+    /// session waits (backpressure: the session's slow-consumer policy then
+    /// applies). Memory per session is bounded by it.
+    pub max_stream_backlog_bytes: usize,
 }
 
 impl Default for WtConfig {
@@ -37,6 +50,8 @@ impl Default for WtConfig {
             max_bidi_streams: 16,
             max_uni_streams: 16,
             write_buffer_bytes: 64 << 10,
+            max_channel_streams: 8,
+            max_stream_backlog_bytes: 1 << 20,
         }
     }
 }
@@ -59,6 +74,13 @@ impl WtConfig {
     pub fn with_max_streams(mut self, bidi: u32, uni: u32) -> Self {
         self.max_bidi_streams = bidi;
         self.max_uni_streams = uni;
+        self
+    }
+
+    /// Sets [`WtConfig::max_channel_streams`] and [`WtConfig::max_stream_backlog_bytes`].
+    pub fn with_channel_streams(mut self, streams: u32, backlog_bytes: usize) -> Self {
+        self.max_channel_streams = streams;
+        self.max_stream_backlog_bytes = backlog_bytes;
         self
     }
 

@@ -1,13 +1,15 @@
-//! Typed errors of the WebTransport transport: framing on the control stream, datagrams, streams, certificates.
+//! Typed errors of the WebTransport transport: framing on the control and channel streams, datagrams, streams, certificates.
 
 /// Application error codes this crate closes a WebTransport session with
 /// (besides the session's own close codes, which pass through unchanged).
 pub mod close_code {
-    /// The control stream carried bytes that are not a length-prefixed frame.
+    /// A stream carried bytes that are not a length-prefixed frame (or a
+    /// channel stream's header or frames were wrong).
     pub const GARBAGE: u32 = 4100;
     /// A frame's length prefix exceeds [`crate::WtConfig::max_frame_bytes`].
     pub const FRAME_TOO_LARGE: u32 = 4101;
-    /// The peer opened a stream this session does not accept.
+    /// The peer opened a stream this session does not accept, or more
+    /// channel streams than the session allows.
     pub const UNEXPECTED_STREAM: u32 = 4102;
     /// Stream reset code for streams refused by [`UNEXPECTED_STREAM`].
     pub const STREAM_REFUSED: u32 = 0x10;
@@ -29,10 +31,21 @@ pub enum FramingError {
     #[error("empty frame on the control stream")]
     Empty,
     /// The stream ended inside a frame.
-    #[error("control stream ended {missing} bytes short of a frame")]
+    #[error("stream ended {missing} bytes short of a frame")]
     Truncated {
         /// Bytes missing.
         missing: usize,
+    },
+    /// A channel stream's header is not `0x01`, a 2-byte length and a
+    /// channel name of 1–256 bytes of UTF-8 (docs/protocol.md §10).
+    #[error("bad channel stream header: {0}")]
+    StreamHeader(String),
+    /// A channel stream carried a frame that is not a `message`, `gap` or
+    /// `subscribed` frame of its channel.
+    #[error("a frame on the stream of channel `{stream}` is not one of its channel frames")]
+    WrongChannel {
+        /// The channel the stream's header names.
+        stream: String,
     },
 }
 

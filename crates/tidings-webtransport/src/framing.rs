@@ -24,6 +24,11 @@ impl FrameReader {
         }
     }
 
+    /// The frame size limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Appends received bytes.
     pub fn extend(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);

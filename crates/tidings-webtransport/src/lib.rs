@@ -6,10 +6,15 @@
 //!   **control stream** and hands it to a handler as a [`WtTransport`] (the
 //!   hub serves it like any other transport). Keep-alive, idle timeout and
 //!   the streams a peer may open are QUIC transport parameters
-//!   ([`WtConfig`]); further streams are refused, a peer that keeps opening
-//!   them loses its session ([`WtError::TooManyStreams`]).
-//! * [`WtTransport`] — length-prefixed frames on the control stream (a
-//!   4-byte big-endian length, then one frame of the negotiated codec);
+//!   ([`WtConfig`]); a client opens no other stream: further ones are
+//!   refused, a peer that keeps opening them loses its session
+//!   ([`WtError::TooManyStreams`]).
+//! * [`WtTransport`] — length-prefixed frames (a 4-byte big-endian length,
+//!   then one frame of the negotiated codec) on the control stream, and each
+//!   channel's `message` / `gap` / `subscribed` frames on a unidirectional
+//!   **channel stream** of its own that the server opens (a
+//!   [`channel_stream`] header names the channel), so that a stalled channel
+//!   never delays another (no head-of-line blocking across channels);
 //!   oversized or garbage input ends only that session, with a typed error
 //!   ([`FramingError`]) and an application close code ([`close_code`]).
 //!   Graceful close: the last frames are flushed and acknowledged, then the
@@ -32,11 +37,27 @@
 //!
 //! The browser (wasm) client is not written yet (ROADMAP.md).
 
+pub mod channel_stream;
 #[cfg(all(not(target_arch = "wasm32"), feature = "client"))]
 mod client;
 mod config;
 mod error;
 pub mod framing;
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
+mod incoming;
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
+mod lanes;
+#[cfg(all(
+    not(target_arch = "wasm32"),
+    any(feature = "server", feature = "client")
+))]
+mod route;
 
 #[cfg(all(
     not(target_arch = "wasm32"),
@@ -72,7 +93,8 @@ pub use datagram::Datagrams;
 pub use error::{DatagramError, FramingError, WtError, close_code};
 #[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
 pub use server::{
-    Accepted, PROTOCOL_PARAM, ServerHandle, SessionHandler, WtServer, offered_protocols,
+    Accepted, CHANNEL_STREAMS_PARAM, PROTOCOL_PARAM, ServerHandle, SessionHandler, WtServer,
+    offered_protocols, requested_channel_streams,
 };
 /// Errors of the WebTransport [`Client`] (shared by every transport's client).
 pub use tidings_runtime::ClientError as Error;

@@ -22,6 +22,11 @@ use crate::transport::WtTransport;
 /// Query parameter naming the codec (`?protocol=tidings.v1.bin`; absent: JSON).
 pub const PROTOCOL_PARAM: &str = "protocol";
 
+/// Query parameter with the most channel streams the client accepts
+/// (`?channel_streams=8`; `0`: everything on the control stream; absent: the
+/// server's [`crate::WtConfig::max_channel_streams`]).
+pub const CHANNEL_STREAMS_PARAM: &str = "channel_streams";
+
 /// One accepted session, ready to serve.
 #[derive(Debug)]
 pub struct Accepted {
@@ -170,6 +175,18 @@ async fn accept(
             return request.not_found().await;
         }
     };
+    let channel_streams = match requested_channel_streams(&path) {
+        Ok(n) => n.map_or(config.wt.max_channel_streams, |n| {
+            n.min(config.wt.max_channel_streams)
+        }),
+        Err(bad) => {
+            tracing::info!(
+                value = bad,
+                "refused: `{CHANNEL_STREAMS_PARAM}` is not a number"
+            );
+            return request.not_found().await;
+        }
+    };
     if live.load(Ordering::Relaxed) >= config.max_sessions {
         return request.too_many_requests().await;
     }
@@ -195,6 +212,11 @@ async fn accept(
         control,
         config.wt.max_frame_bytes,
         config.wt.write_buffer_bytes,
+    )
+    .with_channel_streams(
+        codec.clone(),
+        channel_streams as usize,
+        config.wt.max_stream_backlog_bytes,
     );
     let datagrams = transport.datagrams();
     let peer = conn.remote_address();
@@ -212,6 +234,22 @@ async fn accept(
     live.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The `channel_streams` value of a CONNECT path: `Ok(None)` when absent,
+/// `Err(value)` when it is not a number.
+pub fn requested_channel_streams(path: &str) -> Result<Option<u32>, String> {
+    let Some((_, query)) = path.split_once('?') else {
+        return Ok(None);
+    };
+    match query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == CHANNEL_STREAMS_PARAM)
+    {
+        None => Ok(None),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| v.to_owned()),
+    }
+}
+
 /// The codecs a CONNECT path asks for: every `protocol=` query value, comma-separated lists too.
 pub fn offered_protocols(path: &str) -> Vec<String> {
     let Some((_, query)) = path.split_once('?') else {
@@ -226,8 +264,8 @@ pub fn offered_protocols(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Streams beyond the control stream are not part of protocol v1: each is
-/// refused (stopped and reset with [`close_code::STREAM_REFUSED`]); a peer
+/// A client opens no stream besides the control stream (channel streams
+/// are the server's, docs/protocol.md §10): each further one is refused (stopped and reset with [`close_code::STREAM_REFUSED`]); a peer
 /// that keeps opening them past `limit` loses the session
 /// ([`WtError::TooManyStreams`], close [`close_code::UNEXPECTED_STREAM`]).
 async fn refuse_extra_streams(conn: Connection, limit: usize) {

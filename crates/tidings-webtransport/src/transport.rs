@@ -1,26 +1,45 @@
-//! `WtTransport`: the tidings `Transport` over a WebTransport session's bidirectional control stream (length-prefixed frames).
+//! `WtTransport`: the tidings `Transport` over a WebTransport session: length-prefixed frames on the bidirectional control stream, and each channel's frames on a unidirectional stream of its own.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use tidings_protocol::FrameCodec;
 use tidings_runtime::{Transport, TransportError, TransportKind, TransportMetrics};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wtransport::endpoint::endpoint_side::Client as ClientSide;
 use wtransport::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 use crate::datagram::Datagrams;
-use crate::error::FramingError;
+use crate::error::{FramingError, WtError, close_code};
 use crate::framing::{FrameReader, write_frame};
+use crate::incoming::{Incoming, IncomingLanes};
+use crate::lanes::{CONTROL_PRIORITY, Lanes};
+use crate::route::channel_of;
+
+/// Bytes read from a stream at a time (one buffer per session, reused).
+const READ_CHUNK: usize = 8 << 10;
 
 /// How long a graceful close waits for the peer to acknowledge the last frames.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 type CloseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A WebTransport session carrying tidings frames on its control stream.
+/// A WebTransport session carrying tidings frames on its control stream and
+/// channel streams (docs/protocol.md §10).
+///
+/// On the server, `message`, `gap` and `subscribed` frames go on their
+/// channel's unidirectional stream (opened on the channel's first frame, up
+/// to [`crate::WtConfig::max_channel_streams`]), each with its own buffer:
+/// a channel whose stream is blocked (its reader stopped, or a lost packet)
+/// delays no other until the streams together hold
+/// [`crate::WtConfig::max_stream_backlog_bytes`]. Everything else goes on the
+/// control stream, sent first. On the client, the control stream is read
+/// first (nothing of a channel stream before the `welcome`), then the channel
+/// streams in turn; a channel stream must carry only its channel's frames.
 ///
 /// Every frame is a 4-byte big-endian length and the codec's bytes; frames
 /// longer than the limit end the session with
@@ -37,8 +56,15 @@ pub struct WtTransport {
     send: Option<SendStream>,
     recv: RecvStream,
     reader: FrameReader,
+    scratch: Box<[u8]>,
     wbuf: BytesMut,
     write_buffer: usize,
+    /// Server: the codec of the session (to route frames) and the channel streams.
+    lanes: Option<(Arc<dyn FrameCodec>, Lanes)>,
+    /// Client: the channel streams the server opens.
+    incoming: Option<IncomingLanes>,
+    /// Client: a control frame (the `welcome`) has been handed out.
+    welcomed: bool,
     /// Framing failed: the close code and reason to end the session with.
     failed: Option<(u32, String)>,
     eof: bool,
@@ -56,7 +82,9 @@ impl std::fmt::Debug for WtTransport {
 }
 
 impl WtTransport {
-    /// Wraps a session and its control stream.
+    /// Wraps a session and its control stream; every frame goes on the
+    /// control stream until [`WtTransport::with_channel_streams`] (server) or
+    /// [`WtTransport::accepting_channel_streams`] (client) says otherwise.
     pub fn new(
         conn: Connection,
         (send, recv): (SendStream, RecvStream),
@@ -69,13 +97,58 @@ impl WtTransport {
             send: Some(send),
             recv,
             reader: FrameReader::new(max_frame_bytes),
+            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             wbuf: BytesMut::new(),
+            lanes: None,
+            incoming: None,
+            welcomed: false,
             write_buffer: write_buffer.max(1024),
             failed: None,
             eof: false,
             closing: None,
             metrics: TransportMetrics::default(),
         }
+    }
+
+    /// Server side: carry each channel's frames on a stream of its own, up to
+    /// `max_streams` streams holding `max_backlog` bytes together; `codec` is
+    /// the session's (it tells which channel a frame is about).
+    pub fn with_channel_streams(
+        mut self,
+        codec: Arc<dyn FrameCodec>,
+        max_streams: usize,
+        max_backlog: usize,
+    ) -> Self {
+        if max_streams > 0 {
+            if let Some(send) = &self.send {
+                send.set_priority(CONTROL_PRIORITY);
+            }
+            let lanes = Lanes::new(self.conn.clone(), max_streams, max_backlog);
+            self.lanes = Some((codec, lanes));
+        }
+        self
+    }
+
+    /// Client side: accept up to `max_streams` channel streams from the server
+    /// and read its frames from them; `codec` is the session's.
+    pub fn accepting_channel_streams(
+        mut self,
+        codec: Arc<dyn FrameCodec>,
+        max_streams: usize,
+    ) -> Self {
+        let max_frame = self.reader.max();
+        self.incoming = Some(IncomingLanes::new(
+            self.conn.clone(),
+            codec,
+            max_streams,
+            max_frame,
+        ));
+        self
+    }
+
+    /// Channel streams this (server) side has opened so far.
+    pub fn channel_streams_opened(&self) -> usize {
+        self.lanes.as_ref().map_or(0, |(_, l)| l.opened())
     }
 
     pub(crate) fn with_endpoint(mut self, endpoint: Endpoint<ClientSide>) -> Self {
@@ -97,6 +170,38 @@ impl WtTransport {
     /// the session, a timeout, else the I/O error.
     fn read_error(&self, e: std::io::Error) -> TransportError {
         connection_error(&self.conn).unwrap_or(TransportError::Io(e))
+    }
+
+    fn received(&mut self, frame: Bytes) -> Bytes {
+        self.metrics.frames_received += 1;
+        self.metrics.bytes_received += frame.len() as u64 + 4;
+        frame
+    }
+
+    /// Writes the control stream's buffer.
+    fn poll_flush_control(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        let Some(send) = self.send.as_mut() else {
+            return Poll::Ready(Err(TransportError::Closed {
+                code: 1006,
+                reason: "closing".into(),
+            }));
+        };
+        while !self.wbuf.is_empty() {
+            match ready!(Pin::new(&mut *send).poll_write(cx, &self.wbuf)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(TransportError::Io(
+                        std::io::ErrorKind::WriteZero.into(),
+                    )));
+                }
+                Ok(n) => self.wbuf.advance(n),
+                Err(e) => {
+                    return Poll::Ready(Err(
+                        connection_error(&self.conn).unwrap_or(TransportError::Io(e))
+                    ));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn framing_failed(&mut self, e: FramingError) -> TransportError {
@@ -130,44 +235,74 @@ pub(crate) fn connection_error(conn: &Connection) -> Option<TransportError> {
 
 impl Transport for WtTransport {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        if self.failed.is_some() || self.eof {
+        if let Some((_, reason)) = &self.failed {
+            // Again, for a caller that handled the frames read before it first.
+            return Poll::Ready(Some(Err(TransportError::Protocol(reason.clone()))));
+        }
+        if self.eof {
             return Poll::Ready(None);
         }
-        let mut chunk = [0u8; 16 << 10];
         loop {
             match self.reader.next_frame() {
                 Ok(Some(frame)) => {
-                    self.metrics.frames_received += 1;
-                    self.metrics.bytes_received += frame.len() as u64 + 4;
-                    return Poll::Ready(Some(Ok(frame)));
+                    self.welcomed = true;
+                    return Poll::Ready(Some(Ok(self.received(frame))));
                 }
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Some(Err(self.framing_failed(e)))),
             }
-            let mut buf = ReadBuf::new(&mut chunk);
-            match ready!(Pin::new(&mut self.recv).poll_read(cx, &mut buf)) {
-                Ok(()) if buf.filled().is_empty() => {
+            let mut buf = ReadBuf::new(&mut self.scratch);
+            match Pin::new(&mut self.recv).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
                     self.eof = true;
                     if let Err(e) = self.reader.finish() {
                         return Poll::Ready(Some(Err(self.framing_failed(e))));
                     }
                     return Poll::Ready(connection_error(&self.conn).map(Err));
                 }
-                Ok(()) => {
+                Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
-                    self.reader.extend(&chunk[..n]);
+                    self.reader.extend(&self.scratch[..n]);
+                    continue;
                 }
-                Err(e) => {
+                Poll::Ready(Err(e)) => {
                     self.eof = true;
                     return Poll::Ready(Some(Err(self.read_error(e))));
                 }
+                Poll::Pending => {}
             }
+            // The control stream has nothing now: the channel streams' turn
+            // (none before the `welcome`, which comes first on the control stream).
+            let (true, Some(incoming)) = (self.welcomed, self.incoming.as_mut()) else {
+                return Poll::Pending;
+            };
+            return match ready!(incoming.poll_next(cx, &mut self.scratch)) {
+                Incoming::Frame(frame) => Poll::Ready(Some(Ok(self.received(frame)))),
+                Incoming::Bad(e) => Poll::Ready(Some(Err(self.framing_failed(e)))),
+                Incoming::TooMany { limit } => {
+                    let e = WtError::TooManyStreams { limit };
+                    tracing::warn!(error = %e, "closing the session");
+                    self.failed = Some((close_code::UNEXPECTED_STREAM, e.to_string()));
+                    Poll::Ready(Some(Err(TransportError::Protocol(e.to_string()))))
+                }
+            };
         }
     }
 
     fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         if self.wbuf.len() >= self.write_buffer {
-            ready!(self.poll_flush(cx))?;
+            ready!(self.poll_flush_control(cx))?;
+        }
+        if let Some((_, lanes)) = self.lanes.as_mut()
+            && !lanes.has_room()
+        {
+            // Past the budget: write what the streams take, wait if still full.
+            if let Poll::Ready(Err(e)) = lanes.poll_flush(cx) {
+                return Poll::Ready(Err(e));
+            }
+            if !lanes.has_room() {
+                return Poll::Pending;
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -175,33 +310,28 @@ impl Transport for WtTransport {
     fn start_send(&mut self, frame: Bytes) -> Result<(), TransportError> {
         self.metrics.frames_sent += 1;
         self.metrics.bytes_sent += frame.len() as u64 + 4;
+        if let Some((codec, lanes)) = self.lanes.as_mut()
+            && let Some(channel) = channel_of(codec.as_ref(), &frame)
+            && lanes.push(&channel, &frame)
+        {
+            return Ok(());
+        }
         write_frame(&mut self.wbuf, &frame);
         Ok(())
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        let Some(send) = self.send.as_mut() else {
-            return Poll::Ready(Err(TransportError::Closed {
-                code: 1006,
-                reason: "closing".into(),
-            }));
+        // The control stream first; a blocked channel stream holds up nothing else.
+        let control = self.poll_flush_control(cx)?;
+        let lanes = match self.lanes.as_mut() {
+            Some((_, lanes)) => lanes.poll_flush(cx)?,
+            None => Poll::Ready(()),
         };
-        while !self.wbuf.is_empty() {
-            match ready!(Pin::new(&mut *send).poll_write(cx, &self.wbuf)) {
-                Ok(0) => {
-                    return Poll::Ready(Err(TransportError::Io(
-                        std::io::ErrorKind::WriteZero.into(),
-                    )));
-                }
-                Ok(n) => self.wbuf.advance(n),
-                Err(e) => {
-                    return Poll::Ready(Err(
-                        connection_error(&self.conn).unwrap_or(TransportError::Io(e))
-                    ));
-                }
-            }
+        if control.is_ready() && lanes.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
         }
-        Poll::Ready(Ok(()))
     }
 
     fn poll_close(
@@ -219,14 +349,26 @@ impl Transport for WtTransport {
                 None => (u32::from(code), reason.to_string(), true),
             };
             let pending = std::mem::take(&mut self.wbuf);
+            let lanes = match self.lanes.as_mut() {
+                Some((_, lanes)) if linger => lanes.take_for_close(),
+                _ => Vec::new(),
+            };
             let span = tracing::debug_span!("wt_close", code, %reason);
             let _e = span.enter();
             self.closing = Some(Box::pin(async move {
                 if let (true, Some(mut send)) = (linger, send) {
-                    let drain = async {
+                    let control = async {
                         let _ = send.write_all(&pending).await;
                         // Completes when the peer acknowledged everything sent.
                         let _ = send.finish().await;
+                    };
+                    let drain = async {
+                        let mut all =
+                            vec![Box::pin(control) as Pin<Box<dyn Future<Output = ()> + Send>>];
+                        all.extend(lanes);
+                        for stream in all {
+                            stream.await;
+                        }
                     };
                     let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
                 }

@@ -1,4 +1,4 @@
-//! Independent peer over WebTransport: Python `aioquic` (HTTP/3 + WebTransport of its own) opens a session to the tidings server and exchanges hello/welcome, subscribe, publish and message frames; a Rust client on the same channel receives what it published.
+//! Independent peer over WebTransport: Python `aioquic` (HTTP/3 + WebTransport of its own) opens a session to the tidings server and exchanges hello/welcome, subscribe, publish on the control stream and reads its channel's frames from the server's channel stream; a Rust client on the same channel receives what it published.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -41,6 +41,10 @@ async fn python_aioquic_opens_a_session_and_exchanges_frames() {
     println!("aioquic peer:\n{stdout}");
     assert!(stdout.lines().any(|l| l == "OK"), "{stdout}");
     assert!(stdout.contains(r#""type": "welcome""#), "{stdout}");
+    assert!(
+        stdout.contains(r#"stream py:room: {"type": "message""#),
+        "the channel's message comes on its channel stream: {stdout}"
+    );
     loop {
         match next(&rust).await {
             ClientEvent::Message(m) => {

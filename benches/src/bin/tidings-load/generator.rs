@@ -21,8 +21,11 @@
 //!    last of the N receipts.
 //! 6. **close**.
 //!
-//! With `--real-client` the connections are `tidings_ws::Client`s instead (phases 1–3
-//! and 6), to show the cost of the real client.
+//! With `--real-client` the connections are `tidings_ws::Client`s instead (phases 1–3,
+//! 5 and 6), to show the cost of the real client. `--kind tidings-wt` runs the same
+//! phases with `tidings_webtransport::Client`s against the tidings server over
+//! WebTransport (`--cert-hash` pins its development certificate); its fan-out publisher
+//! is a real client too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,7 +37,7 @@ use futures_util::{SinkExt, StreamExt};
 use tidings_benches::{tidings_ws_config, tungstenite_config};
 use tidings_loadgen::{self as proto, Handshake, Samples, WsStream, now_ns};
 use tidings_protocol::ClientEvent;
-use tidings_ws::Client;
+use tidings_runtime::{Client, ClientTransport};
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -179,16 +182,26 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let rate: f64 = args.get("rate", conns as f64)?;
     let rounds: usize = args.get("fanout-rounds", 5)?;
     let settle: f64 = args.get("settle-secs", 2.0)?;
-    let real = args.flag("real-client");
+    let webtransport = kind == "tidings-wt";
+    let real = args.flag("real-client") || webtransport;
+    let cert_hash = match args.get("cert-hash", String::new())? {
+        h if h.is_empty() => None,
+        h => Some(parse_hash(&h)?),
+    };
+    if webtransport && cert_hash.is_none() {
+        return Err(
+            "--kind tidings-wt needs --cert-hash (the server's certificate SHA-256)".into(),
+        );
+    }
     let nofile = sys::raise_nofile(conns as u64 + 1_024)?;
     if nofile < conns as u64 + 64 {
         return Err(format!(
             "open-file limit {nofile} is too low for {conns} connections"
         ));
     }
-    let tidings = kind == "tidings";
+    let tidings = kind == "tidings" || webtransport;
     if real && !tidings {
-        return Err("--real-client needs --kind tidings".into());
+        return Err("--real-client needs --kind tidings (or tidings-wt)".into());
     }
     let tag = if real {
         format!("{kind}+Client")
@@ -202,9 +215,10 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         warmup,
         paced_secs,
         rate,
-        rounds: if tidings && !real { rounds } else { 0 },
+        rounds: if tidings { rounds } else { 0 },
         settle,
         real,
+        webtransport: cert_hash.filter(|_| webtransport),
     };
     let rt = crate::runtime();
     let mut record = rt.block_on(drive(&config, tidings, &tag, &probe))?;
@@ -226,8 +240,38 @@ struct Config {
     rounds: usize,
     settle: f64,
     real: bool,
+    /// Real clients over WebTransport, trusting this certificate hash.
+    webtransport: Option<[u8; 32]>,
 }
 
+/// A SHA-256 in hex.
+fn parse_hash(hex: &str) -> Result<[u8; 32], String> {
+    let bad = || format!("--cert-hash: expected 64 hex digits, got `{hex}`");
+    if hex.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// How a real client connects.
+#[derive(Clone, Copy)]
+enum Dial {
+    Ws(SocketAddr),
+    Wt(SocketAddr, [u8; 32]),
+}
+
+impl Dial {
+    fn of(c: &Config) -> Self {
+        match c.webtransport {
+            Some(hash) => Dial::Wt(c.addr, hash),
+            None => Dial::Ws(c.addr),
+        }
+    }
+}
 async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Record, String> {
     let mut r = Record::default();
     let client = tidings_protocol::ClientConfig::default();
@@ -265,7 +309,14 @@ async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Re
     for i in 0..c.conns {
         let (shared, rx, permits, addr) = (shared.clone(), rx.clone(), permits.clone(), c.addr);
         if c.real {
-            tokio::spawn(real_conn(addr, i, shared, rx, permits));
+            match Dial::of(c) {
+                Dial::Ws(addr) => {
+                    tokio::spawn(real_conn(ws_client(addr), i, shared, rx, permits));
+                }
+                Dial::Wt(addr, hash) => {
+                    tokio::spawn(real_conn(wt_client(addr, hash), i, shared, rx, permits));
+                }
+            }
         } else {
             tokio::spawn(raw_conn(addr, i, shared, rx, permits));
         }
@@ -479,6 +530,53 @@ fn own_cpu() -> f64 {
     sys::cpu_secs(std::process::id()).unwrap_or(0.0)
 }
 
+/// The fan-out phase's publisher: a raw connection, or a real client of either transport.
+enum Publishing {
+    Raw(Box<WsStream>),
+    Ws(Client<tidings_ws::WebSocket>),
+    Wt(Client<tidings_webtransport::WebTransport>),
+}
+
+impl Publishing {
+    async fn connect(c: &Config) -> Result<Self, String> {
+        if !c.real {
+            return connect(c.addr, Handshake::Session { subscribe: None })
+                .await
+                .map(|ws| Publishing::Raw(Box::new(ws)))
+                .map_err(|e| e.to_string());
+        }
+        match Dial::of(c) {
+            Dial::Ws(addr) => real_connect(ws_client(addr), None)
+                .await
+                .map(Publishing::Ws),
+            Dial::Wt(addr, hash) => real_connect(wt_client(addr, hash), None)
+                .await
+                .map(Publishing::Wt),
+        }
+    }
+
+    async fn publish(&mut self, round: u64, t: u64) -> bool {
+        match self {
+            Publishing::Raw(ws) => ws
+                .send(Message::text(proto::publish(FANOUT_CHANNEL, round, t)))
+                .await
+                .is_ok(),
+            Publishing::Ws(c) => c.publish(FANOUT_CHANNEL, proto::payload(t)).is_ok(),
+            Publishing::Wt(c) => c.publish(FANOUT_CHANNEL, proto::payload(t)).is_ok(),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Publishing::Raw(mut ws) => {
+                let _ = ws.close(None).await;
+            }
+            Publishing::Ws(c) => c.close(),
+            Publishing::Wt(c) => c.close(),
+        }
+    }
+}
+
 async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
     let shared = &co.shared;
     co.switch(Mode::FanoutSubscribe, Duration::from_secs(10))
@@ -490,10 +588,10 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let subscribers = shared.fan_ready.load(Ordering::SeqCst);
-    let mut publisher = match connect(c.addr, Handshake::Session { subscribe: None }).await {
-        Ok(ws) => {
+    let mut publisher = match Publishing::connect(c).await {
+        Ok(p) => {
             shared.opened.fetch_add(1, Ordering::SeqCst);
-            ws
+            p
         }
         Err(e) => {
             co.progress(&format!("fan-out publisher could not connect: {e}"));
@@ -506,8 +604,7 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
         shared.fan_received.store(0, Ordering::SeqCst);
         shared.fan_last_ns.store(0, Ordering::SeqCst);
         let t = now_ns();
-        let frame = proto::publish(FANOUT_CHANNEL, round, t);
-        if publisher.send(Message::text(frame)).await.is_err() {
+        if !publisher.publish(round, t).await {
             co.progress("fan-out publisher lost its connection");
             break;
         }
@@ -524,7 +621,7 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
         // Let the connections' queues drain before the next round.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = publisher.close(None).await;
+    publisher.close().await;
     if times_ms.is_empty() {
         return;
     }
@@ -840,9 +937,33 @@ async fn sleep_for(wait: Option<Duration>) {
     }
 }
 
-/// One `tidings_ws::Client`: subscribed to its own channel, closed-loop publish → message.
-async fn real_conn(
-    addr: SocketAddr,
+/// Starts a real client: what [`real_conn`] connects with.
+type Start<T> = Box<dyn Fn() -> Result<Client<T>, String> + Send + Sync>;
+
+fn ws_client(addr: SocketAddr) -> Start<tidings_ws::WebSocket> {
+    Box::new(move || {
+        tidings_ws::WebSocket::builder(format!("ws://{addr}/"))
+            .ws_config(tidings_ws_config())
+            .subprotocols([proto::SUBPROTOCOL])
+            .connect()
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn wt_client(addr: SocketAddr, hash: [u8; 32]) -> Start<tidings_webtransport::WebTransport> {
+    Box::new(move || {
+        tidings_webtransport::WebTransport::builder(format!("https://{addr}/"))
+            .server_certificate_hash(hash)
+            .connect()
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// One real client (`tidings_ws::Client` or `tidings_webtransport::Client`): subscribed
+/// to its own channel, closed-loop publish → message; in the fan-out phase it also
+/// subscribes to the fan-out channel and counts its messages.
+async fn real_conn<T: ClientTransport>(
+    start: Start<T>,
     i: usize,
     shared: Arc<Shared>,
     mut rx: watch::Receiver<Mode>,
@@ -853,7 +974,7 @@ async fn real_conn(
         let Ok(_permit) = permits.acquire().await else {
             return;
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, real_connect(addr, &channel)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, real_connect(start, Some(&channel))).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
                 shared.error(format!("client {i}: {e}"));
@@ -880,6 +1001,12 @@ async fn real_conn(
                 client.close();
                 shared.seen.fetch_add(1, Ordering::SeqCst);
                 break true;
+            }
+            if mode == Mode::FanoutSubscribe
+                && let Err(e) = client.subscribe(FANOUT_CHANNEL)
+            {
+                shared.error(format!("client {i}: subscribe: {e}"));
+                break false;
             }
             shared.seen.fetch_add(1, Ordering::SeqCst);
         }
@@ -909,7 +1036,7 @@ async fn real_conn(
                 }
             }
             _ => {
-                // Idle: keep reading events (acks), wake on the next mode.
+                // Idle: keep reading events (acks, fan-out), wake on the next mode.
                 tokio::select! {
                     r = rx.changed() => {
                         if r.is_err() {
@@ -918,9 +1045,21 @@ async fn real_conn(
                         }
                         switched = true;
                     }
-                    e = client.next_event() => if e.is_none() {
-                        shared.error(format!("client {i}: closed"));
-                        break false;
+                    e = client.next_event() => match e {
+                        None => {
+                            shared.error(format!("client {i}: closed"));
+                            break false;
+                        }
+                        Some(ClientEvent::Subscribed { channel: c, .. })
+                            if c.as_str() == FANOUT_CHANNEL =>
+                        {
+                            shared.fan_ready.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some(ClientEvent::Message(m)) if m.channel.as_str() == FANOUT_CHANNEL => {
+                            shared.fan_last_ns.fetch_max(now_ns(), Ordering::SeqCst);
+                            shared.fan_received.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some(_) => {}
                     },
                 }
             }
@@ -932,16 +1071,19 @@ async fn real_conn(
     shared.alive.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn real_connect(addr: SocketAddr, channel: &str) -> Result<Client, String> {
-    let client = Client::builder(format!("ws://{addr}/"))
-        .ws_config(tidings_ws_config())
-        .subprotocols([proto::SUBPROTOCOL])
-        .connect()
-        .map_err(|e| e.to_string())?;
+/// Starts a real client and waits for its session (and its subscription to `channel`).
+async fn real_connect<T: ClientTransport>(
+    start: Start<T>,
+    channel: Option<&str>,
+) -> Result<Client<T>, String> {
+    let client = start()?;
     let mut subscribed = false;
     loop {
         match client.next_event().await {
             Some(ClientEvent::Connected { .. }) if !subscribed => {
+                let Some(channel) = channel else {
+                    return Ok(client);
+                };
                 client.subscribe(channel).map_err(|e| e.to_string())?;
                 subscribed = true;
             }

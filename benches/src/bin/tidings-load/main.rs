@@ -1,12 +1,12 @@
 //! `tidings-load`: the load harness behind `cargo xtask load` — a server under test and a load generator, run as separate processes on loopback.
 //!
 //! ```text
-//! tidings-load server --kind tidings|tidings-ws-raw|tidings-pump|tokio-tungstenite|fastwebsockets
+//! tidings-load server --kind tidings|tidings-wt|tidings-ws-raw|tidings-pump|tokio-tungstenite|fastwebsockets
 //!                     [--resume-ms MS]
 //!                     [--history-len N]
 //! tidings-load gen    --kind K --addr HOST:PORT --server-pid PID --control HOST:PORT
 //!                     [--conns N] [--secs S] [--warmup-secs S] [--paced-secs S] [--rate MSG/S]
-//!                     [--fanout-rounds R] [--real-client]
+//!                     [--fanout-rounds R] [--real-client] [--cert-hash HEX]
 //! tidings-load leak   --addr HOST:PORT --server-pid PID --control HOST:PORT
 //!                     [--cycles N] [--parallel P] [--resume-ms MS] [--limit-secs S]
 //! ```
@@ -15,7 +15,9 @@
 //! the `tidings-loadgen` crate; this binary holds the servers under test, the phases of a
 //! run, the leak check and the probes of the server process.
 //!
-//! The server prints `LISTEN ws=<addr> control=<addr> pid=<pid>` and serves until its
+//! The server prints `LISTEN ws=<addr> control=<addr> pid=<pid>` (the WebTransport kind
+//! adds `hash=<sha-256 of its certificate>`, which the generator takes as `--cert-hash`;
+//! its `ws=` address is UDP) and serves until its
 //! standard input closes. The control address answers `stats` with one JSON line (hub
 //! sessions and connections). The generator and the leak checker read the server's RSS and
 //! CPU time from `/proc/<pid>`, print progress on stderr and one `RESULT {json}` line on

@@ -1,4 +1,4 @@
-//! The servers under test: tidings (hub + memory broker behind `WsServer`), tidings' `WsServer` in `raw_echo` mode (its tungstenite stream, no transport, pump or hub), `tidings-pump` (server, transport and pump, no hub), and the two baseline echo servers — raw tokio-tungstenite and fastwebsockets.
+//! The servers under test: tidings (hub + memory broker behind `WsServer`), `tidings-wt` (the same hub behind `WtServer`, WebTransport), tidings' `WsServer` in `raw_echo` mode (its tungstenite stream, no transport, pump or hub), `tidings-pump` (server, transport and pump, no hub), and the two baseline echo servers — raw tokio-tungstenite and fastwebsockets.
 //!
 //! All of them run on the same two-worker runtime, set `TCP_NODELAY`, and tidings and
 //! tokio-tungstenite use the same WebSocket buffers (4 KiB read, 16 KiB write:
@@ -46,8 +46,40 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     // The tidings server also serves `GET /metrics` (Prometheus) on a port of its own.
     let mut metrics_addr: Option<SocketAddr> = None;
+    // The WebTransport kind pins a development certificate: its hash goes on the LISTEN line.
+    let mut cert_hash = None;
     let (addr, stats): (SocketAddr, StatsFn) = rt.block_on(async {
         match kind.as_str() {
+            "tidings-wt" => {
+                let config = HubConfig::default()
+                    .with_session(tidings_protocol::ServerConfig::default().with_resume_window(resume));
+                let hub = Hub::with_config(Arc::new(MemoryBroker::default()), config);
+                let cert = tidings_webtransport::Certificate::self_signed(["localhost", "127.0.0.1"])
+                    .map_err(|e| format!("certificate: {e}"))?;
+                let server = tidings_webtransport::WtServer::bind(
+                    loopback,
+                    tidings_webtransport::ServerConfig::default(),
+                    cert,
+                )
+                .map_err(|e| format!("bind: {e}"))?;
+                cert_hash = Some(server.certificate_hash_hex());
+                let for_conns = hub.clone();
+                let handle = server.serve(move |s: tidings_webtransport::Accepted| {
+                    let hub = for_conns.clone();
+                    async move { hub.serve(s.transport, s.codec).await }
+                });
+                let addr = handle.local_addr();
+                let stats: StatsFn = Arc::new(move || {
+                    let s = hub.stats();
+                    format!(
+                        r#"{{"sessions":{},"connections":{},"ws_connections":{}}}"#,
+                        s.sessions,
+                        s.connections,
+                        handle.sessions()
+                    )
+                });
+                Ok((addr, stats))
+            }
             "tidings" => {
                 let mut config = HubConfig::default()
                     .with_session(tidings_protocol::ServerConfig::default().with_resume_window(resume));
@@ -139,7 +171,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                 Ok((addr, count_stats(active)))
             }
             other => Err(format!(
-                "unknown --kind `{other}` (tidings, tidings-ws-raw, tidings-pump, tokio-tungstenite, fastwebsockets)"
+                "unknown --kind `{other}` (tidings, tidings-wt, tidings-ws-raw, tidings-pump, tokio-tungstenite, fastwebsockets)"
             )),
         }
     })?;
@@ -147,8 +179,9 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let metrics = metrics_addr
         .map(|a| format!(" metrics={a}"))
         .unwrap_or_default();
+    let hash = cert_hash.map(|h| format!(" hash={h}")).unwrap_or_default();
     println!(
-        "LISTEN ws={addr} control={control}{metrics} pid={} nofile={nofile}",
+        "LISTEN ws={addr} control={control}{metrics} pid={} nofile={nofile}{hash}",
         std::process::id()
     );
     std::io::stdout().flush().map_err(|e| e.to_string())?;

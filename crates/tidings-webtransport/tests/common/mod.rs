@@ -71,6 +71,34 @@ pub(crate) async fn raw_session(
     conn
 }
 
+/// A raw wtransport session to `https://addr{path}`, trusting `hash`, whose
+/// streams each take at most `stream_window` bytes the application has not
+/// read (QUIC flow control), with up to `uni_streams` streams from the server.
+pub(crate) async fn raw_session_with(
+    addr: std::net::SocketAddr,
+    hash: [u8; 32],
+    path: &str,
+    stream_window: u32,
+    uni_streams: u32,
+) -> wtransport::Connection {
+    use wtransport::quinn::{TransportConfig, VarInt};
+    let mut config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+        .build();
+    let mut t = TransportConfig::default();
+    t.stream_receive_window(VarInt::from_u32(stream_window))
+        .max_concurrent_uni_streams(VarInt::from_u32(uni_streams));
+    config.quic_config_mut().transport_config(Arc::new(t));
+    let endpoint = wtransport::Endpoint::client(config).unwrap();
+    let conn = endpoint
+        .connect(format!("https://{addr}{path}"))
+        .await
+        .unwrap();
+    std::mem::forget(endpoint);
+    conn
+}
+
 /// A length-prefixed frame.
 pub(crate) fn framed(frame: &[u8]) -> Vec<u8> {
     let mut v = (frame.len() as u32).to_be_bytes().to_vec();
