@@ -45,8 +45,9 @@ pub fn chat_app(hub: Hub) -> Router {
 /// The rooms the chat offers.
 pub const ROOMS: [&str; 3] = ["lobby", "random", "help"];
 
-/// The chat's RPC methods, served on the same connection as the rooms. Their reference,
-/// generated from this trait, is docs/rpc-schema/chat.md (JSON Schema: chat.json beside it).
+/// The chat's RPC methods, served on the same connection as the rooms.
+// Their reference, generated from this trait, is docs/rpc-schema/chat.md (JSON Schema:
+// chat.json beside it); `examples/tests/rpc_docs.rs` keeps both current.
 #[tidings::rpc(namespace = "chat")]
 pub trait Chat {
     /// The rooms the chat offers, in the order the page lists them.

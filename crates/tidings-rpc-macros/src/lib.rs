@@ -14,9 +14,12 @@
 //!
 //! * `trait Chat: Send + Sync + 'static` with `fn send(&self, m: Msg) -> impl Future<Output =
 //!   Result<Ack, ChatError>> + Send` and `fn history(&self, room: Room) -> impl Stream<Item =
-//!   Msg> + Send + 'static` (implement them with `async fn` and any stream), and the provided
-//!   `fn into_router(self) -> Router` serving `chat.send` and `chat.history`
-//!   (tidings-rpc feature `server`);
+//!   Msg> + Send + 'static + use<Self>`, and the provided `fn into_router(self) -> Router`
+//!   serving `chat.send` and `chat.history` (tidings-rpc feature `server`). Implement a call
+//!   with `async fn send(&self, m: Msg) -> Result<Ack, ChatError>`, a stream with `fn
+//!   history(&self, room: Room) -> impl Stream<Item = Msg> + Send + use<>`: a stream outlives
+//!   the call that made it, so it owns what it needs (clone it out of `self`) and says so
+//!   with `use<>`;
 //! * `ChatClient::new(&rpc_client)` with `async fn send(&self, m: Msg) -> Result<Ack,
 //!   CallError<ChatError>>` and `fn history(&self, room: Room) -> Result<RpcStream<Msg>,
 //!   RpcError>` (feature `client`);

@@ -158,12 +158,11 @@ impl RpcHandler for Inner {
                     slot.finish(result.map_err(RpcError::from));
                 }
             }
-            RpcKind::Item { payload, .. } => match calls.open.get(&call) {
-                Some(Slot::Stream(tx) | Slot::Bidi(tx, _)) => {
+            RpcKind::Item { payload, .. } => {
+                if let Some(Slot::Stream(tx) | Slot::Bidi(tx, _)) = calls.open.get(&call) {
                     let _ = tx.unbounded_send(Ok(payload));
                 }
-                _ => {}
-            },
+            }
             RpcKind::End => {
                 if let Some(slot) = calls.open.remove(&call) {
                     drop(calls);
