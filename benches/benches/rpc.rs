@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{SinkExt, StreamExt};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::ArrayParams;
+use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
 use tidings_benches::{
     RawClient, RawMode, SMALL_PAYLOAD, raw_client, raw_server, runtime, tidings_client,
     tidings_server,
@@ -27,9 +30,6 @@ use tidings_benches::{
 use tidings_rpc::RpcError;
 use tidings_rpc::client::RpcClient;
 use tidings_rpc::server::{Router, RpcServer};
-use jsonrpsee::core::client::ClientT;
-use jsonrpsee::core::params::ArrayParams;
-use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 async fn raw_round_trips(ws: &mut RawClient, iters: u64) -> Duration {

@@ -304,9 +304,11 @@ fn api(s: &Service) -> TokenStream {
         let params = m.params_type();
         let names = m.params.iter().map(|p| p.ident.to_string());
         let out = &m.output;
-        let error = m.error.as_ref().filter(|_| !m.error_is_rpc).map(|e| {
-            quote!(__b.error::<#e>();)
-        });
+        let error = m
+            .error
+            .as_ref()
+            .filter(|_| !m.error_is_rpc)
+            .map(|e| quote!(__b.error::<#e>();));
         let input = m.inbound.as_ref().map(|i| quote!(__b.input::<#i>();));
         quote! {
             __b.method::<#params, #out>(#wire, #k::MethodKind::#kind, #docs, &[#(#names),*]);

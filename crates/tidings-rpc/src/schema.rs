@@ -71,7 +71,10 @@ impl SchemaBuilder {
             m.insert("description".into(), description.into());
         }
         m.insert("param_names".into(), json!(param_names));
-        m.insert("params".into(), self.generator.subschema_for::<P>().to_value());
+        m.insert(
+            "params".into(),
+            self.generator.subschema_for::<P>().to_value(),
+        );
         let out = match kind {
             MethodKind::Unary => "result",
             _ => "item",
@@ -201,7 +204,11 @@ pub fn markdown(schema: &Value) -> String {
         let returns = match (m.get("result"), m.get("item"), m.get("input")) {
             (Some(r), _, _) => type_name(r),
             (None, Some(i), Some(inp)) => {
-                format!("items of {}; takes items of {}", type_name(i), type_name(inp))
+                format!(
+                    "items of {}; takes items of {}",
+                    type_name(i),
+                    type_name(inp)
+                )
             }
             (None, Some(i), None) => format!("items of {}", type_name(i)),
             _ => "—".to_owned(),

@@ -325,7 +325,10 @@ async fn a_slow_server_consumer_keeps_the_client_within_the_window() {
         assert_eq!(item.unwrap(), format!("ITEM {n}"));
         n += 1;
     }
-    assert_eq!(n, N, "every item came back, in order, then the stream ended");
+    assert_eq!(
+        n, N,
+        "every item came back, in order, then the stream ended"
+    );
     let max_ahead = sender.await.unwrap();
     let max_queued = fx.probe.max_queued.load(Ordering::SeqCst);
     eprintln!(
@@ -431,7 +434,10 @@ fn the_schema_names_every_method_with_its_types() {
     assert_eq!(methods[4]["input"]["type"], "string");
     let msg = &schema["$defs"]["Msg"];
     assert_eq!(msg["properties"]["text"]["type"], "string");
-    assert_eq!(msg["properties"]["room"]["description"], "The room it is for.");
+    assert_eq!(
+        msg["properties"]["room"]["description"],
+        "The room it is for."
+    );
     let md = tidings_rpc::schema::markdown(&schema);
     assert!(md.contains("| `chat.send` | unary | `m`: [`Msg`](#msg) | [`Ack`](#ack) | [`ChatError`](#chaterror) |"), "{md}");
     assert!(md.contains("### `ChatError`"), "{md}");

@@ -220,7 +220,11 @@ impl Router {
                 Ok(RpcResponse::Stream(Box::pin(encoded)))
             }
         });
-        self.service(method, MethodKind::BidiStream, BoxCloneSyncService::new(svc))
+        self.service(
+            method,
+            MethodKind::BidiStream,
+            BoxCloneSyncService::new(svc),
+        )
     }
 
     /// Adds every method of `other` (a method of both: `other`'s wins).
@@ -278,4 +282,3 @@ impl Service<RpcRequest> for Router {
         }
     }
 }
-
