@@ -137,6 +137,11 @@ async function roundTrip(ctx, transport) {
   await call(tab, 'subscribe', 'client', channel);
   await subscribed(ctx, tab, 'client', channel);
 
+  // The same connection answers RPC: the typed client `#[tidings::rpc]` generates for wasm32.
+  const rooms = await call(tab, 'rooms', 'client');
+  check(JSON.stringify(rooms) === JSON.stringify(['lobby', 'random', 'help']),
+    'the wasm ChatClient must get the room list over RPC', rooms);
+
   const fromPage = payloads(`${transport}-page`, 5);
   const fromServer = payloads(`${transport}-server`, 2);
   await publishAll(tab, 'client', channel, fromPage);
