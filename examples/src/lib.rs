@@ -66,19 +66,37 @@ pub fn chat_app(hub: Hub) -> Router {
 /// The rooms the chat offers (the Leptos front end's list).
 pub use tidings_chat_web::ROOMS;
 
-/// The chat's RPC methods: `chat.rooms` → the room names ([`ROOMS`]); `chat.online` → the
-/// number of connections the hub serves.
+/// The chat's RPC methods, served on the same connection as the rooms.
+// Their reference, generated from this trait, is docs/rpc-schema/chat.md (JSON Schema:
+// chat.json beside it); `examples/tests/rpc_docs.rs` keeps both current.
+#[tidings::rpc(namespace = "chat")]
+pub trait Chat {
+    /// The rooms the chat offers, in the order the page lists them.
+    async fn rooms(&self) -> Vec<String>;
+    /// How many connections the server holds right now (every open tab counts).
+    async fn online(&self) -> u64;
+}
+
+/// The chat's [`Chat`] methods on a hub.
+#[derive(Clone, Debug)]
+pub struct ChatService {
+    hub: Hub,
+}
+
+impl Chat for ChatService {
+    async fn rooms(&self) -> Vec<String> {
+        ROOMS.iter().map(|r| (*r).to_owned()).collect()
+    }
+
+    async fn online(&self) -> u64 {
+        self.hub.stats().connections
+    }
+}
+
+/// The chat's RPC server: `chat.rooms` → the room names ([`ROOMS`]); `chat.online` → the
+/// number of connections the hub serves (see [`Chat`]).
 pub fn chat_rpc(hub: Hub) -> tidings::rpc::server::RpcServer {
-    use tidings::rpc::RpcError;
-    let router = tidings::rpc::server::Router::new()
-        .unary("chat.rooms", |_ctx, (): ()| async move {
-            Ok::<_, RpcError>(ROOMS.to_vec())
-        })
-        .unary("chat.online", move |_ctx, (): ()| {
-            let hub = hub.clone();
-            async move { Ok::<_, RpcError>(hub.stats().connections) }
-        });
-    tidings::rpc::server::RpcServer::new(router)
+    tidings::rpc::server::RpcServer::new(ChatService { hub }.into_router())
 }
 
 /// The pages change with the binary: never let a browser keep a stale copy.

@@ -208,6 +208,10 @@ async fn the_room_list_comes_over_rpc() {
     assert_eq!(rooms, tidings_examples::ROOMS);
     let online: u64 = rpc.call("chat.online", &()).await.expect("online");
     assert!(online >= 1, "{online}");
+    // The same methods through the client that `#[tidings::rpc]` generates.
+    let chat = tidings_examples::ChatClient::new(&rpc);
+    assert_eq!(chat.rooms().await.expect("rooms"), tidings_examples::ROOMS);
+    assert!(chat.online().await.expect("online") >= 1);
 }
 
 /// Request targets that try to climb out of the served tree: none may reach a file.

@@ -29,6 +29,8 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-sync", 6),
     ("tidings-axum", 7),
     ("tidings-leptos", 7),
+    // A code generator without tidings dependencies, used by tidings-rpc and the facade.
+    ("tidings-rpc-macros", 6),
     // RPC serves on the hub (channels) and shares its identity: above it.
     ("tidings-rpc", 7),
     ("tidings-presence", 7),

@@ -59,8 +59,8 @@
 //! | `webtransport` | `tidings::webtransport`: native WebTransport (HTTP/3) server and client | no |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
-//! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers) and client; + `channels` | client |
-//! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
+//! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers), client, `#[tidings::rpc]` with schemas; + `channels` | client |
+//! | `rpc-client`| `tidings::rpc`: the RPC client only (and `#[tidings::rpc]` typed clients) | yes    |
 //! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
 //! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
 //! | `nats`      | `tidings::backend::nats`: NATS JetStream broker and store (`nats://` URLs); + `channels` | no |
@@ -124,6 +124,12 @@ pub use tidings_channels as channels;
 #[cfg(any(feature = "rpc", feature = "rpc-client"))]
 #[doc(inline)]
 pub use tidings_rpc as rpc;
+
+/// `#[tidings::rpc]`: a typed client, a server trait with its routing and (feature `rpc`) a
+/// JSON Schema from one trait definition (see `tidings_rpc_macros`). The attribute and the
+/// module [`rpc`](mod@rpc) share the name: one is a macro, the other a module.
+#[cfg(any(feature = "rpc", feature = "rpc-client"))]
+pub use tidings_rpc_macros::rpc_via_facade as rpc;
 /// Backends chosen by URL (`memory://`; `redis://`, `postgres://`, `nats://` with their features):
 /// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
 #[cfg(feature = "channels")]

@@ -142,6 +142,11 @@ async function roundTrip(ctx, transport) {
   await call(tab, 'subscribe', 'client', channel);
   await subscribed(ctx, tab, 'client', channel);
 
+  // The same connection answers RPC: the typed client `#[tidings::rpc]` generates for wasm32.
+  const rooms = await call(tab, 'rooms', 'client');
+  check(JSON.stringify(rooms) === JSON.stringify(['lobby', 'random', 'help']),
+    'the wasm ChatClient must get the room list over RPC', rooms);
+
   const fromPage = payloads(`${transport}-page`, 5);
   const fromServer = payloads(`${transport}-server`, 2);
   await publishAll(tab, 'client', channel, fromPage);
@@ -557,6 +562,24 @@ async function chatPageRefusals(ctx, transport) {
   return `MessageTooLarge shown inline; poison refused by name once; later message delivered; ${after.downs} reconnects`;
 }
 
+/** The chat page fills its room list from `chat.rooms`, called over RPC on its own connection
+ *  (docs/rpc-schema/chat.md), and its `call` API answers typed errors. */
+async function chatPageRooms(ctx, transport) {
+  const query = transport === 'sse' ? '?transport=sse' : '';
+  const tab = await ctx.browser.openChatPage(ctx.server.url, `chat-rooms-${transport}`, query);
+  const { page } = tab;
+  const names = await until('the room list from chat.rooms',
+    () => page.evaluate(() => [...document.querySelectorAll('#rooms option')].map((o) => o.value)),
+    (v) => v.length > 0, 15000);
+  check(JSON.stringify(names) === JSON.stringify(['lobby', 'random', 'help']),
+    'the page must list the rooms chat.rooms returns', names);
+  const online = await page.evaluate(() => client.call('chat.online'));
+  check(Number.isInteger(online) && online >= 1, 'chat.online must count this page', online);
+  const unknown = await page.evaluate(() => client.call('chat.nope').then(() => null, (e) => e.code));
+  check(unknown === 'unknown_method', 'an unknown method must fail with unknown_method', unknown);
+  return `rooms [${names.join(', ')}] over RPC; chat.online = ${online}; chat.nope → ${unknown}`;
+}
+
 export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
@@ -588,4 +611,6 @@ export const SCENARIOS = [
   { name: 'oversized-frame', run: oversized },
   { name: 'chat-page-refusals-ws', run: (ctx) => chatPageRefusals(ctx, 'ws') },
   { name: 'chat-page-refusals-sse', run: (ctx) => chatPageRefusals(ctx, 'sse') },
+  { name: 'chat-page-rooms-rpc-ws', run: (ctx) => chatPageRooms(ctx, 'ws') },
+  { name: 'chat-page-rooms-rpc-sse', run: (ctx) => chatPageRooms(ctx, 'sse') },
 ];

@@ -73,6 +73,8 @@ async fn main() -> ExitCode {
         Arc::new(MemoryBroker::default()),
         HubConfig::default().with_session(session),
     );
+    // The chat page's RPC methods, as the chat server serves them.
+    hub.set_rpc(Arc::new(tidings_examples::chat_rpc(hub.clone())));
     let app = Router::new()
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
