@@ -149,10 +149,8 @@ impl Persistence {
             let mut b = [0u8; 8];
             b.copy_from_slice(pos);
             covered = u64::from_le_bytes(b);
-            doc.restore(state).map_err(|source| PersistError::Update {
-                seq: m.seq,
-                source,
-            })?;
+            doc.restore(state)
+                .map_err(|source| PersistError::Update { seq: m.seq, source })?;
         }
         let mut after = covered;
         loop {
