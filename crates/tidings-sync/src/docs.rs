@@ -338,7 +338,9 @@ impl Docs {
             if data.first() == Some(&0) && store_writer.is_some_and(|w| !w.has_room()) {
                 let e = PersistError::Backlog;
                 warn!(error = %e, "document writer behind");
-                let _ = tx.send(Outgoing::Close(CloseCode::Again, e.to_string())).await;
+                let _ = tx
+                    .send(Outgoing::Close(CloseCode::Again, e.to_string()))
+                    .await;
                 break;
             }
             let result = room.doc().handle_as(&data, may_write);

@@ -117,9 +117,9 @@ impl Persistence {
 
     fn channels(&self, name: &str) -> Result<(ChannelName, ChannelName), PersistError> {
         let p = &self.config.prefix;
-        let log = ChannelName::new(&format!("{p}{name}:log"))
+        let log = ChannelName::new(format!("{p}{name}:log"))
             .map_err(|_| PersistError::Name(name.to_owned()))?;
-        let snap = ChannelName::new(&format!("{p}{name}:snap"))
+        let snap = ChannelName::new(format!("{p}{name}:snap"))
             .map_err(|_| PersistError::Name(name.to_owned()))?;
         Ok((log, snap))
     }
@@ -149,10 +149,8 @@ impl Persistence {
             let mut b = [0u8; 8];
             b.copy_from_slice(pos);
             covered = u64::from_le_bytes(b);
-            doc.restore(state).map_err(|source| PersistError::Update {
-                seq: m.seq,
-                source,
-            })?;
+            doc.restore(state)
+                .map_err(|source| PersistError::Update { seq: m.seq, source })?;
         }
         let mut after = covered;
         loop {

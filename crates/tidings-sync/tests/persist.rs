@@ -94,7 +94,9 @@ async fn edit_over_the_wire(addr: std::net::SocketAddr, docs: &Docs, edits: usiz
     tokio::time::timeout(STEP, async {
         loop {
             let got = docs.with_doc(NAME, |d| {
-                d.doc().get_or_insert_text("t").get_string(&d.doc().transact())
+                d.doc()
+                    .get_or_insert_text("t")
+                    .get_string(&d.doc().transact())
             });
             if got.as_deref() == Some(want.as_str()) {
                 return;
@@ -127,8 +129,13 @@ async fn a_restart_restores(store: Arc<dyn Store>, every: u64, edits: usize) {
     let client = edit_over_the_wire(addr, &docs, edits).await;
     docs.flush(NAME).await.unwrap();
     let (text, sv, _) = state_of(&docs);
-    assert_eq!(text, client.get_or_insert_text("t").get_string(&client.transact()));
-    let snap = ChannelName::new(&format!("ydoc:{NAME}:snap")).unwrap();
+    assert_eq!(
+        text,
+        client
+            .get_or_insert_text("t")
+            .get_string(&client.transact())
+    );
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
     let snapshots = store.last_seq(&snap).await.unwrap();
     assert!(
         snapshots >= (edits as u64) / every,
@@ -150,19 +157,30 @@ async fn a_restart_restores(store: Arc<dyn Store>, every: u64, edits: usize) {
         .transact_mut()
         .apply_update(Update::decode_v1(&state2).unwrap())
         .unwrap();
-    let back = client.transact().encode_state_as_update_v1(&fresh.transact().state_vector());
+    let back = client
+        .transact()
+        .encode_state_as_update_v1(&fresh.transact().state_vector());
     fresh
         .transact_mut()
         .apply_update(Update::decode_v1(&back).unwrap())
         .unwrap();
     let t = fresh.get_or_insert_text("t");
-    assert_eq!(t.get_string(&fresh.transact()), text, "the client had nothing more");
+    assert_eq!(
+        t.get_string(&fresh.transact()),
+        text,
+        "the client had nothing more"
+    );
     assert_eq!(fresh.transact().state_vector(), sv);
 
     // A client of the restarted server syncs the same text, and edits on.
     let (addr, server_task) = server(restored.clone()).await;
     let more = edit_over_the_wire(addr, &restored, 10).await;
-    assert!(more.get_or_insert_text("t").get_string(&more.transact()).len() >= text.len());
+    assert!(
+        more.get_or_insert_text("t")
+            .get_string(&more.transact())
+            .len()
+            >= text.len()
+    );
     restored.flush(NAME).await.unwrap();
     server_task.abort();
 }
@@ -174,11 +192,14 @@ async fn a_restarted_server_restores_the_document_exactly_from_a_memory_store_an
     a_restart_restores(store.clone(), 50, 230).await;
     // 240 updates logged, but the log keeps at most 60: compaction trimmed
     // it, and the snapshot covers what it dropped.
-    let log = ChannelName::new(&format!("ydoc:{NAME}:log")).unwrap();
+    let log = ChannelName::new(format!("ydoc:{NAME}:log")).unwrap();
     let range = store.read_after(&log, 0, 10_000).await.unwrap();
     assert!(range.last_seq >= 240);
     assert!(range.messages.len() <= 60, "{} kept", range.messages.len());
-    assert!(range.gap.is_some(), "the compacted prefix is an explicit gap");
+    assert!(
+        range.gap.is_some(),
+        "the compacted prefix is an explicit gap"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,7 +247,10 @@ async fn updates_lost_to_retention_or_a_malformed_snapshot_refuse_the_load_with_
     let restarted = Docs::with_store(DocsConfig::default(), store.clone(), config(1000));
     let e = restarted.load(NAME).await.unwrap_err();
     assert!(
-        matches!(e, LoadError::Persist(PersistError::LostUpdates { from: 1, .. })),
+        matches!(
+            e,
+            LoadError::Persist(PersistError::LostUpdates { from: 1, .. })
+        ),
         "{e}"
     );
     // A peer of that document is closed with 1011 and the reason.
@@ -244,7 +268,7 @@ async fn updates_lost_to_retention_or_a_malformed_snapshot_refuse_the_load_with_
 
     // A snapshot this crate did not write.
     let store = Arc::new(MemoryStore::default());
-    let snap = ChannelName::new(&format!("ydoc:{NAME}:snap")).unwrap();
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
     for bad in [&b"abc"[..], &[0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9][..]] {
         store
             .append(
