@@ -149,10 +149,10 @@ impl SyncDoc {
                     if !may_write && bytes.len() > 2 {
                         return Err(SyncError::ReadOnly);
                     }
-                    if self.apply(&bytes)? {
+                    if let Some(delta) = self.apply(&bytes)? {
                         out.broadcast
-                            .push(Message::Sync(SyncMessage::Update(bytes.clone())).encode_v1());
-                        out.applied.push(bytes);
+                            .push(Message::Sync(SyncMessage::Update(delta.clone())).encode_v1());
+                        out.applied.push(delta);
                     }
                 }
                 Message::Awareness(update) => {
@@ -194,11 +194,16 @@ impl SyncDoc {
         Ok(())
     }
 
-    /// Applies one update after the checks; `false` when it was empty.
-    fn apply(&mut self, bytes: &[u8]) -> Result<bool, SyncError> {
+    /// Applies one update after the checks; returns what it changed in the
+    /// document (`None`: nothing, e.g. empty, already known, or waiting for
+    /// updates it depends on). Peers are sent that change, not the bytes
+    /// received: it is integrated, so it never depends on an update they
+    /// lack (a peer that sent an update ahead of the one it builds on, as a
+    /// reconnecting client may, is relayed both once the server has both).
+    fn apply(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, SyncError> {
         // An empty update (no structs, no deletions) is 2 bytes.
         if bytes.len() <= 2 {
-            return Ok(false);
+            return Ok(None);
         }
         let size = self.size.saturating_add(bytes.len());
         if size > self.config.max_doc_bytes {
@@ -217,9 +222,10 @@ impl SyncDoc {
         guarded(AssertUnwindSafe(|| txn.apply_update(update)))
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(SyncError::MalformedUpdate)?;
+        let delta = txn.encode_update_v1();
         drop(txn);
         self.size = size;
-        Ok(true)
+        Ok((delta.len() > 2).then_some(delta))
     }
 }
 

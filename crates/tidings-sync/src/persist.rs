@@ -117,9 +117,9 @@ impl Persistence {
 
     fn channels(&self, name: &str) -> Result<(ChannelName, ChannelName), PersistError> {
         let p = &self.config.prefix;
-        let log = ChannelName::new(&format!("{p}{name}:log"))
+        let log = ChannelName::new(format!("{p}{name}:log"))
             .map_err(|_| PersistError::Name(name.to_owned()))?;
-        let snap = ChannelName::new(&format!("{p}{name}:snap"))
+        let snap = ChannelName::new(format!("{p}{name}:snap"))
             .map_err(|_| PersistError::Name(name.to_owned()))?;
         Ok((log, snap))
     }

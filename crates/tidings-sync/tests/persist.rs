@@ -135,7 +135,7 @@ async fn a_restart_restores(store: Arc<dyn Store>, every: u64, edits: usize) {
             .get_or_insert_text("t")
             .get_string(&client.transact())
     );
-    let snap = ChannelName::new(&format!("ydoc:{NAME}:snap")).unwrap();
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
     let snapshots = store.last_seq(&snap).await.unwrap();
     assert!(
         snapshots >= (edits as u64) / every,
@@ -192,7 +192,7 @@ async fn a_restarted_server_restores_the_document_exactly_from_a_memory_store_an
     a_restart_restores(store.clone(), 50, 230).await;
     // 240 updates logged, but the log keeps at most 60: compaction trimmed
     // it, and the snapshot covers what it dropped.
-    let log = ChannelName::new(&format!("ydoc:{NAME}:log")).unwrap();
+    let log = ChannelName::new(format!("ydoc:{NAME}:log")).unwrap();
     let range = store.read_after(&log, 0, 10_000).await.unwrap();
     assert!(range.last_seq >= 240);
     assert!(range.messages.len() <= 60, "{} kept", range.messages.len());
@@ -268,7 +268,7 @@ async fn updates_lost_to_retention_or_a_malformed_snapshot_refuse_the_load_with_
 
     // A snapshot this crate did not write.
     let store = Arc::new(MemoryStore::default());
-    let snap = ChannelName::new(&format!("ydoc:{NAME}:snap")).unwrap();
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
     for bad in [&b"abc"[..], &[0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9][..]] {
         store
             .append(

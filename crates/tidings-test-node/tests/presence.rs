@@ -166,13 +166,13 @@ async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkil
     };
     let (a, b) = tokio::join!(Node::start(&broker), Node::start(&broker));
     let name = |i: usize| format!("user{i}");
-    let on_a = |i: usize| i % 2 == 0;
+    let on_a = |i: usize| i.is_multiple_of(2);
 
     let mut members: Vec<(usize, Client)> = Vec::new();
     let mut watchers: Vec<(usize, Watcher)> = Vec::new();
     for i in 0..1000 {
         let addr = if on_a(i) { a.addr } else { b.addr };
-        if i % 20 == 0 || i % 20 == 15 {
+        if i.is_multiple_of(20) || i % 20 == 15 {
             watchers.push((i, Watcher::new(addr, &name(i))));
         } else {
             members.push((i, member(addr, &name(i))));
