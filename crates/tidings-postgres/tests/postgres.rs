@@ -80,14 +80,20 @@ async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_b
 
 #[tokio::test]
 async fn ping_answers_fails_while_the_proxy_cuts_the_link_and_answers_again() {
+    use std::time::Duration;
+    use tidings_broker::Broker;
+    use tidings_test::backends::{host_port, through};
     let test = "ping_answers_fails_while_the_proxy_cuts_the_link_and_answers_again";
-    let prefix = unique_name("tidings_ping");
-    let url = postgres_url();
-    let proxy = FaultProxy::start(host_port(&url)).await.unwrap();
-    let Some(b) = backend(
+    let url = Kit.url();
+    let proxy = tidings_test::FaultProxy::start(host_port(&url, 5432))
+        .await
+        .unwrap();
+    let name = tidings_test::services::unique_name("tidings_ping");
+    let Some(b) = suite::connect(
+        &Kit,
         test,
         &through(&url, proxy.addr()),
-        &prefix,
+        &name,
         Retention::default(),
     )
     .await
