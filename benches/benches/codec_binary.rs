@@ -146,6 +146,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
                         seq: 7,
                     },
                 ],
+                publisher: None,
             }),
         ),
         (

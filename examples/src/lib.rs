@@ -1,5 +1,4 @@
-//! Shared pieces of the tidings examples: the chat app's `Router`, the environment helpers and the
-//! shutdown signal used by the binaries in `src/bin/`.
+//! Shared pieces of the tidings examples: the chat app's `Router` (the server-rendered Leptos front end, its wasm bundle, the plain-JS reference page, the tidings endpoints), the environment helpers and the shutdown signal used by the binaries in `src/bin/`.
 //!
 //! ```no_run
 //! # #[tokio::main]
@@ -19,16 +18,34 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use tidings::axum::HealthRouterExt;
+use tidings::axum::{HealthRouterExt, MetricsRouterExt};
 use tidings::prelude::*;
+use tidings_chat_web::BUNDLE_NAME;
 
-/// The chat page: plain HTML and JavaScript speaking `tidings.v1.json` over a browser
-/// `WebSocket`, or over `EventSource` + `fetch` with `?transport=sse` in the page URL.
+/// The protocol's reference client: plain HTML and JavaScript speaking `tidings.v1.json` over a
+/// browser `WebSocket`, or over `EventSource` + `fetch` with `?transport=sse` in the page URL.
+/// Served at `/plain`.
 pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 
-/// The chat application: `GET /` serves [`CHAT_HTML`], `/ws` is the tidings WebSocket endpoint
-/// of `hub` and `/sse` its Server-Sent Events endpoint (`GET /sse`, `POST /sse/{session}`);
-/// `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`).
+/// The Leptos front end's JavaScript bindings (wasm-bindgen `--target web` output), built by
+/// `build.rs`; served at `/pkg/tidings_chat_web.js`.
+pub const CHAT_WEB_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/pkg/tidings_chat_web.js"));
+
+/// The Leptos front end's wasm module (release profile `wasm-release`), built by `build.rs`;
+/// served at `/pkg/tidings_chat_web_bg.wasm`.
+pub const CHAT_WEB_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pkg/tidings_chat_web_bg.wasm"));
+
+/// The chat application:
+///
+/// * `GET /`: the Leptos front end (`tidings-chat-web`), rendered on the server and hydrated in
+///   the browser by the bundle at `/pkg/`; rendering opens no connection (the hooks are inert
+///   off wasm32);
+/// * `GET /plain`: [`CHAT_HTML`], the plain-JS reference client;
+/// * `/ws`: the tidings WebSocket endpoint of `hub`, `/sse` its Server-Sent Events endpoint
+///   (`GET /sse`, `POST /sse/{session}`);
+/// * `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`), `/metrics`
+///   the hub's counters for Prometheus (`tidings::axum::Metrics`).
 ///
 /// Rooms are channels named `room:<name>`; messages are JSON objects `{"text": .., "from": ..}`.
 ///
@@ -36,33 +53,79 @@ pub const CHAT_HTML: &str = include_str!("../static/chat.html");
 pub fn chat_app(hub: Hub) -> Router {
     hub.set_rpc(std::sync::Arc::new(chat_rpc(hub.clone())));
     Router::new()
-        .route("/", get(index))
+        .route("/", get(leptos_index))
+        .route("/plain", get(plain_index))
+        .route(&format!("/pkg/{BUNDLE_NAME}.js"), get(bundle_js))
+        .route(&format!("/pkg/{BUNDLE_NAME}_bg.wasm"), get(bundle_wasm))
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
-        .tidings_health(tidings::axum::Health::new(hub))
+        .tidings_health(tidings::axum::Health::new(hub.clone()))
+        .tidings_metrics(tidings::axum::Metrics::new(hub))
 }
 
-/// The rooms the chat offers.
-pub const ROOMS: [&str; 3] = ["lobby", "random", "help"];
+/// The rooms the chat offers (the Leptos front end's list).
+pub use tidings_chat_web::ROOMS;
 
-/// The chat's RPC methods: `chat.rooms` → the room names ([`ROOMS`]); `chat.online` → the
-/// number of connections the hub serves.
+/// The chat's RPC methods, served on the same connection as the rooms.
+// Their reference, generated from this trait, is docs/rpc-schema/chat.md (JSON Schema:
+// chat.json beside it); `examples/tests/rpc_docs.rs` keeps both current.
+#[tidings::rpc(namespace = "chat")]
+pub trait Chat {
+    /// The rooms the chat offers, in the order the page lists them.
+    async fn rooms(&self) -> Vec<String>;
+    /// How many connections the server holds right now (every open tab counts).
+    async fn online(&self) -> u64;
+}
+
+/// The chat's [`Chat`] methods on a hub.
+#[derive(Clone, Debug)]
+pub struct ChatService {
+    hub: Hub,
+}
+
+impl Chat for ChatService {
+    async fn rooms(&self) -> Vec<String> {
+        ROOMS.iter().map(|r| (*r).to_owned()).collect()
+    }
+
+    async fn online(&self) -> u64 {
+        self.hub.stats().connections
+    }
+}
+
+/// The chat's RPC server: `chat.rooms` → the room names ([`ROOMS`]); `chat.online` → the
+/// number of connections the hub serves (see [`Chat`]).
 pub fn chat_rpc(hub: Hub) -> tidings::rpc::server::RpcServer {
-    use tidings::rpc::RpcError;
-    let router = tidings::rpc::server::Router::new()
-        .unary("chat.rooms", |_ctx, (): ()| async move {
-            Ok::<_, RpcError>(ROOMS.to_vec())
-        })
-        .unary("chat.online", move |_ctx, (): ()| {
-            let hub = hub.clone();
-            async move { Ok::<_, RpcError>(hub.stats().connections) }
-        });
-    tidings::rpc::server::RpcServer::new(router)
+    tidings::rpc::server::RpcServer::new(ChatService { hub }.into_router())
 }
 
-async fn index() -> impl IntoResponse {
-    // The page is small and changes with the binary: never serve a stale copy.
-    ([(header::CACHE_CONTROL, "no-cache")], Html(CHAT_HTML))
+/// The pages change with the binary: never let a browser keep a stale copy.
+const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
+
+async fn leptos_index() -> impl IntoResponse {
+    ([NO_CACHE], Html(tidings_chat_web::render_page()))
+}
+
+async fn plain_index() -> impl IntoResponse {
+    ([NO_CACHE], Html(CHAT_HTML))
+}
+
+async fn bundle_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
+        CHAT_WEB_JS,
+    )
+}
+
+async fn bundle_wasm() -> impl IntoResponse {
+    // `application/wasm`: the bindings compile it with `WebAssembly.instantiateStreaming`.
+    (
+        [(header::CONTENT_TYPE, "application/wasm"), NO_CACHE],
+        CHAT_WEB_WASM,
+    )
 }
 
 /// The port from the `PORT` environment variable, or `default` when it is unset.

@@ -1,4 +1,4 @@
-//! The chat app on a real socket: `GET /` serves the page, two native clients chat through `/ws`.
+//! The chat app on a real socket: `GET /` serves the server-rendered Leptos page and `/pkg/` its bundle, `/plain` the JS page, two native clients chat through `/ws`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +43,22 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     (head.to_owned(), body.to_owned())
 }
 
+/// A raw HTTP/1.1 GET; the whole response, head and body, as bytes.
+async fn http_get_bytes(addr: SocketAddr, path: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    raw
+}
+
 async fn next_event(c: &Client) -> ClientEvent {
     tokio::time::timeout(TIMEOUT, c.next_event())
         .await
@@ -62,14 +78,62 @@ async fn next_message(c: &Client) -> Message {
     }
 }
 
+/// `/` is the Leptos front end rendered on the server: the app idle (rendering connects
+/// nothing: the hub counts no connection), hydrated by the bundle the page loads from `/pkg/`.
 #[tokio::test]
-async fn index_serves_the_chat_page() {
-    let addr = start(Hub::new(Arc::new(MemoryBroker::default()))).await;
+async fn index_serves_the_server_rendered_leptos_chat() {
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let addr = start(hub.clone()).await;
     let (head, body) = http_get(addr, "/").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let head = head.to_ascii_lowercase();
     assert!(head.contains("content-type: text/html"), "{head}");
     assert!(body.contains("<title>tidings chat</title>"), "{body}");
+    assert!(body.contains(r#"<body><main id="chat""#), "{body}");
+    assert!(body.contains(">idle<"), "{body}");
+    for room in tidings_examples::ROOMS {
+        assert!(body.contains(&format!(r#"data-room="{room}""#)), "{body}");
+    }
+    assert!(
+        body.contains(r#"import init, { hydrate } from "/pkg/tidings_chat_web.js""#),
+        "{body}"
+    );
+    assert_eq!(hub.stats().connections, 0, "rendering opened a connection");
+}
+
+/// The bundle the page loads: the wasm-bindgen JavaScript and the wasm module, with the types
+/// `WebAssembly.instantiateStreaming` needs.
+#[tokio::test]
+async fn the_leptos_bundle_is_served() {
+    let addr = start(Hub::new(Arc::new(MemoryBroker::default()))).await;
+    let (head, js) = http_get(addr, "/pkg/tidings_chat_web.js").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/javascript"),
+        "{head}"
+    );
+    assert!(js.contains("export function hydrate"), "{js}");
+    assert_eq!(js, tidings_examples::CHAT_WEB_JS);
+    let wasm = http_get_bytes(addr, "/pkg/tidings_chat_web_bg.wasm").await;
+    let (head, body) = wasm.split_at(
+        wasm.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("head")
+            + 4,
+    );
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert_eq!(&body[..4], b"\0asm", "not a wasm module");
+    assert_eq!(body, tidings_examples::CHAT_WEB_WASM);
+}
+
+/// `/plain` keeps the protocol's plain-JS reference client.
+#[tokio::test]
+async fn plain_serves_the_reference_js_page() {
+    let addr = start(Hub::new(Arc::new(MemoryBroker::default()))).await;
+    let (head, body) = http_get(addr, "/plain").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains(r#"new WebSocket(this.url, ["tidings.v1.json"])"#));
     assert!(body.contains(r#"location.host + "/ws""#));
     assert_eq!(body, tidings_examples::CHAT_HTML);
@@ -144,6 +208,10 @@ async fn the_room_list_comes_over_rpc() {
     assert_eq!(rooms, tidings_examples::ROOMS);
     let online: u64 = rpc.call("chat.online", &()).await.expect("online");
     assert!(online >= 1, "{online}");
+    // The same methods through the client that `#[tidings::rpc]` generates.
+    let chat = tidings_examples::ChatClient::new(&rpc);
+    assert_eq!(chat.rooms().await.expect("rooms"), tidings_examples::ROOMS);
+    assert!(chat.online().await.expect("online") >= 1);
 }
 
 /// Request targets that try to climb out of the served tree: none may reach a file.
@@ -172,6 +240,10 @@ async fn path_traversal_gets_404() {
     let (head, body) = http_get(addr, "/readyz").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "ready");
+    // And the metrics endpoint.
+    let (head, body) = http_get(addr, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("\ntidings_connections 0\n"), "{body}");
     // The page itself is still there.
     let (head, _) = http_get(addr, "/").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -2,13 +2,15 @@
 //!
 //! Reads criterion's `<target>/criterion/**/new/{estimates,benchmark}.json`, prints a table per
 //! group (mean, median, ratio to the `tokio-tungstenite` function of the same group and input,
-//! throughput when the bench declares one) and writes it to `<target>/bench-report.md`.
+//! throughput when the bench declares one) and writes it to `<target>/bench-report.md`, with a
+//! section on the chat front end's browser bundle (raw and gzip sizes, `bundle.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::bundle;
 use crate::json::{self, Value};
 use crate::util::{self, Result};
 
@@ -67,7 +69,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
             criterion.display()
         ));
     }
-    let (text, markdown) = render(&entries);
+    let (mut text, mut markdown) = render(&entries);
+    let (bundle_text, bundle_md) = bundle::report(root)?;
+    text.push_str(&bundle_text);
+    markdown.push_str(&bundle_md);
     print!("{text}");
     let report = target.join("bench-report.md");
     fs::write(&report, markdown).map_err(|e| format!("writing {}: {e}", report.display()))?;

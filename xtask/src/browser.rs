@@ -2,9 +2,10 @@
 //!
 //! 1. builds the wasm test module (`tests/browser`, lib, `wasm32-unknown-unknown`) and binds it
 //!    with `wasm-bindgen --target web` into `<target>/browser/pkg`;
-//! 2. builds the native `browser-server` (the facade `tidings` with ws, sse, channels, axum);
+//! 2. builds the native `browser-server` (the facade `tidings` with ws, sse, channels, axum) and
+//!    the chat example's `chat` binary (whose build script builds the Leptos front end);
 //! 3. runs the Node driver `tests/browser/driver/main.mjs` (playwright-core from the node peers),
-//!    which starts the server on an ephemeral port, drives Debian's Chromium and prints a line
+//!    which starts both servers on ephemeral ports, drives Debian's Chromium and prints a line
 //!    per scenario. Screenshots and the server's log land in `<target>/browser/out`.
 //!
 //! Dev builds: a release build of the wasm module and the server costs more compile time than the
@@ -27,6 +28,9 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The library's file name as cargo writes it (the package name with `_`).
 const WASM_FILE: &str = "tidings_browser_tests.wasm";
 const SERVER_BIN: &str = "browser-server";
+/// The chat example, whose Leptos front end the `leptos-*` scenarios drive.
+const CHAT_PACKAGE: &str = "tidings-examples";
+const CHAT_BIN: &str = "chat";
 
 /// `cargo xtask test-browser`; returns the driver's closing `RESULT:` line.
 pub(crate) fn run(root: &Path) -> Result<String> {
@@ -85,6 +89,26 @@ pub(crate) fn run(root: &Path) -> Result<String> {
         util::secs(t.elapsed())
     );
 
+    // The chat example's own binary: its build script builds the Leptos front end's wasm
+    // bundle (examples/build.rs), so this is also the build a fresh clone's `cargo run` does.
+    let t = Instant::now();
+    util::run(
+        util::cargo()
+            .args([
+                "build",
+                "--locked",
+                "--package",
+                CHAT_PACKAGE,
+                "--bin",
+                CHAT_BIN,
+            ])
+            .current_dir(root),
+    )?;
+    println!(
+        "[test-browser] {CHAT_BIN} (with the Leptos front end's bundle) built in {}",
+        util::secs(t.elapsed())
+    );
+
     let out = browser.join("out");
     if out.exists() {
         fs::remove_dir_all(&out).map_err(|e| format!("removing {}: {e}", out.display()))?;
@@ -94,6 +118,8 @@ pub(crate) fn run(root: &Path) -> Result<String> {
     node.arg(root.join("tests/browser/driver/main.mjs"))
         .arg("--server")
         .arg(target.join("debug").join(SERVER_BIN))
+        .arg("--chat")
+        .arg(target.join("debug").join(CHAT_BIN))
         .arg("--pages")
         .arg(root.join("tests/browser/static"))
         .arg("--pkg")

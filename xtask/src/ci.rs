@@ -30,6 +30,9 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         &["--no-default-features", "--features", "client"],
     ),
     ("tidings-leptos", &[]),
+    // The chat's Leptos front end as the browser gets it (its release bundle is built by
+    // examples/build.rs; this is the dev build, with Leptos's debug checks).
+    ("tidings-chat-web", &["--features", "hydrate"]),
     (
         "tidings-rpc",
         &["--no-default-features", "--features", "client"],

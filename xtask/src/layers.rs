@@ -24,10 +24,13 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-broker", 4),
     ("tidings-redis", 5),
     ("tidings-postgres", 5),
+    ("tidings-nats", 5),
     ("tidings-channels", 6),
     ("tidings-sync", 6),
     ("tidings-axum", 7),
     ("tidings-leptos", 7),
+    // A code generator without tidings dependencies, used by tidings-rpc and the facade.
+    ("tidings-rpc-macros", 6),
     // RPC serves on the hub (channels) and shares its identity: above it.
     ("tidings-rpc", 7),
     ("tidings-presence", 7),

@@ -11,12 +11,17 @@
 //! earlier load run; `cargo xtask bench` rewrites the file without it). The raw results
 //! are kept in `<target>/load-results.txt`.
 //!
+//! The tidings server also serves `GET /metrics` (`tidings_axum::Metrics`, counters
+//! only); after each tidings run the server is scraped over HTTP and the scraped counts
+//! go beside the generator's own (publishes sent, messages received, connections set up)
+//! in the report.
+//!
 //! `--profile` also runs the tidings server under `perf record` during a closed-loop
 //! echo run and writes `perf report` to `<target>/load-profile.txt`.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -284,8 +289,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result {
 /// The backends' table of the last `--only backends` (or full) run.
 const BACKENDS_FILE: &str = "load-backends.md";
 
-/// Publish → deliver through each broker (memory, and Redis at
-/// `TIDINGS_REDIS_URL`) in one run: the `tidings-backend-load` binary of
+/// Publish → deliver through each broker (memory, Redis at
+/// `TIDINGS_REDIS_URL`, PostgreSQL at `TIDINGS_POSTGRES_URL`, NATS at
+/// `TIDINGS_NATS_URL`) in one run: the `tidings-backend-load` binary of
 /// `tidings-test-node`; its table goes to `<target>/load-backends.md` and the report.
 fn run_backends(root: &Path, target: &Path, plan: &Plan) -> Result {
     util::run(
@@ -537,6 +543,8 @@ struct Server {
     ws: String,
     control: String,
     pid: String,
+    /// `host:port` of its `GET /metrics` (the tidings server only).
+    metrics: Option<String>,
     /// The WebTransport kind's certificate hash (hex).
     hash: Option<String>,
 }
@@ -584,6 +592,7 @@ impl Server {
             ws: String::new(),
             control: String::new(),
             pid: String::new(),
+            metrics: field("metrics="),
             hash: field("hash="),
         };
         match (field("ws="), field("control="), field("pid=")) {
@@ -704,8 +713,70 @@ fn run_gen(
     full.extend(server.args());
     full.extend(args.iter().cloned());
     let result = run_client(bin, &full, gen_limit(plan));
+    let result = match (result, &server.metrics) {
+        (Ok((_, text)), Some(addr)) => with_scraped(&text, addr),
+        (other, _) => other,
+    };
     server.stop();
     result
+}
+
+/// The counters of `/metrics` that the report compares with the run's own figures.
+const SCRAPED: [&str; 10] = [
+    "tidings_messages_received_total",
+    "tidings_messages_sent_total",
+    "tidings_connections_total",
+    "tidings_sessions_total",
+    "tidings_publishes_refused_total",
+    "tidings_messages_dropped_total",
+    "tidings_gaps_total",
+    "tidings_slow_consumer_disconnects_total",
+    "tidings_received_bytes_total",
+    "tidings_sent_bytes_total",
+];
+
+/// Scrapes `http://addr/metrics` and adds the [`SCRAPED`] counters to the generator's
+/// RESULT json (as `metrics_<name>`).
+fn with_scraped(result: &str, addr: &str) -> Result<(Value, String)> {
+    let body = scrape(addr)?;
+    let mut extra = String::new();
+    for name in SCRAPED {
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .ok_or_else(|| format!("/metrics of the tidings server has no {name}"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("/metrics: bad value for {name}: {value:?}"))?;
+        let _ = write!(extra, r#","metrics_{name}":{value}"#);
+    }
+    let text = match result.trim_end().strip_suffix('}') {
+        Some(head) => format!("{head}{extra}}}"),
+        None => return Err(format!("RESULT is not a json object: {result}")),
+    };
+    println!("load: scraped http://{addr}/metrics");
+    Ok((json::parse(&text)?, text))
+}
+
+/// `GET /metrics` over a plain TCP connection (HTTP/1.1, `Connection: close`).
+fn scrape(addr: &str) -> Result<String> {
+    let mut s = std::net::TcpStream::connect(addr)
+        .map_err(|e| format!("connecting to /metrics at {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("GET /metrics: {e}"))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(|e| format!("reading /metrics: {e}"))?;
+    match out.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(format!(
+            "GET /metrics at {addr}: {}",
+            out.lines().next().unwrap_or("no answer")
+        )),
+    }
 }
 
 fn run_leak(bin: &Path, plan: &Plan) -> Result<(Value, String)> {
@@ -1052,6 +1123,11 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
         "\n⚠ = more than 10% worse than the baseline. Higher is better for msg/s and connections held, lower for everything else."
     );
 
+    if let Some(t) = tidings.filter(|t| num(t, "metrics_tidings_messages_received_total").is_some())
+    {
+        scraped_section(&mut md, t);
+    }
+
     let real: Vec<(&str, &Value)> = [
         ("tidings + Client (WebSocket)", results.client.as_ref()),
         (
@@ -1264,6 +1340,72 @@ fn render(meta: &Meta, results: &Results) -> (String, String) {
         .map(|l| format!("{l}\n"))
         .collect();
     (text, md)
+}
+
+/// The tidings server's `/metrics`, scraped after the run, beside the generator's counts.
+fn scraped_section(md: &mut String, t: &Value) {
+    let _ = writeln!(
+        md,
+        "\n### `/metrics` of the tidings server, scraped after the run (the round shown)\n\n\
+         The generator counts what it sent and received over the whole run (warm-up, closed \
+         loop, paced, fan-out); the server's Prometheus counters must show the same.\n"
+    );
+    let m = |name: &str| num(t, &format!("metrics_{name}"));
+    let mut rows = Vec::new();
+    let mut compare = |label: &str, own: Option<f64>, name: &str| {
+        let scraped = m(name);
+        let verdict = match (own, scraped) {
+            (Some(a), Some(b)) if a == b => "✓ equal".to_owned(),
+            (Some(a), Some(b)) => format!("✗ differs by {}", int((a - b).abs())),
+            _ => "–".to_owned(),
+        };
+        rows.push(vec![
+            label.to_owned(),
+            own.map_or("–".to_owned(), int),
+            format!("`{name}` {}", scraped.map_or("–".to_owned(), int)),
+            verdict,
+        ]);
+    };
+    compare(
+        "publishes sent",
+        num(t, "gen_published"),
+        "tidings_messages_received_total",
+    );
+    compare(
+        "messages received",
+        num(t, "gen_received"),
+        "tidings_messages_sent_total",
+    );
+    compare(
+        "connections set up",
+        num(t, "gen_opened"),
+        "tidings_sessions_total",
+    );
+    for name in [
+        "tidings_publishes_refused_total",
+        "tidings_messages_dropped_total",
+        "tidings_gaps_total",
+        "tidings_slow_consumer_disconnects_total",
+    ] {
+        compare("(none expected)", Some(0.0), name);
+    }
+    for name in [
+        "tidings_connections_total",
+        "tidings_received_bytes_total",
+        "tidings_sent_bytes_total",
+    ] {
+        compare("", None, name);
+    }
+    md_table(
+        md,
+        &[
+            "generator's count".to_owned(),
+            "value".to_owned(),
+            "scraped".to_owned(),
+            "match".to_owned(),
+        ],
+        &rows,
+    );
 }
 
 /// Per round: tidings ÷ tokio-tungstenite for closed-loop msg/s, server CPU per

@@ -5,6 +5,7 @@
 
 mod bench;
 mod browser;
+mod bundle;
 mod ci;
 mod json;
 mod layers;
@@ -38,7 +39,9 @@ Commands:
           module (bound by wasm-bindgen into <target>/browser/pkg) and the browser-server, then
           tests/browser/driver/main.mjs drives /usr/bin/chromium with playwright-core: WebSocket
           round trips (JSON, binary codec), SSE, offline and back, server restart, two contexts
-          in one room, an oversized frame, console errors. Prints each scenario with the
+          in one room, an oversized frame, console errors; and the chat example's Leptos front
+          end served by the `chat` binary (SSR + hydration without mismatch, two contexts in
+          one room, unmount closes the WebSocket). Prints each scenario with the
           Chromium version; screenshots in <target>/browser/out. Fails when Chromium cannot
           start or a known client bug shows again (TIDINGS_BROWSER_STRICT=0: report only).
   tidy    Source rules: no todo!/unimplemented!/dbg! in library code, no print macros in
@@ -47,7 +50,8 @@ Commands:
           tokio in tidings-protocol, and docs/architecture.md's crate graph matches the
           manifests. --fix: rewrite that graph first.
   bench   cargo bench -p tidings-benches [ARGS], then a report (mean, median, ratio to
-          `tokio-tungstenite`, throughput) printed and written to <target>/bench-report.md.
+          `tokio-tungstenite`, throughput, and the chat front end's wasm bundle raw and
+          gzipped) printed and written to <target>/bench-report.md.
           --report-only: skip running, report the results already in <target>/criterion.
   load    Load test on loopback, server and generator in separate processes (release build of
           benches/src/bin/tidings-load): tidings, its WsServer alone (raw_echo), raw

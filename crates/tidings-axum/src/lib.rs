@@ -31,11 +31,18 @@
 //! `WsTransport` as the standalone server. The SSE endpoint itself is
 //! framework-free (`tidings_sse::SseEndpoint`); this crate maps requests
 //! onto it.
+//!
+//! Feature `metrics`: [`Metrics`] (`GET /metrics`) on `metrics` (the facade
+//! the RPC layers already record through) and `metrics-exporter-prometheus`
+//! without its HTTP listener or push gateway (no second server, no hyper
+//! client, no aws-lc-rs): the route renders the recorder itself.
 
 mod auth;
 mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod origin;
 mod rejection;
 mod server;
@@ -57,6 +64,8 @@ pub use health::{Health, HealthRouterExt};
 pub use jwt::{
     JwtAuth, JwtKeyError, TOKEN_COOKIE, TOKEN_QUERY, TOKEN_SUBPROTOCOL_PREFIX, token_of,
 };
+#[cfg(feature = "metrics")]
+pub use metrics::{Metrics, MetricsError, MetricsRouterExt, PUBLISH_LATENCY_METRIC};
 pub use origin::Origins;
 pub use rejection::Rejection;
 pub use server::Server;

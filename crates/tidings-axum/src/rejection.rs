@@ -86,10 +86,20 @@ impl Rejection {
             Rejection::BodyTooLarge { .. } => "body-too-large",
         }
     }
+
+    /// Counts the refusal as `tidings_rejections_total{code}` through the
+    /// `metrics` facade (feature `metrics`; rendered at `/metrics` once
+    /// [`crate::Metrics::install`] made that recorder the global one). A
+    /// refusal is a cold path: the facade's lookup is fine here.
+    pub(crate) fn count(&self) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tidings_rejections_total", "code" => self.code()).increment(1);
+    }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
+        self.count();
         (
             self.status(),
             [("x-tidings-error", self.code())],

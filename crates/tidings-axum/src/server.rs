@@ -224,6 +224,7 @@ impl Conn {
 /// Writes `rejection` as a complete HTTP/1.1 response and closes.
 async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, rejection: &Rejection) {
     debug!(error = %rejection, "connection refused");
+    rejection.count();
     let body = rejection.to_string();
     let head = format!(
         "HTTP/1.1 {}\r\nx-tidings-error: {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

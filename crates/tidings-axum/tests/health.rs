@@ -133,3 +133,71 @@ async fn readyz_follows_the_broker_the_checks_and_shutdown_and_healthz_stays_liv
     assert_eq!((status, body.as_str()), (503, "hub: shutting down"));
     assert_eq!(get(addr, "/healthz").await.0, 200);
 }
+
+/// `host:port` of a `redis://` URL, for the fault proxy.
+fn redis_addr(url: &str) -> std::net::SocketAddr {
+    let rest = url.trim_start_matches("redis://");
+    let hostport = rest.split(['/', '?']).next().unwrap();
+    let hostport = hostport.rsplit('@').next().unwrap();
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:6379")
+    };
+    hostport.replace("localhost", "127.0.0.1").parse().unwrap()
+}
+
+/// Polls `/readyz` until it answers `status` (the backend's reconnect takes
+/// its backoff; nothing here is timed, the deadline only bounds a failure).
+async fn readyz_until(addr: std::net::SocketAddr, status: u16) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, body) = get(addr, "/readyz").await;
+        if s == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {s} ({body}), waiting for {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_goes_unready_when_the_proxy_cuts_redis_and_ready_again_after() {
+    use tidings_redis::{RedisBackend, RedisConfig};
+    use tidings_test::FaultProxy;
+    use tidings_test::services::{redis_url, unique_name, unreachable};
+    let test = "readyz_goes_unready_when_the_proxy_cuts_redis_and_ready_again_after";
+    let url = redis_url();
+    let proxy = FaultProxy::start(redis_addr(&url)).await.unwrap();
+    let config = RedisConfig::from_url(&format!("redis://{}", proxy.addr()))
+        .unwrap()
+        .with_prefix(unique_name("tidings_readyz"));
+    let backend =
+        match tokio::time::timeout(Duration::from_secs(5), RedisBackend::connect(config)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return unreachable(test, "Redis", &url, &e),
+            Err(e) => return unreachable(test, "Redis", &url, &e),
+        };
+    let hub = Hub::with_dyn_broker(backend, tidings_channels::HubConfig::default());
+    let app = Router::new().tidings_health(Health::new(hub).timeout(Duration::from_secs(1)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(Server::new().serve(listener, app, std::future::pending()));
+
+    assert_eq!(get(addr, "/readyz").await, (200, "ready".into()));
+    // The backend goes away for this node: new connections refused, live ones cut.
+    proxy.set_refuse(true);
+    assert!(
+        proxy.cut_all() >= 1,
+        "the backend's connection went through the proxy"
+    );
+    let body = readyz_until(addr, 503).await;
+    assert!(body.starts_with("broker: "), "{body}");
+    assert_eq!(get(addr, "/healthz").await.0, 200, "still live");
+    // Back: the connection manager reconnects by itself.
+    proxy.set_refuse(false);
+    assert_eq!(readyz_until(addr, 200).await, "ready");
+}

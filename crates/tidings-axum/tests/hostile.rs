@@ -435,3 +435,152 @@ async fn a_flood_over_the_rate_limit_gets_error_frames_and_others_are_served() {
         "{published} of 1000 got through a 20 + 50/s limit"
     );
 }
+
+/// Publishes `count` frames (`seqs` from `first`) on `channel` in one write.
+async fn flood(ws: &mut Ws, channel: &str, first: u64, count: u64) {
+    for seq in first..first + count {
+        let frame = json!({"type":"publish","channel":channel,"seq":seq,"data":seq});
+        ws.feed(WsMessage::text(frame.to_string())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+}
+
+/// Reads frames until the `publish_ack` reaches `last`: the refusals seen, by message.
+async fn refusals_until_acked(ws: &mut Ws, last: u64) -> Vec<String> {
+    let mut refused = Vec::new();
+    loop {
+        let f = next(ws).await;
+        assert!(
+            f.get("ws_close").is_none() && f.get("ws_end").is_none(),
+            "the session lives on: {f}"
+        );
+        match f["type"].as_str() {
+            Some("error") => {
+                assert_eq!(f["code"], "rate_limited", "{f}");
+                assert!(f["seq"].as_u64().is_some(), "refused by name: {f}");
+                refused.push(f["message"].as_str().unwrap().to_string());
+            }
+            Some("publish_ack") if f["seq"].as_u64().unwrap() >= last => return refused,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_into_one_channel_is_refused_by_name_while_other_channels_and_clients_flow() {
+    use tidings_channels::HubConfig;
+    use tidings_protocol::{ChannelRate, RateLimit, ServerConfig};
+    // Each session: 10 at once on a `flood:` channel; all publishers of one
+    // such channel together: 5 at once; both refill at 1/s.
+    let session = ServerConfig::default().with_channel_rate(
+        ChannelRate::new("flood:*")
+            .per_session(RateLimit {
+                per_second: 1,
+                burst: 10,
+            })
+            .per_channel(RateLimit {
+                per_second: 1,
+                burst: 5,
+            }),
+    );
+    let hub = Hub::with_config(
+        Arc::new(MemoryBroker::default()),
+        HubConfig::default().with_session(session),
+    );
+    let app = Router::new().tidings("/ws", hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut clients = Vec::new();
+    for channel in ["flood:a", "flood:a", "room:calm", "flood:a"] {
+        let mut ws = open(addr, &[]).await.unwrap();
+        send(&mut ws, json!({"type":"hello","version":1})).await;
+        next_of(&mut ws, "welcome").await;
+        send(&mut ws, json!({"type":"subscribe","channel":channel})).await;
+        next_of(&mut ws, "subscribed").await;
+        clients.push(ws);
+    }
+    let [flooder, second, calm, watcher] = &mut clients[..] else {
+        unreachable!()
+    };
+    let started = std::time::Instant::now();
+    // The flooder: 100 into flood:a, then one on room:calm.
+    flood(flooder, "flood:a", 1, 100).await;
+    send(
+        flooder,
+        json!({"type":"publish","channel":"room:calm","seq":101,"data":"calm"}),
+    )
+    .await;
+    // Meanwhile the calm client publishes 50 on its channel and is answered at once.
+    flood(calm, "room:calm", 1, 50).await;
+    send(calm, json!({"type":"ping","nonce":7})).await;
+    let mut calm_messages = 0;
+    let mut ponged = false;
+    while calm_messages < 51 || !ponged {
+        let f = next(calm).await;
+        match f["type"].as_str() {
+            Some("message") => calm_messages += 1,
+            Some("pong") => ponged = true,
+            Some("error") => panic!("nothing refused on room:calm: {f}"),
+            _ => {}
+        }
+    }
+    let flooder_refused = refusals_until_acked(flooder, 101).await;
+    // A second publisher on the same channel: within its own 10, but the
+    // channel's 5 are used up.
+    flood(second, "flood:a", 1, 8).await;
+    let second_refused = refusals_until_acked(second, 8).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let session_refusals =
+        |r: &[String]| r.iter().filter(|m| m.starts_with("this session's")).count();
+    let channel_refusals = |r: &[String]| {
+        r.iter()
+            .filter(|m| m.starts_with("all publishers'"))
+            .count()
+    };
+    assert!(
+        session_refusals(&flooder_refused) >= 80,
+        "{flooder_refused:?}"
+    );
+    assert!(
+        channel_refusals(&flooder_refused) >= 1,
+        "{flooder_refused:?}"
+    );
+    assert_eq!(session_refusals(&second_refused), 0, "{second_refused:?}");
+    assert!(
+        channel_refusals(&second_refused) >= 1,
+        "the channel-wide bucket refuses the second publisher: {second_refused:?}"
+    );
+    // What got through reached the channel's subscribers, and no more than
+    // the channel's limit allows (5 at once + 1/s since).
+    let accepted = (100 - flooder_refused.len()) + (8 - second_refused.len());
+    // Every accepted publish was fanned out before its ack: a ping answered
+    // after them finds them all queued ahead of its pong.
+    let mut delivered = 0;
+    send(watcher, json!({"type":"ping","nonce":9})).await;
+    loop {
+        let f = next(watcher).await;
+        match f["type"].as_str() {
+            Some("message") => delivered += 1,
+            Some("pong") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        delivered, accepted,
+        "every accepted publish, and only those"
+    );
+    let bound = 5 + elapsed.ceil() as usize + 1;
+    assert!(
+        accepted <= bound,
+        "{accepted} accepted, limit {bound} after {elapsed:.1} s"
+    );
+    // The flooder's session lives on: a later publish on a calm channel is taken.
+    send(
+        flooder,
+        json!({"type":"publish","channel":"room:calm","seq":102,"data":"still here"}),
+    )
+    .await;
+    assert!(refusals_until_acked(flooder, 102).await.is_empty());
+}

@@ -188,3 +188,123 @@ fn bad_pem_is_a_typed_error() {
         TlsConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn one_pem_pair_serves_wss_and_webtransport_on_one_hub() {
+    use tidings_runtime::ClientTransport as _;
+    use tidings_webtransport::{
+        Accepted, Certificate, ServerConfig as WtServerConfig, WebTransport, WtServer,
+    };
+    // A development certificate (ECDSA P-256, 13 days: what browsers pin for
+    // WebTransport), written out as the PEM pair a deployment would have.
+    let dev = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "tidings-shared-cert-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, dev.to_pem()).unwrap();
+    std::fs::write(&key, dev.private_key_pem()).unwrap();
+
+    // Both servers load the same two files.
+    let tls = TlsConfig::from_pem_files(&cert, &key).unwrap();
+    let wt_cert = Certificate::from_pem_files(&cert, &key).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(wt_cert.hash(), dev.hash(), "the same certificate");
+
+    let hub = Hub::new(Arc::new(MemoryBroker::default()));
+    let app = Router::new().tidings("/ws", hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wss_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::new()
+            .tls(tls)
+            .serve(listener, app, std::future::pending()),
+    );
+    let wt = WtServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        WtServerConfig::default(),
+        wt_cert,
+    )
+    .unwrap();
+    assert_eq!(wt.certificate_hash(), dev.hash());
+    let wt_addr = wt.local_addr();
+    let for_wt = hub.clone();
+    let _wt = wt.serve(move |s: Accepted| {
+        let hub = for_wt.clone();
+        async move { hub.serve(s.transport, s.codec).await }
+    });
+
+    // A wss:// client trusts the PEM; a WebTransport client pins its hash.
+    let ws = tidings_ws::Client::builder(format!("wss://localhost:{}/ws", wss_addr.port()))
+        .root_certificate_pem(dev.to_pem())
+        .connect()
+        .unwrap();
+    let wt_client = WebTransport::builder(format!("https://127.0.0.1:{}/", wt_addr.port()))
+        .server_certificate_hash(dev.hash())
+        .connect()
+        .unwrap();
+    for c in [&ws as &dyn Subscriber, &wt_client] {
+        c.subscribe_and_wait("room:shared").await;
+    }
+    ws.publish("room:shared", r#"{"from":"wss"}"#).unwrap();
+    wt_client
+        .publish("room:shared", r#"{"from":"wt"}"#)
+        .unwrap();
+    for c in [&ws as &dyn Subscriber, &wt_client] {
+        let mut got = c.messages(2).await;
+        got.sort();
+        assert_eq!(got, [r#"{"from":"wss"}"#, r#"{"from":"wt"}"#]);
+    }
+}
+
+/// What the shared-certificate test does with a client of either transport.
+trait Subscriber {
+    fn subscribe_and_wait<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+    fn messages(&self, n: usize) -> futures_util::future::BoxFuture<'_, Vec<String>>;
+}
+
+impl<T: tidings_runtime::ClientTransport> Subscriber for tidings_runtime::Client<T> {
+    fn subscribe_and_wait<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.subscribe(channel).unwrap();
+            loop {
+                match tokio::time::timeout(STEP, self.next_event()).await.unwrap() {
+                    Some(ClientEvent::Subscribed { .. }) => return,
+                    Some(ClientEvent::Disconnected { reason, .. }) => {
+                        panic!("disconnected: {reason}")
+                    }
+                    Some(_) => {}
+                    None => panic!("client closed"),
+                }
+            }
+        })
+    }
+
+    fn messages(&self, n: usize) -> futures_util::future::BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut got = Vec::new();
+            while got.len() < n {
+                match tokio::time::timeout(STEP, self.next_event()).await.unwrap() {
+                    Some(ClientEvent::Message(m)) => {
+                        got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+                    }
+                    Some(_) => {}
+                    None => panic!("client closed"),
+                }
+            }
+            got
+        })
+    }
+}

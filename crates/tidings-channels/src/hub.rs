@@ -9,8 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidings_protocol::{
     ChannelMap, ChannelName, CloseCode, ErrorCode, ErrorFrame, Frame, FrameCodec, Instant,
-    InvalidChannelName, ProtocolError, ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind,
-    ServerConfig, ServerEvent, ServerSession, ServerState, SessionId, SharedMessage,
+    InvalidChannelName, ProtocolError, Publisher, ResumeToken, RpcCode, RpcFault, RpcFrame,
+    RpcKind, ServerConfig, ServerEvent, ServerSession, ServerState, SessionCounters, SessionId,
+    SharedMessage,
 };
 use tidings_runtime::{
     Attachment, Prepared, PumpExit, PumpTarget, TokioTimer, Transport, TransportError,
@@ -22,6 +23,7 @@ use tidings_broker::{Broker, BrokerError, Delivery, PublishReceipt, SubscriberId
 
 use crate::extension::{ExtensionGuard, HubExtension, SessionInfo};
 use crate::identity::{Identity, IdentityGuard};
+use crate::latency::PublishLatency;
 use crate::memory::{MemoryBroker, PublishCache};
 use crate::rpc_hook::{RpcConnection, RpcLink, RpcService};
 
@@ -103,6 +105,26 @@ pub struct HubStats {
     pub connections: u64,
 }
 
+/// Everything a hub counted, for metrics ([`Hub::counters`]): gauges of
+/// now, and totals since the hub was made (never decreasing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubCounters {
+    /// Sessions known now (open or detached).
+    pub sessions: u64,
+    /// Connections being served now.
+    pub connections: u64,
+    /// Connections served so far (each transport connection handed to the hub).
+    pub connections_total: u64,
+    /// Sessions opened so far (a resume is not a new session).
+    pub sessions_total: u64,
+    /// Connections refused before a session (no `hello` in time, a bad
+    /// `hello`, a resume token of another identity, shutting down).
+    pub handshakes_refused: u64,
+    /// The sum of every session's counters, ended sessions included.
+    pub session: SessionCounters,
+}
+
 // `repr(C)` on a line of its own: what every pump turn and delivery reads
 // (the two epochs, the session lock, the waker and the session's first,
 // hottest fields: see `ServerSession`) shares one cache line.
@@ -126,6 +148,10 @@ pub(crate) struct Entry {
     /// The session's id and the subject of the identity that opened it
     /// (`None`: anonymous); only the same subject may resume it.
     info: SessionInfo,
+    /// The client's publisher id from the `Hello` that opened the session:
+    /// a durable broker then keys its publishes `p:{id}:{base + seq}`,
+    /// stable across nodes (else `session-id:seq`).
+    publisher: Option<Publisher>,
 }
 
 /// A connection's turn to take publishes out of its session and hand them to
@@ -184,12 +210,13 @@ impl std::ops::DerefMut for Slot {
 }
 
 impl Entry {
-    fn new(session: ServerSession, owner: Option<Arc<str>>) -> Self {
+    fn new(session: ServerSession, owner: Option<Arc<str>>, publisher: Option<Publisher>) -> Self {
         Self {
             info: SessionInfo {
                 id: session.id().clone(),
                 owner,
             },
+            publisher,
             session: Mutex::new(Slot {
                 session,
                 waker: None,
@@ -259,6 +286,16 @@ struct Inner {
     detached: Mutex<Vec<Arc<Entry>>>,
     counter: AtomicU64,
     connections: AtomicU64,
+    connections_total: AtomicU64,
+    sessions_total: AtomicU64,
+    handshakes_refused: AtomicU64,
+    /// Bytes of the first frames (`hello`) read by the hub itself, before a
+    /// session counts its own input.
+    hello_bytes: AtomicU64,
+    /// Counters of the sessions that ended (folded in under the `sessions`
+    /// lock as they leave it, so a sum over both never counts one twice).
+    retired: Mutex<SessionCounters>,
+    latency: Arc<PublishLatency>,
     shutting_down: AtomicBool,
     reaper_started: AtomicBool,
     idle: tokio::sync::Notify,
@@ -327,6 +364,12 @@ impl Hub {
                 detached: Mutex::new(Vec::new()),
                 counter: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
+                connections_total: AtomicU64::new(0),
+                sessions_total: AtomicU64::new(0),
+                handshakes_refused: AtomicU64::new(0),
+                hello_bytes: AtomicU64::new(0),
+                retired: Mutex::new(SessionCounters::default()),
+                latency: Arc::default(),
                 shutting_down: AtomicBool::new(false),
                 reaper_started: AtomicBool::new(false),
                 idle: tokio::sync::Notify::new(),
@@ -391,6 +434,33 @@ impl Hub {
         }
     }
 
+    /// Every counter of the hub, summed over its sessions now (each session
+    /// is locked once, under the session table's lock: a scrape of 10,000
+    /// sessions holds new connections back for about a millisecond). The
+    /// message path only adds to plain fields of its locked session.
+    pub fn counters(&self) -> HubCounters {
+        let sessions = self.sessions();
+        let mut sum = *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in sessions.values() {
+            sum.add(&entry.lock().counters());
+        }
+        sum.bytes_received += self.inner.hello_bytes.load(Ordering::Relaxed);
+        HubCounters {
+            sessions: sessions.len() as u64,
+            connections: self.inner.connections.load(Ordering::Relaxed),
+            connections_total: self.inner.connections_total.load(Ordering::Relaxed),
+            sessions_total: self.inner.sessions_total.load(Ordering::Relaxed),
+            handshakes_refused: self.inner.handshakes_refused.load(Ordering::Relaxed),
+            session: sum,
+        }
+    }
+
+    /// How long the broker takes with the hub's publishes (off until
+    /// [`PublishLatency::enable`]).
+    pub fn publish_latency(&self) -> &PublishLatency {
+        &self.inner.latency
+    }
+
     fn sessions(&self) -> MutexGuard<'_, HashMap<ResumeToken, Arc<Entry>>> {
         self.inner
             .sessions
@@ -445,6 +515,7 @@ impl Hub {
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("tidings_session", conn = n, session = tracing::field::Empty);
         self.inner.connections.fetch_add(1, Ordering::SeqCst);
+        self.inner.connections_total.fetch_add(1, Ordering::Relaxed);
         self.serve_inner(&mut transport, codec, identity)
             .instrument(span)
             .await;
@@ -474,6 +545,7 @@ impl Hub {
         identity: Option<Identity>,
     ) {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
+            self.refused_handshake();
             let _ = transport
                 .close(CloseCode::GOING_AWAY, "server shutting down")
                 .await;
@@ -484,6 +556,7 @@ impl Hub {
             tokio::time::timeout(self.inner.config.handshake_timeout, transport.recv()).await;
         let hello = match first {
             Err(_) => {
+                self.refused_handshake();
                 let _ = transport
                     .close(
                         CloseCode::HANDSHAKE_TIMEOUT,
@@ -492,11 +565,22 @@ impl Hub {
                     .await;
                 return;
             }
-            Ok(None) | Ok(Some(Err(_))) => return finish_close(transport).await,
-            Ok(Some(Ok(bytes))) => match ServerSession::read_hello(&*codec, &bytes, limits) {
-                Ok(h) => h,
-                Err(e) => return refuse(transport, &*codec, &e).await,
-            },
+            Ok(None) | Ok(Some(Err(_))) => {
+                self.refused_handshake();
+                return finish_close(transport).await;
+            }
+            Ok(Some(Ok(bytes))) => {
+                self.inner
+                    .hello_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                match ServerSession::read_hello(&*codec, &bytes, limits) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        self.refused_handshake();
+                        return refuse(transport, &*codec, &e).await;
+                    }
+                }
+            }
         };
         let now = Instant::now();
         let resumed = hello
@@ -508,6 +592,7 @@ impl Hub {
             && entry.info.owner.as_deref() != subject
         {
             warn!("resume token presented by another identity: refused");
+            self.refused_handshake();
             let e = "this session belongs to another identity";
             let refusal = Frame::Error(ErrorFrame::new(ErrorCode::Unauthorized, e));
             if let Ok(frame) = codec.encode_to_bytes(&refusal) {
@@ -568,8 +653,9 @@ impl Hub {
                     }));
                 }
                 let owner = identity.as_ref().map(|i| Arc::from(i.subject()));
-                let entry = Arc::new(Entry::new(session, owner));
+                let entry = Arc::new(Entry::new(session, owner, hello.publisher.clone()));
                 self.sessions().insert(token, entry.clone());
+                self.inner.sessions_total.fetch_add(1, Ordering::Relaxed);
                 (entry, 1)
             }
         };
@@ -601,6 +687,7 @@ impl Hub {
             publish_cache: Mutex::default(),
             identity: identity.clone(),
             rpc: Mutex::new(None),
+            latency: self.inner.latency.clone(),
         };
         let mut timer = TokioTimer::default();
         loop {
@@ -740,15 +827,27 @@ impl Hub {
     /// acknowledges it only when the broker answers.
     async fn publish_for(&self, conn: &Conn, seq: u64, channel: ChannelName, payload: Bytes) {
         let broker = &self.inner.broker;
+        let started = conn.latency.is_enabled().then(std::time::Instant::now);
         if !self.inner.session_config.ack_after_store {
-            if let Err(e) = broker.publish(&channel, compact(payload)).await {
+            let result = broker.publish(&channel, compact(payload)).await;
+            if let Some(t) = started {
+                conn.latency.record(t.elapsed());
+            }
+            if let Err(e) = result {
                 publish_failed(&conn.entry, seq, &channel, &e);
             }
             return;
         }
-        let key = format!("{}:{seq}", conn.entry.lock().id().0);
+        let key = match &conn.entry.publisher {
+            Some(p) => p.key(seq),
+            None => format!("{}:{seq}", conn.entry.lock().id().0),
+        };
         let bytes = payload.len();
-        match broker.publish_keyed(&channel, compact(payload), &key).await {
+        let result = broker.publish_keyed(&channel, compact(payload), &key).await;
+        if let Some(t) = started {
+            conn.latency.record(t.elapsed());
+        }
+        match result {
             Ok(_) => conn.entry.lock().publish_stored(Instant::now(), seq, bytes),
             Err(e) => publish_failed(&conn.entry, seq, &channel, &e),
         }
@@ -790,9 +889,28 @@ impl Hub {
         entry.wake();
     }
 
+    fn refused_handshake(&self) {
+        self.inner
+            .handshakes_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn remove(&self, entry: &Arc<Entry>) {
         let token = entry.lock().token().clone();
-        self.sessions().remove(&token);
+        {
+            // Its counters move to the retired sum under the table's lock, so
+            // that `counters` sees the session in exactly one of the two.
+            // Frames written after this (the close frame) are not counted.
+            let mut sessions = self.sessions();
+            if sessions.remove(&token).is_some() {
+                let counters = entry.lock().counters();
+                self.inner
+                    .retired
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add(&counters);
+            }
+        }
         let subs: Vec<_> = entry
             .subs
             .lock()
@@ -952,6 +1070,8 @@ struct Conn {
     identity: Option<Identity>,
     /// The connection's RPC calls (see [`RpcService`]).
     rpc: Mutex<Option<Box<dyn RpcConnection>>>,
+    /// The hub's publish latency histogram (timed only while enabled).
+    latency: Arc<PublishLatency>,
 }
 
 impl Conn {
@@ -1045,11 +1165,15 @@ impl PumpTarget for Conn {
                 return;
             };
             self.entry.handling.store(self.epoch, Ordering::Release);
+            let started = self.latency.is_enabled().then(std::time::Instant::now);
             broker.publish_cached(
                 &mut self.publish_cache.lock().unwrap_or_else(|p| p.into_inner()),
                 &channel,
                 compact(payload),
             );
+            if let Some(t) = started {
+                self.latency.record(t.elapsed());
+            }
             self.entry.handling.store(0, Ordering::Release);
             if more {
                 let mut s = self.entry.lock();

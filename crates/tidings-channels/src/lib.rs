@@ -18,14 +18,18 @@
 mod extension;
 mod hub;
 mod identity;
+mod latency;
 mod memory;
 mod rpc_hook;
+mod store_broker;
 
 pub use extension::{HubExtension, SessionInfo, SubscribeRule};
-pub use hub::{Hub, HubConfig, HubPublishError, HubStats};
+pub use hub::{Hub, HubConfig, HubCounters, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
+pub use latency::{LATENCY_BOUNDS, LatencySnapshot, PublishLatency};
 pub use memory::{MemoryBroker, MemoryBrokerConfig, PublishCache};
 pub use rpc_hook::{RpcConnection, RpcLink, RpcService};
+pub use store_broker::StoreBroker;
 pub use tidings_broker::{
     Broker, BrokerError, Delivery, PublishReceipt, ReadinessCheck, SubscriberId, Subscription,
 };

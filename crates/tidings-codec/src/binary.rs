@@ -32,8 +32,9 @@ use rkyv::with::{AsOwned, Map};
 use rkyv::{Archive, Deserialize, Serialize};
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, CodecKind, ErrorCode, ErrorFrame, Frame,
-    FrameCodec, FrameType, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, ResumeToken,
-    RpcCode, RpcFault, RpcFrame, RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
+    FrameCodec, FrameType, Gap, Hello, Message, MessageId, Ping, Publish, PublishAck, Publisher,
+    ResumeToken, RpcCode, RpcFault, RpcFrame, RpcKind, SessionId, Subscribe, Subscribed,
+    Unsubscribe, Welcome,
 };
 
 /// Size of the header in front of the archive: format byte and frame type.
@@ -115,7 +116,11 @@ impl BinaryCodec {
         HEADER_LEN
             + match frame {
                 Frame::Hello(h) => {
-                    size_of::<ArchivedHelloW<'static>>()
+                    h.publisher.as_ref().map_or(0, |p| {
+                        size_of::<ArchivedHelloPublisherW<'static>>()
+                            - size_of::<ArchivedHelloW<'static>>()
+                            + string(p.id())
+                    }) + size_of::<ArchivedHelloW<'static>>()
                         + h.resume.as_ref().map_or(0, |t| string(&t.0))
                         + h.positions
                             .iter()
@@ -178,6 +183,14 @@ impl BinaryCodec {
                     check_channel(&p.channel)?;
                 }
                 Inner::Hello(h)
+            }
+            FrameTag::HelloPublisher => {
+                let h = access::<ArchivedHelloPublisherW<'static>>(archive, tag)?;
+                for p in h.hello.positions.iter() {
+                    check_channel(&p.channel)?;
+                }
+                Publisher::new(&h.publisher, 0).map_err(|e| malformed(e.to_string()))?;
+                Inner::HelloPublisher(h)
             }
             FrameTag::Welcome => Inner::Welcome(access(archive, tag)?),
             FrameTag::Publish => {
@@ -307,6 +320,9 @@ enum FrameTag {
     Error = 13,
     Close = 14,
     Rpc = 15,
+    /// A `hello` with a publisher id (docs/protocol.md, "Publisher ids"):
+    /// its own tag so that tag 1 keeps its layout for older clients.
+    HelloPublisher = 16,
 }
 
 impl FrameTag {
@@ -327,6 +343,7 @@ impl FrameTag {
             13 => Self::Error,
             14 => Self::Close,
             15 => Self::Rpc,
+            16 => Self::HelloPublisher,
             _ => return None,
         })
     }
@@ -334,7 +351,7 @@ impl FrameTag {
     /// The frame's name in docs/protocol.md (and on the JSON wire).
     fn name(self) -> &'static str {
         match self {
-            Self::Hello => "hello",
+            Self::Hello | Self::HelloPublisher => "hello",
             Self::Welcome => "welcome",
             Self::Publish => "publish",
             Self::Message => "message",
@@ -354,7 +371,7 @@ impl FrameTag {
 
     fn frame_type(self) -> FrameType {
         match self {
-            Self::Hello => FrameType::Hello,
+            Self::Hello | Self::HelloPublisher => FrameType::Hello,
             Self::Welcome => FrameType::Welcome,
             Self::Publish => FrameType::Publish,
             Self::Message => FrameType::Message,
@@ -393,6 +410,14 @@ struct HelloW<'a> {
     resume: Option<Cow<'a, str>>,
     #[rkyv(with = AsOwned)]
     positions: Cow<'a, [PositionW<'a>]>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+struct HelloPublisherW<'a> {
+    hello: HelloW<'a>,
+    #[rkyv(with = AsOwned)]
+    publisher: Cow<'a, str>,
+    base: u64,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
@@ -624,6 +649,28 @@ fn rpc_frame(input: &Bytes, r: &ArchivedRpcW<'static>) -> Result<Frame, CodecErr
     }))
 }
 
+/// The owned `hello` of an archived one.
+fn hello(h: &ArchivedHelloW<'static>, publisher: Option<Publisher>) -> Result<Hello, CodecError> {
+    Ok(Hello {
+        version: h.version.to_native(),
+        resume: h
+            .resume
+            .as_ref()
+            .map(|t| ResumeToken(t.as_str().to_owned())),
+        positions: h
+            .positions
+            .iter()
+            .map(|p| {
+                Ok(ChannelPosition {
+                    channel: channel(&p.channel)?,
+                    seq: p.seq.to_native(),
+                })
+            })
+            .collect::<Result<_, CodecError>>()?,
+        publisher,
+    })
+}
+
 // The archived layout is the same on every target (see the crate docs): these
 // sizes and alignments are checked at compile time, so a build for a target or
 // with rkyv features that would change the format fails here.
@@ -723,7 +770,17 @@ impl FrameCodec for BinaryCodec {
                     resume: h.resume.as_ref().map(|t| b(&t.0)),
                     positions: Cow::Owned(positions),
                 };
-                archive(FrameTag::Hello, &body, out)
+                match &h.publisher {
+                    None => archive(FrameTag::Hello, &body, out),
+                    Some(p) => {
+                        let body = HelloPublisherW {
+                            hello: body,
+                            publisher: b(p.id()),
+                            base: p.base,
+                        };
+                        archive(FrameTag::HelloPublisher, &body, out)
+                    }
+                }
             }
             Frame::Welcome(w) => {
                 let body = WelcomeW {
@@ -845,6 +902,7 @@ impl FrameCodec for BinaryCodec {
 #[derive(Clone, Copy)]
 enum Inner<'a> {
     Hello(&'a ArchivedHelloW<'static>),
+    HelloPublisher(&'a ArchivedHelloPublisherW<'static>),
     Welcome(&'a ArchivedWelcomeW<'static>),
     Publish(&'a ArchivedPublishW<'static>),
     Message(&'a ArchivedMessageW<'static>),
@@ -881,6 +939,7 @@ impl<'a> FrameView<'a> {
     fn tag(&self) -> FrameTag {
         match self.inner {
             Inner::Hello(_) => FrameTag::Hello,
+            Inner::HelloPublisher(_) => FrameTag::HelloPublisher,
             Inner::Welcome(_) => FrameTag::Welcome,
             Inner::Publish(_) => FrameTag::Publish,
             Inner::Message(_) => FrameTag::Message,
@@ -936,23 +995,14 @@ impl<'a> FrameView<'a> {
     /// The owned frame; payloads are `Bytes` slices of the input (no copy).
     pub fn to_frame(&self) -> Result<Frame, CodecError> {
         Ok(match self.inner {
-            Inner::Hello(h) => Frame::Hello(Hello {
-                version: h.version.to_native(),
-                resume: h
-                    .resume
-                    .as_ref()
-                    .map(|t| ResumeToken(t.as_str().to_owned())),
-                positions: h
-                    .positions
-                    .iter()
-                    .map(|p| {
-                        Ok(ChannelPosition {
-                            channel: channel(&p.channel)?,
-                            seq: p.seq.to_native(),
-                        })
-                    })
-                    .collect::<Result<_, CodecError>>()?,
-            }),
+            Inner::Hello(h) => Frame::Hello(hello(h, None)?),
+            Inner::HelloPublisher(h) => Frame::Hello(hello(
+                &h.hello,
+                Some(
+                    Publisher::new(&h.publisher, h.base.to_native())
+                        .map_err(|e| malformed(e.to_string()))?,
+                ),
+            )?),
             Inner::Welcome(w) => Frame::Welcome(Welcome {
                 version: w.version.to_native(),
                 session: SessionId(w.session.as_str().to_owned()),

@@ -333,7 +333,8 @@ fn lenient_where_the_protocol_says_so() {
         Frame::Hello(Hello {
             version: 1,
             resume: None,
-            positions: vec![]
+            positions: vec![],
+            publisher: None,
         })
     );
     assert_eq!(

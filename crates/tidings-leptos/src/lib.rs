@@ -20,8 +20,11 @@
 //! Only a `wasm32` build connects. On every other target (a server rendering the page, native
 //! tests) the hooks return inert signals: status [`ConnectionStatus::Idle`], no messages, and
 //! [`PublishError::is_inert`] from publishes, and no connection is attempted. In the browser the
-//! signals start with the same values and change only once events arrive, after hydration, so
-//! the server's HTML and the hydrating client agree.
+//! signals start with the same values and no hook writes one during the render that called it:
+//! the first change (`Connecting`) is made by the connection's event task, which runs once the
+//! current (hydration) pass is over, so the server's HTML and the hydrating client agree. The
+//! chat example (`examples/chat-web`) is rendered this way and hydrated in headless Chromium by
+//! `cargo xtask test-browser` (`leptos-ssr-hydration`).
 //!
 //! # Cleanup
 //!
@@ -38,8 +41,9 @@ use leptos::prelude::{
     GetUntracked, GetValue, LocalStorage, ReadSignal, Set, StoredValue, Update, UpdateValue,
     WriteSignal, on_cleanup, signal,
 };
-use tidings_protocol::{ClientEvent, Message};
+use tidings_protocol::ClientEvent;
 
+pub use tidings_protocol::Message;
 pub use tidings_runtime::ClientError;
 
 /// The state of a [`Connection`], as a signal's value.
@@ -250,19 +254,24 @@ mod live {
         let client = match tidings_ws::Client::builder(url).connect() {
             Ok(client) => client,
             Err(error) => {
-                status.try_set(ConnectionStatus::Reconnecting {
-                    reason: error.to_string(),
+                // Reported after the current render, like every other status change.
+                let reason = error.to_string();
+                wasm_bindgen_futures::spawn_local(async move {
+                    status.try_set(ConnectionStatus::Reconnecting { reason });
                 });
                 return None;
             }
         };
-        status.try_set(ConnectionStatus::Connecting);
         let shared = Rc::new(Shared {
             client,
             router: RefCell::new(Router::default()),
         });
         let task = shared.clone();
+        // The first status write happens in the task, never during the render that called
+        // `use_connection`: a hydrating page must build its view from the values the server
+        // rendered (`Idle`), and the task runs only once the current (hydration) pass is over.
         wasm_bindgen_futures::spawn_local(async move {
+            status.try_set(ConnectionStatus::Connecting);
             while let Some(event) = task.client.next_event().await {
                 task.router.borrow().dispatch(status, event);
             }
@@ -442,10 +451,10 @@ pub fn use_subscription(connection: Connection, channel: &str) -> Subscription {
             let channel = channel.to_owned();
             on_cleanup(move || {
                 connection.live.try_with_value(|live| {
-                    if let Some(l) = live.as_ref() {
-                        if l.0.router.borrow_mut().remove(&channel, id) {
-                            let _ = l.0.client.unsubscribe(&channel);
-                        }
+                    if let Some(l) = live.as_ref()
+                        && l.0.router.borrow_mut().remove(&channel, id)
+                    {
+                        let _ = l.0.client.unsubscribe(&channel);
                     }
                 });
             });

@@ -362,6 +362,17 @@ impl Broker for PostgresBackend {
         true
     }
 
+    /// `SELECT 1` on the shared connection (re-opened if it was lost).
+    fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let c = self.conn.get().await?;
+            c.simple_query("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(|e| BrokerError::Unavailable(format!("postgres: {e}")))
+        })
+    }
+
     fn subscribe(
         &self,
         channel: &ChannelName,

@@ -120,6 +120,69 @@ pub struct Hello {
     pub resume: Option<ResumeToken>,
     /// Last sequence seen per subscribed channel.
     pub positions: Vec<ChannelPosition>,
+    /// The client's stable publisher identity, so that a publish re-sent to
+    /// another node after a failover is stored once (`None`: publishes are
+    /// deduplicated per server session only, as before).
+    pub publisher: Option<Publisher>,
+}
+
+/// A client-chosen publisher id and the number its session's publish 1
+/// follows: publish `seq` of the session is the client's publish number
+/// `base + seq`, the same in every session that re-sends it, so a server
+/// stores it under the key `p:{id}:{base + seq}` exactly once (see
+/// docs/protocol.md, "Publisher ids").
+///
+/// ```
+/// use tidings_protocol::Publisher;
+/// assert!(Publisher::new("c0ffee-42", 7).is_ok());
+/// assert!(Publisher::new("", 0).is_err());
+/// assert!(Publisher::new("has space", 0).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publisher {
+    id: smol_str::SmolStr,
+    /// The client's publish number just before this session's publish 1.
+    pub base: u64,
+}
+
+/// A publisher id that is empty, longer than [`Publisher::MAX_ID_LEN`] or
+/// has a character other than ASCII letters, digits, `-` and `_`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid publisher id of {len} bytes: 1 to 64 ASCII letters, digits, `-` or `_`")]
+pub struct InvalidPublisher {
+    /// Length of the refused id.
+    pub len: usize,
+}
+
+impl Publisher {
+    /// Longest publisher id accepted.
+    pub const MAX_ID_LEN: usize = 64;
+
+    /// A checked publisher id with its base.
+    pub fn new(id: &str, base: u64) -> Result<Self, InvalidPublisher> {
+        let ok = !id.is_empty()
+            && id.len() <= Self::MAX_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(InvalidPublisher { len: id.len() });
+        }
+        Ok(Self {
+            id: smol_str::SmolStr::new(id),
+            base,
+        })
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The idempotency key of this session's publish `seq`.
+    pub fn key(&self, seq: u64) -> String {
+        format!("p:{}:{}", self.id, self.base.saturating_add(seq))
+    }
 }
 
 /// Server → client: the session is open.

@@ -28,6 +28,7 @@
 //! ```
 
 mod backoff;
+mod channel_rate;
 mod codec;
 mod codes;
 mod error;
@@ -45,12 +46,14 @@ mod rpc;
 mod session;
 
 pub use backoff::Backoff;
+pub use channel_rate::ChannelRate;
 pub use codec::{CodecError, CodecKind, FrameCodec, FrameEncoder};
 pub use codes::{CloseCode, ErrorCode};
 pub use error::{ProtocolError, SessionError};
 pub use frame::{
-    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, Message,
-    PROTOCOL_VERSION, Ping, Publish, PublishAck, Subscribe, Subscribed, Unsubscribe, Welcome,
+    Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, InvalidPublisher,
+    Message, PROTOCOL_VERSION, Ping, Publish, PublishAck, Publisher, Subscribe, Subscribed,
+    Unsubscribe, Welcome,
 };
 pub use guard::ChannelGuard;
 pub use ids::{
@@ -65,6 +68,7 @@ pub use replay::{Replay, ReplayBuffer};
 pub use rpc::{RpcCode, RpcFault, RpcFrame, RpcKind};
 pub use session::client::{ClientConfig, ClientEvent, ClientSession, ClientState};
 pub use session::server::{
-    ServerConfig, ServerEvent, ServerSession, ServerState, SlowConsumerPolicy, SubscriptionStart,
+    ServerConfig, ServerEvent, ServerSession, ServerState, SessionCounters, SlowConsumerPolicy,
+    SubscriptionStart,
 };
 pub use web_time::Instant;

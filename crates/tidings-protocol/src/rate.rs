@@ -33,6 +33,15 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket would be full at `now` (it is then the same as a
+    /// new one, so a table of buckets may forget it).
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        let added = micros(elapsed).saturating_mul(u64::from(self.limit.per_second));
+        let cap = u64::from(self.limit.burst.max(1)) * MICRO;
+        self.micro_tokens.saturating_add(added) >= cap
+    }
+
     /// Takes a token if there is one.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last);

@@ -52,7 +52,8 @@ fn hello_welcome_opens_both_sides() {
         vec![Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
             resume: None,
-            positions: vec![]
+            positions: vec![],
+            publisher: None,
         })]
     );
     let [Frame::Welcome(w)] = &net.s2c[..] else {
@@ -104,6 +105,7 @@ fn unsupported_version_is_refused_with_error_and_close() {
         version: PROTOCOL_VERSION + 1,
         resume: None,
         positions: vec![],
+        publisher: None,
     }));
     let err = ServerSession::read_hello(&*c, &hello, &Limits::default()).unwrap_err();
     assert_eq!(
@@ -201,6 +203,7 @@ fn first_frame_other_than_hello_is_refused() {
         version: PROTOCOL_VERSION,
         resume: Some(ResumeToken("x".repeat(500))),
         positions: vec![],
+        publisher: None,
     }));
     let limits = Limits::default().with_max_frame_bytes(100);
     let err = ServerSession::read_hello(&*c, &big, &limits).unwrap_err();

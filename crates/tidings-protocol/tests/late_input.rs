@@ -21,6 +21,7 @@ fn resume(s: &mut ServerSession, now: Instant) -> u64 {
         version: PROTOCOL_VERSION,
         resume: Some(ResumeToken("t1".into())),
         positions: Vec::new(),
+        publisher: None,
     };
     s.resume(now, codec(), &hello)
 }

@@ -279,6 +279,23 @@ impl Broker for RedisBackend {
         true
     }
 
+    /// `PING` on the shared connection (bounded by its response timeout, 2 s).
+    fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let pong: Value = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| BrokerError::from(unavailable(&e)))?;
+            match pong {
+                Value::SimpleString(s) if s == "PONG" => Ok(()),
+                other => Err(BrokerError::Unavailable(format!(
+                    "redis: PING answered {other:?}"
+                ))),
+            }
+        })
+    }
+
     fn subscribe(
         &self,
         channel: &ChannelName,

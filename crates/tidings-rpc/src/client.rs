@@ -1,11 +1,11 @@
-//! The RPC client over any `tidings_runtime::Client` (native and wasm32): `call` and `server_stream`; dropping either cancels the call on the server.
+//! The RPC client over any `tidings_runtime::Client` (native and wasm32): `call`, `server_stream` and `bidi_stream`; dropping a call or its stream cancels it on the server.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,6 +48,71 @@ impl CallOptions {
 enum Slot {
     Unary(oneshot::Sender<Result<Bytes, RpcError>>),
     Stream(mpsc::UnboundedSender<Result<Bytes, RpcError>>),
+    /// A bidirectional call: its items, and the credit the server granted for ours.
+    Bidi(
+        mpsc::UnboundedSender<Result<Bytes, RpcError>>,
+        Arc<UpCredit>,
+    ),
+}
+
+impl Slot {
+    /// The call ended with `result` (a stream's `Ok` reply is its last item).
+    fn finish(self, result: Result<Bytes, RpcError>) {
+        match self {
+            Slot::Unary(tx) => {
+                let _ = tx.send(result);
+            }
+            Slot::Stream(tx) => {
+                if result.is_err() {
+                    let _ = tx.unbounded_send(result);
+                }
+            }
+            Slot::Bidi(tx, up) => {
+                up.close();
+                if result.is_err() {
+                    let _ = tx.unbounded_send(result);
+                }
+            }
+        }
+    }
+}
+
+/// The credit the server granted for our items of a bidirectional call.
+#[derive(Debug, Default)]
+struct UpCredit(Mutex<UpState>);
+
+#[derive(Debug, Default)]
+struct UpState {
+    available: u32,
+    /// The call is over: nothing more may be sent.
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl UpCredit {
+    fn state(&self) -> MutexGuard<'_, UpState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn grant(&self, n: u32) {
+        let mut s = self.state();
+        s.available = s.available.saturating_add(n);
+        let w = s.waker.take();
+        drop(s);
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn close(&self) {
+        let mut s = self.state();
+        s.closed = true;
+        let w = s.waker.take();
+        drop(s);
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,7 +132,11 @@ impl Inner {
     }
 
     fn cancel(&self, call: u64, reason: &str) {
-        if self.calls().open.remove(&call).is_some() {
+        let removed = self.calls().open.remove(&call);
+        if let Some(slot) = removed {
+            if let Slot::Bidi(_, up) = &slot {
+                up.close();
+            }
             let _ = self.shared.send_rpc(RpcFrame {
                 call,
                 kind: RpcKind::Cancel {
@@ -83,33 +152,35 @@ impl RpcHandler for Inner {
         let mut calls = self.calls();
         let call = frame.call;
         match frame.kind {
-            RpcKind::Reply(result) => match calls.open.remove(&call) {
-                Some(Slot::Unary(tx)) => {
-                    let _ = tx.send(result.map_err(RpcError::from));
+            RpcKind::Reply(result) => {
+                if let Some(slot) = calls.open.remove(&call) {
+                    drop(calls);
+                    slot.finish(result.map_err(RpcError::from));
                 }
-                Some(Slot::Stream(tx)) => {
-                    let _ = tx.unbounded_send(result.map_err(RpcError::from));
-                }
-                None => {}
-            },
+            }
             RpcKind::Item { payload, .. } => {
-                if let Some(Slot::Stream(tx)) = calls.open.get(&call) {
+                if let Some(Slot::Stream(tx) | Slot::Bidi(tx, _)) = calls.open.get(&call) {
                     let _ = tx.unbounded_send(Ok(payload));
                 }
             }
             RpcKind::End => {
-                calls.open.remove(&call);
+                if let Some(slot) = calls.open.remove(&call) {
+                    drop(calls);
+                    if let Slot::Bidi(_, up) = slot {
+                        up.close();
+                    }
+                }
+            }
+            RpcKind::Credit { n } => {
+                if let Some(Slot::Bidi(_, up)) = calls.open.get(&call) {
+                    up.grant(n);
+                }
             }
             RpcKind::Cancel { reason } => {
-                let e = RpcError::cancelled(format!("cancelled by the server: {reason}"));
-                match calls.open.remove(&call) {
-                    Some(Slot::Unary(tx)) => {
-                        let _ = tx.send(Err(e));
-                    }
-                    Some(Slot::Stream(tx)) => {
-                        let _ = tx.unbounded_send(Err(e));
-                    }
-                    None => {}
+                if let Some(slot) = calls.open.remove(&call) {
+                    drop(calls);
+                    let e = RpcError::cancelled(format!("cancelled by the server: {reason}"));
+                    slot.finish(Err(e));
                 }
             }
             _ => {}
@@ -120,14 +191,7 @@ impl RpcHandler for Inner {
         let open = std::mem::take(&mut self.calls().open);
         for (_, slot) in open {
             let e = RpcError::unavailable("the connection closed before the call finished");
-            match slot {
-                Slot::Unary(tx) => {
-                    let _ = tx.send(Err(e));
-                }
-                Slot::Stream(tx) => {
-                    let _ = tx.unbounded_send(Err(e));
-                }
-            }
+            slot.finish(Err(e));
         }
     }
 }
@@ -173,8 +237,8 @@ impl RpcClient {
     ) -> Result<u64, RpcError> {
         let credit = match &slot {
             Slot::Unary(_) => 0,
-            Slot::Stream(_) if opts.credit == 0 => DEFAULT_CREDIT,
-            Slot::Stream(_) => opts.credit,
+            Slot::Stream(_) | Slot::Bidi(..) if opts.credit == 0 => DEFAULT_CREDIT,
+            Slot::Stream(_) | Slot::Bidi(..) => opts.credit,
         };
         let call = {
             let mut calls = self.inner.calls();
@@ -271,6 +335,152 @@ impl RpcClient {
             done: false,
             _item: PhantomData,
         })
+    }
+}
+
+impl RpcClient {
+    /// Starts bidirectional stream `method` with `params`: a sink for our items (sent as the
+    /// server grants credit, so a slow server never makes us buffer) and the server's items
+    /// (read at our pace, `opts.credit` ahead). Dropping the stream cancels the call;
+    /// dropping the sink (or [`RpcSink::finish`]) ends our side only.
+    pub fn bidi_stream<P: Serialize, I: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+        opts: CallOptions,
+    ) -> Result<(RpcSink<I>, RpcStream<T>), RpcError> {
+        let params = serde_json::to_vec(params)
+            .map_err(|e| RpcError::invalid_params(format!("params do not encode: {e}")))?;
+        let (tx, rx) = mpsc::unbounded();
+        let up = Arc::new(UpCredit::default());
+        let window = if opts.credit == 0 {
+            DEFAULT_CREDIT
+        } else {
+            opts.credit
+        };
+        let call = self.start(
+            method,
+            Bytes::from(params),
+            opts,
+            Slot::Bidi(tx, up.clone()),
+        )?;
+        let sink = RpcSink {
+            inner: self.inner.clone(),
+            call,
+            up,
+            seq: 0,
+            ended: false,
+            _item: PhantomData,
+        };
+        let stream = RpcStream {
+            rx,
+            guard: CancelOnDrop {
+                inner: Some(self.inner.clone()),
+                call,
+            },
+            window,
+            taken: 0,
+            done: false,
+            _item: PhantomData,
+        };
+        Ok((sink, stream))
+    }
+}
+
+/// Our items of a bidirectional call ([`RpcClient::bidi_stream`]).
+///
+/// [`RpcSink::send`] waits until the server has granted credit for the item, so at most the
+/// server's window of items is ever in flight or queued for it; the rest wait in the caller.
+pub struct RpcSink<I> {
+    inner: Arc<Inner>,
+    call: u64,
+    up: Arc<UpCredit>,
+    seq: u64,
+    ended: bool,
+    _item: PhantomData<fn(I)>,
+}
+
+impl<I> std::fmt::Debug for RpcSink<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcSink")
+            .field("call", &self.call)
+            .field("sent", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Serialize> RpcSink<I> {
+    /// Sends `item` once the server has credit for it. Fails with `cancelled` once the call
+    /// is over (the server answered, cancelled, or the connection dropped).
+    pub async fn send(&mut self, item: &I) -> Result<(), RpcError> {
+        let payload = serde_json::to_vec(item)
+            .map_err(|e| RpcError::invalid_params(format!("item does not encode: {e}")))?;
+        std::future::poll_fn(|cx| {
+            let mut s = self.up.state();
+            if s.closed || self.ended {
+                return Poll::Ready(Err(RpcError::cancelled(
+                    "the call is over: no more items are taken",
+                )));
+            }
+            if s.available == 0 {
+                match &s.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => s.waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+            s.available -= 1;
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        self.seq += 1;
+        self.inner
+            .shared
+            .send_rpc(RpcFrame {
+                call: self.call,
+                kind: RpcKind::Item {
+                    seq: self.seq,
+                    payload: Bytes::from(payload),
+                },
+            })
+            .map_err(|e| RpcError::unavailable(e.to_string()))
+    }
+}
+
+impl<I> RpcSink<I> {
+    /// Credit the server has granted that is not used yet.
+    pub fn credit(&self) -> u32 {
+        self.up.state().available
+    }
+
+    /// Items sent so far.
+    pub fn sent(&self) -> u64 {
+        self.seq
+    }
+
+    /// Ends our side of the call (`end`): the server's stream of our items ends after the
+    /// ones sent. Dropping the sink does the same.
+    pub fn finish(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let open = self.inner.calls().open.contains_key(&self.call);
+        if open && !self.up.state().closed {
+            let _ = self.inner.shared.send_rpc(RpcFrame {
+                call: self.call,
+                kind: RpcKind::End,
+            });
+        }
+    }
+}
+
+impl<I> Drop for RpcSink<I> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

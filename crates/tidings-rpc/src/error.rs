@@ -111,3 +111,45 @@ impl From<RpcError> for RpcFault {
         }
     }
 }
+
+/// The failure of a typed call whose method has its own error type `E` (generated clients of
+/// `#[rpc]` traits): the method's error, decoded, or any other [`RpcError`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError<E> {
+    /// The method returned its own error.
+    #[error("{0}")]
+    Application(E),
+    /// The call failed otherwise (unknown method, deadline, connection lost, ...), or the
+    /// application error did not decode as `E`.
+    #[error(transparent)]
+    Rpc(RpcError),
+}
+
+impl<E: DeserializeOwned> CallError<E> {
+    /// Sorts `e`: an application error that decodes as `E`, or the error as it is.
+    pub fn from_rpc(e: RpcError) -> Self {
+        match e.application_error::<E>() {
+            Some(app) => Self::Application(app),
+            None => Self::Rpc(e),
+        }
+    }
+}
+
+impl<E> CallError<E> {
+    /// The method's own error, if that is what this is.
+    pub fn application(&self) -> Option<&E> {
+        match self {
+            Self::Application(e) => Some(e),
+            Self::Rpc(_) => None,
+        }
+    }
+
+    /// The RPC error, if this is not the method's own.
+    pub fn rpc(&self) -> Option<&RpcError> {
+        match self {
+            Self::Rpc(e) => Some(e),
+            Self::Application(_) => None,
+        }
+    }
+}

@@ -20,10 +20,37 @@ use tower::ServiceBuilder;
 
 const STEP: Duration = Duration::from_secs(10);
 
-#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+/// A chat message.
+#[derive(Serialize, Deserialize, schemars::JsonSchema, Debug, PartialEq, Clone)]
 struct Msg {
+    /// Its room.
     room: String,
+    /// What it says.
     text: String,
+}
+
+/// What the Node peer calls, knowing only the schema this exports (`DemoApi::schema()`).
+#[tidings_rpc::rpc(namespace = "demo")]
+trait Demo {
+    /// Adds two numbers.
+    async fn add(&self, a: i64, b: i64) -> i64;
+    /// The first `n` messages of the lobby.
+    fn history(&self, n: u64) -> impl futures_util::Stream<Item = Msg>;
+}
+
+struct DemoImpl;
+
+impl Demo for DemoImpl {
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    fn history(&self, n: u64) -> impl futures_util::Stream<Item = Msg> + Send + use<> {
+        futures_util::stream::iter((1..=n).map(|i| Msg {
+            room: "lobby".into(),
+            text: format!("message {i}"),
+        }))
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, thiserror::Error)]
@@ -121,7 +148,7 @@ impl Fixture {
                 },
             ))
             .layer(RateLimitLayer::new().per_method("math.add", 0.001, 50.0))
-            .service(router(probe.clone()));
+            .service(router(probe.clone()).merge(DemoImpl.into_router()));
         let hub = Hub::new(Arc::new(MemoryBroker::default()));
         assert!(hub.set_rpc(Arc::new(RpcServer::new(stack))));
         let served = hub.clone();
@@ -402,10 +429,13 @@ async fn node_client_with_plain_json_frames_calls_and_streams() {
     let modules = require_peer!(peers::node_modules());
     let fx = Fixture::start().await;
     let script = peers::workspace_root().join("tests/peers/node/rpc_client.mjs");
+    // The peer knows the methods from their exported schema only.
+    let schema = std::env::temp_dir().join(format!("tidings-rpc-demo-{}.json", std::process::id()));
+    std::fs::write(&schema, DemoApi::schema().to_string()).unwrap();
     let out = peers::run_script(
         &node,
         &script,
-        [fx.url.clone()],
+        [fx.url.clone(), schema.display().to_string()],
         [("TIDINGS_NODE_MODULES", modules.display().to_string())],
         Duration::from_secs(60),
     )
@@ -432,5 +462,7 @@ async fn node_client_with_plain_json_frames_calls_and_streams() {
     assert_eq!(stream["items"], 20, "{stdout}");
     assert_eq!(stream["last"]["text"], "message 20", "{stdout}");
     assert!(stream["credits_sent"].as_u64().unwrap() >= 1, "{stdout}");
+    assert_eq!(stream["checked_against_schema"], 20, "{stdout}");
+    let _ = std::fs::remove_file(&schema);
     fx.stop().await;
 }

@@ -94,13 +94,21 @@ impl SharedClient {
 
     /// A new session with `config`, wanting to connect at once; the backoff
     /// jitter is seeded from the clock, so clients started together spread out.
-    pub fn with_config(config: ClientConfig) -> Self {
+    ///
+    /// Without a [`ClientConfig::publisher_id`], the session gets a random
+    /// one (128 bits from the clock, a process-wide counter and addresses,
+    /// mixed), so a publish re-sent to another server after a failover is
+    /// stored once.
+    pub fn with_config(mut config: ClientConfig) -> Self {
         // Jitter only needs to differ between clients; the clock's low bits do.
         let seed = web_time::SystemTime::now()
             .duration_since(web_time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let seed = seed ^ (std::ptr::addr_of!(seed) as u64).rotate_left(32);
+        if config.publisher_id.is_none() {
+            config.publisher_id = Some(publisher_id(seed));
+        }
         Self::new(ClientSession::new(config, seed, Instant::now()))
     }
 
@@ -370,4 +378,22 @@ pub async fn drive<C: Connector>(shared: Arc<SharedClient>, connector: C) {
         }
     }
     shared.app.wake();
+}
+
+/// A random-enough publisher id: two splitmix64 rounds over the seed, a
+/// process-wide counter and the address of a fresh allocation, as 32 hex digits.
+fn publisher_id(seed: u64) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let heap = Box::new(n);
+    let addr = std::ptr::addr_of!(*heap) as u64;
+    let a = mix(seed ^ mix(n));
+    let b = mix(a ^ addr.rotate_left(17) ^ mix(seed.rotate_left(29)));
+    format!("{a:016x}{b:016x}")
 }

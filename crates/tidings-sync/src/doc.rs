@@ -56,6 +56,9 @@ pub struct Outcome {
     pub reply: Vec<Vec<u8>>,
     /// Messages for every other peer of the document (updates, awareness).
     pub broadcast: Vec<Vec<u8>>,
+    /// The updates (v1) applied to the document, in order: what a store
+    /// persists.
+    pub applied: Vec<Vec<u8>>,
 }
 
 /// One document, as the server holds it.
@@ -148,7 +151,8 @@ impl SyncDoc {
                     }
                     if self.apply(&bytes)? {
                         out.broadcast
-                            .push(Message::Sync(SyncMessage::Update(bytes)).encode_v1());
+                            .push(Message::Sync(SyncMessage::Update(bytes.clone())).encode_v1());
+                        out.applied.push(bytes);
                     }
                 }
                 Message::Awareness(update) => {
@@ -169,6 +173,25 @@ impl SyncDoc {
             }
         }
         Ok(out)
+    }
+
+    /// Applies a persisted update (a snapshot or a logged update) when the
+    /// document is loaded: no hook and no size limit (it was checked when
+    /// first applied), but a malformed one is a typed error.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
+        if bytes.len() <= 2 {
+            return Ok(());
+        }
+        let update = guarded(|| Update::decode_v1(bytes))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(SyncError::MalformedUpdate)?;
+        let mut txn = self.doc().transact_mut();
+        guarded(AssertUnwindSafe(|| txn.apply_update(update)))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(SyncError::MalformedUpdate)?;
+        drop(txn);
+        self.size = self.size.saturating_add(bytes.len());
+        Ok(())
     }
 
     /// Applies one update after the checks; `false` when it was empty.

@@ -14,8 +14,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{Instrument, debug, info_span, warn};
 
+use tidings_broker::Store;
+
 use crate::doc::{DocConfig, SyncDoc};
 use crate::error::SyncError;
+use crate::persist::{Job, PersistConfig, PersistError, Persistence, Writer};
 
 /// Settings of [`Docs`].
 #[derive(Clone, Debug)]
@@ -54,6 +57,18 @@ pub enum OpenError {
     TooManyDocs(usize),
 }
 
+/// [`Docs::load`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The document could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Its store could not restore it.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
 struct Peer {
     id: u64,
     tx: mpsc::Sender<Outgoing>,
@@ -67,6 +82,8 @@ enum Outgoing {
 struct Room {
     doc: Mutex<SyncDoc>,
     peers: Mutex<Vec<Peer>>,
+    /// Set once the document is loaded from the store (at once without one).
+    writer: tokio::sync::OnceCell<Option<Writer>>,
 }
 
 impl Room {
@@ -108,6 +125,7 @@ pub struct Docs {
     rooms: Arc<Mutex<HashMap<String, Arc<Room>>>>,
     config: Arc<DocsConfig>,
     next_peer: Arc<AtomicU64>,
+    persistence: Option<Arc<Persistence>>,
 }
 
 impl std::fmt::Debug for Docs {
@@ -125,7 +143,74 @@ impl Docs {
             rooms: Arc::default(),
             config: Arc::new(config),
             next_peer: Arc::new(AtomicU64::new(1)),
+            persistence: None,
         }
+    }
+
+    /// Documents persisted in `store` (see [`crate::PersistConfig`]): each is
+    /// loaded from its last snapshot and update log when first opened, and
+    /// every applied update is logged, with a snapshot every
+    /// [`PersistConfig::compact_every`] updates. A server restarted on the
+    /// same store (a new `Docs`) serves the same documents.
+    pub fn with_store(config: DocsConfig, store: Arc<dyn Store>, persist: PersistConfig) -> Self {
+        let mut docs = Self::new(config);
+        docs.persistence = Some(Arc::new(Persistence::new(store, persist)));
+        docs
+    }
+
+    /// Opens document `name` (loading it from the store) without a peer.
+    pub async fn load(&self, name: &str) -> Result<(), LoadError> {
+        let room = self.open(name)?;
+        self.ready(name, &room).await?;
+        Ok(())
+    }
+
+    /// Waits until every update applied to `name` so far is in the store
+    /// (at once without a store, or when the document is not open).
+    pub async fn flush(&self, name: &str) -> Result<(), PersistError> {
+        let Some(room) = self.rooms().get(name).cloned() else {
+            return Ok(());
+        };
+        match room.writer.get() {
+            Some(Some(w)) => w.ask(Job::Flush).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes a snapshot of `name` now (after every update applied so far)
+    /// and applies the store's retention to its log.
+    pub async fn compact(&self, name: &str) -> Result<(), PersistError> {
+        let Some(room) = self.rooms().get(name).cloned() else {
+            return Ok(());
+        };
+        match room.writer.get() {
+            Some(Some(w)) => w.ask(Job::Compact).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads `room` from the store once (concurrent openers wait for the
+    /// same load; a failed load is tried again by the next opener).
+    async fn ready(&self, name: &str, room: &Arc<Room>) -> Result<(), PersistError> {
+        let Some(p) = &self.persistence else {
+            let _ = room.writer.set(None);
+            return Ok(());
+        };
+        room.writer
+            .get_or_try_init(|| async {
+                let mut doc = SyncDoc::new(self.config.doc.clone());
+                let loaded = p.load(name, &mut doc).await?;
+                *room.doc() = doc;
+                let weak = Arc::downgrade(room);
+                let state = move || {
+                    weak.upgrade()
+                        .map(|r| r.doc().encode_state())
+                        .unwrap_or_default()
+                };
+                Ok::<_, PersistError>(Some(Writer::start(p.clone(), loaded, state)))
+            })
+            .await?;
+        Ok(())
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
@@ -153,6 +238,7 @@ impl Docs {
         let room = Arc::new(Room {
             doc: Mutex::new(SyncDoc::new(self.config.doc.clone())),
             peers: Mutex::new(Vec::new()),
+            writer: tokio::sync::OnceCell::new(),
         });
         rooms.insert(name.to_owned(), room.clone());
         Ok(room)
@@ -201,6 +287,12 @@ impl Docs {
                 return;
             }
         };
+        if let Err(e) = self.ready(name, &room).await {
+            warn!(error = %e, "document not loaded");
+            let _ = sink.send(close(CloseCode::Error, &e.to_string())).await;
+            return;
+        }
+        let store_writer = room.writer.get().and_then(Option::as_ref);
         let (tx, mut rx) = mpsc::channel(self.config.peer_queue.max(2));
         for m in room.doc().start() {
             let _ = tx.try_send(Outgoing::Data(m));
@@ -243,9 +335,20 @@ impl Docs {
                     .await;
                 break;
             }
+            if data.first() == Some(&0) && store_writer.is_some_and(|w| !w.has_room()) {
+                let e = PersistError::Backlog;
+                warn!(error = %e, "document writer behind");
+                let _ = tx
+                    .send(Outgoing::Close(CloseCode::Again, e.to_string()))
+                    .await;
+                break;
+            }
             let result = room.doc().handle_as(&data, may_write);
             match result {
-                Ok(out) => {
+                Ok(mut out) => {
+                    if let Some(w) = store_writer {
+                        w.log(std::mem::take(&mut out.applied));
+                    }
                     for m in out.reply {
                         if tx.send(Outgoing::Data(m)).await.is_err() {
                             break;

@@ -14,6 +14,8 @@
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
 //!   timeout.
+//! * [`backends`]: the five scenarios every `Broker` + `Store` backend
+//!   (Redis, PostgreSQL, NATS) runs against its real service.
 //! * [`services`]: URLs of the shared PostgreSQL, Redis and NATS, unique
 //!   names per test, loud skips (failures under `TIDINGS_REQUIRE_SERVICES=1`).
 //! * [`tls`]: [`tls::TestCa`], a throw-away CA and server certificate for
@@ -21,6 +23,7 @@
 //!
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
+pub mod backends;
 pub mod memory;
 pub mod peers;
 pub mod proxy;

@@ -92,6 +92,14 @@ impl Certificate {
             .unwrap_or_default()
     }
 
+    /// The private key in PEM (PKCS#8). With [`Certificate::to_pem`], what
+    /// a TLS server for wss:// and https:// loads to present the same
+    /// certificate as the WebTransport server (e.g. `tidings_axum::TlsConfig::from_pem`).
+    /// A secret: write it only where the server's key belongs.
+    pub fn private_key_pem(&self) -> String {
+        self.identity.private_key().to_secret_pem()
+    }
+
     pub(crate) fn identity(&self) -> Identity {
         self.identity.clone_identity()
     }

@@ -170,6 +170,7 @@ async fn the_server_speaks_binary_messages_on_the_wire() {
         version: PROTOCOL_VERSION,
         resume: None,
         positions: vec![],
+        publisher: None,
     });
     ws.send(WsMessage::Binary(codec.encode_to_bytes(&hello).unwrap()))
         .await

@@ -1,9 +1,9 @@
-//! Backends chosen by URL: `connect_broker`, `connect_store` and `connect_hub` for `memory://`, `redis://`, `postgres://` and `nats://`, each behind its feature.
+//! Backends chosen by URL: `connect_broker`, `connect_store`, `connect_hub` and `connect_hub_with_store` (a store apart from the broker) for `memory://`, `redis://`, `postgres://` and `nats://`, each behind its feature.
 
 use std::sync::Arc;
 
 use tidings_broker::{Broker, MemoryStore, Store, StoreError};
-use tidings_channels::{Hub, HubConfig, MemoryBroker};
+use tidings_channels::{Hub, HubConfig, MemoryBroker, StoreBroker};
 
 #[cfg(feature = "redis")]
 #[doc(inline)]
@@ -12,6 +12,10 @@ pub use tidings_redis as redis;
 #[cfg(feature = "postgres")]
 #[doc(inline)]
 pub use tidings_postgres as postgres;
+
+#[cfg(feature = "nats")]
+#[doc(inline)]
+pub use tidings_nats as nats;
 
 /// A backend URL could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,7 @@ fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(s, _)| s)
 }
 
+#[allow(dead_code)] // unused when every backend feature is on
 fn disabled(url: &str, feature: &'static str) -> ConnectError {
     ConnectError::Disabled {
         scheme: scheme(url).to_owned(),
@@ -54,7 +59,8 @@ fn disabled(url: &str, feature: &'static str) -> ConnectError {
 }
 
 /// Connects a broker by URL: `memory://` (the in-process [`MemoryBroker`]),
-/// `redis://…` (feature `redis`), `postgres://…` (feature `postgres`).
+/// `redis://…` (feature `redis`), `postgres://…` (feature `postgres`),
+/// `nats://…` (feature `nats`).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -74,13 +80,17 @@ pub async fn connect_broker(url: &str) -> Result<Arc<dyn Broker>, ConnectError> 
         "postgres" | "postgresql" => Ok(tidings_postgres::PostgresBackend::connect_url(url).await?),
         #[cfg(not(feature = "postgres"))]
         "postgres" | "postgresql" => Err(disabled(url, "postgres")),
-        "nats" => Err(disabled(url, "nats")),
+        #[cfg(feature = "nats")]
+        "nats" | "tls" => Ok(tidings_nats::NatsBackend::connect_url(url).await?),
+        #[cfg(not(feature = "nats"))]
+        "nats" | "tls" => Err(disabled(url, "nats")),
         _ => Err(ConnectError::UnknownScheme(url.to_owned())),
     }
 }
 
 /// Connects a store by URL: `memory://` ([`MemoryStore`]), `redis://…`
-/// (feature `redis`), `postgres://…` (feature `postgres`).
+/// (feature `redis`), `postgres://…` (feature `postgres`),
+/// `nats://…` (feature `nats`).
 pub async fn connect_store(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
     match scheme(url) {
         "memory" => Ok(Arc::new(MemoryStore::default())),
@@ -92,7 +102,10 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn Store>, ConnectError> {
         "postgres" | "postgresql" => Ok(tidings_postgres::PostgresBackend::connect_url(url).await?),
         #[cfg(not(feature = "postgres"))]
         "postgres" | "postgresql" => Err(disabled(url, "postgres")),
-        "nats" => Err(disabled(url, "nats")),
+        #[cfg(feature = "nats")]
+        "nats" | "tls" => Ok(tidings_nats::NatsBackend::connect_url(url).await?),
+        #[cfg(not(feature = "nats"))]
+        "nats" | "tls" => Err(disabled(url, "nats")),
         _ => Err(ConnectError::UnknownScheme(url.to_owned())),
     }
 }
@@ -106,4 +119,40 @@ pub async fn connect_hub(url: &str, config: HubConfig) -> Result<Hub, ConnectErr
         return Ok(Hub::with_config(Arc::new(MemoryBroker::default()), config));
     }
     Ok(Hub::with_dyn_broker(connect_broker(url).await?, config))
+}
+
+/// A [`Hub`] whose history lives in the store at `store_url` (what
+/// `TIDINGS_STORE` names) and whose nodes tell each other through the
+/// broker at `broker_url` (`TIDINGS_BROKER`).
+///
+/// * `store_url` `None`, or equal to `broker_url`: [`connect_hub`] — a
+///   networked broker (Redis, PostgreSQL, NATS) keeps the history itself.
+/// * Otherwise a [`StoreBroker`]: the store numbers each channel's messages
+///   and keeps them (so seqs stay gap-free across nodes); `broker_url`
+///   carries only wake-ups between nodes, or nothing with `memory://` (one
+///   node whose history survives a restart, e.g. `TIDINGS_STORE=postgres://…`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tidings::backend::connect_hub_with_store;
+/// let hub = connect_hub_with_store("memory://", Some("memory://"), Default::default()).await.unwrap();
+/// # drop(hub); }
+/// ```
+pub async fn connect_hub_with_store(
+    broker_url: &str,
+    store_url: Option<&str>,
+    config: HubConfig,
+) -> Result<Hub, ConnectError> {
+    let Some(store_url) = store_url.filter(|s| *s != broker_url) else {
+        return connect_hub(broker_url, config).await;
+    };
+    let store = connect_store(store_url).await?;
+    let wake = match scheme(broker_url) {
+        "memory" => None,
+        _ => Some(connect_broker(broker_url).await?),
+    };
+    Ok(Hub::with_dyn_broker(
+        Arc::new(StoreBroker::new(store, wake)),
+        config,
+    ))
 }

@@ -59,15 +59,18 @@
 //! | `webtransport` | `tidings::webtransport`: native WebTransport (HTTP/3) server and client | no |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
-//! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers) and client; + `channels` | client |
-//! | `rpc-client`| `tidings::rpc`: the RPC client only                            | yes    |
+//! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers), client, `#[tidings::rpc]` with schemas; + `channels` | client |
+//! | `rpc-client`| `tidings::rpc`: the RPC client only (and `#[tidings::rpc]` typed clients) | yes    |
 //! | `redis`     | `tidings::backend::redis`: Redis broker and store (`redis://` URLs); + `channels` | no |
 //! | `postgres`  | `tidings::backend::postgres`: PostgreSQL broker and store (`postgres://` URLs); + `channels` | no |
+//! | `nats`      | `tidings::backend::nats`: NATS JetStream broker and store (`nats://` URLs); + `channels` | no |
 //! | `tls`       | `tidings::axum::{Server::tls, TlsConfig}`: https:// and wss:// (rustls, ring); + `axum` | no |
 //! | `tls-self-signed` | `TlsConfig::self_signed`: a development certificate (rcgen); + `tls` | no |
 //! | `rustls`    | wss:// / https:// in the native clients, `root_certificate_pem` for a private CA | no |
+//! | `metrics`   | `tidings::axum::{Metrics, MetricsRouterExt}`: `GET /metrics` (Prometheus); + `axum` | no |
+//! | `otel`      | `tidings::otel`: OpenTelemetry export of the spans over OTLP/HTTP (off by default, not in `full`) | no |
 //! | `leptos`    | `tidings::leptos`: Leptos 0.8 hooks (off by default, not in `full`) | yes  |
-//! | `full`      | all of the above except the backends and `leptos`               | no     |
+//! | `full`      | all of the above except the backends, `otel` and `leptos`       | no     |
 //!
 //! Default: `ws`, `channels`, `axum`. [`protocol`] (frames, sans-IO sessions), [`runtime`]
 //! (`Transport`, pump, the one `Client`), [`core`] (both in one path) and [`codec`] (wire
@@ -121,7 +124,13 @@ pub use tidings_channels as channels;
 #[cfg(any(feature = "rpc", feature = "rpc-client"))]
 #[doc(inline)]
 pub use tidings_rpc as rpc;
-/// Backends chosen by URL (`memory://`; `redis://`, `postgres://` with their features):
+
+/// `#[tidings::rpc]`: a typed client, a server trait with its routing and (feature `rpc`) a
+/// JSON Schema from one trait definition (see `tidings_rpc_macros`). The attribute and the
+/// module [`rpc`](mod@rpc) share the name: one is a macro, the other a module.
+#[cfg(any(feature = "rpc", feature = "rpc-client"))]
+pub use tidings_rpc_macros::rpc_via_facade as rpc;
+/// Backends chosen by URL (`memory://`; `redis://`, `postgres://`, `nats://` with their features):
 /// [`backend::connect_broker`], [`backend::connect_store`], [`backend::connect_hub`].
 #[cfg(feature = "channels")]
 pub mod backend;
@@ -149,6 +158,11 @@ pub use tidings_presence as presence;
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use tidings_sync as sync;
+
+/// OpenTelemetry export of the tracing spans (feature `otel`, off by default):
+/// [`otel::init`] with an OTLP/HTTP endpoint, a guard that flushes on drop.
+#[cfg(feature = "otel")]
+pub mod otel;
 
 /// The items most applications need: `use tidings::prelude::*;`.
 pub mod prelude {

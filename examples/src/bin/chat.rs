@@ -1,19 +1,28 @@
-//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events) and a browser page at `/`.
+//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events), the Leptos front end at `/` and the plain-JS reference page at `/plain`.
 //!
 //! ```text
 //! PORT=3000 cargo run -p tidings-examples --bin chat
 //! ```
 //!
-//! Open <http://127.0.0.1:3000> in two tabs and chat. The page speaks `tidings.v1.json` directly
-//! (no wasm): it resumes its session after a network blip or a server restart, so messages still
-//! in the server's buffer are not lost. <http://127.0.0.1:3000/?transport=sse> uses Server-Sent
-//! Events (`EventSource` down, `fetch` POSTs up) instead of WebSocket; both share the rooms. Ctrl-C (or SIGTERM) closes every session with
-//! "server stopping" (1001) before the process exits.
+//! Open <http://127.0.0.1:3000> in two tabs and chat. The page is the Leptos 0.8 front end of
+//! `examples/chat-web` on the `tidings-leptos` hooks: rendered here on the server, hydrated in
+//! the browser by its wasm bundle (built by this crate's `build.rs`, which needs the
+//! `wasm32-unknown-unknown` target: `cargo xtask setup`). It shows the rooms, your name, the
+//! messages, the connection's status and notices of anything lost; its client resumes the
+//! session after a network blip or a server restart, so messages still in the server's buffer
+//! are not lost. <http://127.0.0.1:3000/plain> is the protocol's reference client in plain
+//! JavaScript (no wasm), and <http://127.0.0.1:3000/plain?transport=sse> the same over
+//! Server-Sent Events (`EventSource` down, `fetch` POSTs up); all of them share the rooms.
+//! Ctrl-C (or SIGTERM) closes every session with "server stopping" (1001) before the process
+//! exits.
 //!
 //! `TIDINGS_BROKER` picks the broker by URL (default `memory://`); with
 //! `redis://127.0.0.1:6379?prefix=chat` two servers on different `PORT`s share
-//! the rooms and the history survives restarts. `TIDINGS_STORE` (history) defaults to the broker:
-//! a durable broker keeps the history itself, so a different store URL is refused for now.
+//! the rooms and the history survives restarts (`postgres://…` and `nats://…` likewise).
+//! `TIDINGS_STORE` (history, and who numbers each room's messages) defaults to the broker, which
+//! then keeps the history itself; set apart, the store keeps the history and the broker only
+//! wakes the other servers (e.g. `TIDINGS_BROKER=nats://… TIDINGS_STORE=postgres://…`, or
+//! `TIDINGS_BROKER=memory:// TIDINGS_STORE=postgres://…` for one server whose history survives).
 //!
 //! TLS (https:// and wss:// on the same port):
 //!
@@ -75,22 +84,23 @@ async fn main() -> ExitCode {
         None => "http",
     };
     let broker = std::env::var("TIDINGS_BROKER").unwrap_or_else(|_| "memory://".into());
-    if let Ok(store) = std::env::var("TIDINGS_STORE")
-        && store != broker
+    let store = std::env::var("TIDINGS_STORE").ok();
+    let hub = match tidings::backend::connect_hub_with_store(
+        &broker,
+        store.as_deref(),
+        HubConfig::default(),
+    )
+    .await
     {
-        error!(%store, %broker, "TIDINGS_STORE must equal TIDINGS_BROKER (or be unset): the broker keeps the history");
-        return ExitCode::FAILURE;
-    }
-    let hub = match tidings::backend::connect_hub(&broker, HubConfig::default()).await {
         Ok(hub) => hub,
         Err(e) => {
-            error!(%broker, "cannot use TIDINGS_BROKER: {e}");
+            error!(%broker, ?store, "cannot use TIDINGS_BROKER / TIDINGS_STORE: {e}");
             return ExitCode::FAILURE;
         }
     };
-    info!(%broker, "broker");
+    info!(%broker, store = store.as_deref().unwrap_or(&broker), "broker and store");
     println!("chat server on {scheme}://{addr}");
-    info!(%addr, "serving the chat page at / and the tidings endpoints at /ws and /sse");
+    info!(%addr, "serving the Leptos chat at /, the plain-JS page at /plain and the tidings endpoints at /ws and /sse");
 
     let stopping = hub.clone();
     let served = server

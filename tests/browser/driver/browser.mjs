@@ -30,12 +30,12 @@ function loadPlaywright() {
 export class Browser {
   /** Launches `executable` headless. Playwright gives every launch a new, empty profile
    *  directory (its own `--user-data-dir`), removed when the browser closes. */
-  static async launch(executable) {
+  static async launch(executable, extraFlags = []) {
     const { chromium } = loadPlaywright();
     const browser = await chromium.launch({
       executablePath: executable,
       headless: true,
-      args: CHROMIUM_FLAGS,
+      args: [...CHROMIUM_FLAGS, ...extraFlags],
       timeout: 30000,
     });
     return new Browser(browser);
@@ -68,14 +68,15 @@ export class Browser {
     return { context, page, name };
   }
 
-  /** The chat example's page (the test server serves it at `/chat.html`, so that its client
-   *  talks to the test server's `/ws` and `/sse`); resolves once the page says it is connected. */
-  async openChatPage(url, name, query = '') {
+  /** The chat example's plain-JS page (the test server serves it at `/chat.html`, so that its
+   *  client talks to the test server's `/ws` and `/sse`; the chat server itself at `/plain`);
+   *  resolves once the page says it is connected. */
+  async openChatPage(url, name, query = '', path = '/chat.html') {
     const context = await this.browser.newContext({ viewport: { width: 900, height: 700 } });
     this.contexts.push(context);
     const page = await context.newPage();
     this.watch(page, name);
-    await page.goto(`${url}/chat.html${query}`);
+    await page.goto(`${url}${path}${query}`);
     await page.waitForFunction(() => document.getElementById('status').className === 'open', null, {
       timeout: READY_TIMEOUT_MS,
       polling: 50,
@@ -83,11 +84,17 @@ export class Browser {
     return { context, page, name };
   }
 
-  watch(page, name) {
+  /** Records the page's console errors and uncaught errors; with `warnings`, its console
+   *  warnings too (Leptos reports hydration problems there), and any console message that
+   *  mentions hydration, whatever its level. */
+  watch(page, name, { warnings = false } = {}) {
     const scenario = this.scenario;
     page.on('console', (msg) => {
-      if (msg.type() !== 'error') return;
-      this.consoleErrors.push({ scenario, page: name, type: 'console.error', text: msg.text() });
+      const type = msg.type();
+      const text = msg.text();
+      const counted = type === 'error' || (warnings && (type === 'warning' || /hydrat/i.test(text)));
+      if (!counted) return;
+      this.consoleErrors.push({ scenario, page: name, type: `console.${type}`, text });
     });
     page.on('pageerror', (error) => {
       this.consoleErrors.push({ scenario, page: name, type: 'pageerror', text: String(error) });

@@ -1,8 +1,11 @@
 // The browser test driver: starts the tidings server, launches headless Chromium and runs
 // every scenario of scenarios.mjs, then checks the console. Run by `cargo xtask test-browser`:
 //
-//   node main.mjs --server BIN --pages DIR --pkg DIR --out DIR --chromium PATH
+//   node main.mjs --server BIN --chat BIN --pages DIR --pkg DIR --out DIR --chromium PATH
 //   (env TIDINGS_NODE_MODULES: the node_modules holding playwright-core)
+//
+// `--server` is the test server (browser-server) of the wasm-client scenarios; `--chat` the chat
+// example's binary, whose Leptos front end the scenarios of leptos.mjs drive.
 //
 // Prints one line per scenario (PASS or FAIL, time, what was seen), the console errors, and a
 // closing RESULT line. Exits 0 only when every scenario passed and no unexpected console error
@@ -13,11 +16,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { Browser } from './browser.mjs';
+import { ChatServer } from './chat_server.mjs';
 import { KNOWN_BUGS } from './known_bugs.mjs';
-import { SCENARIOS } from './scenarios.mjs';
+import { LEPTOS_SCENARIOS } from './leptos.mjs';
+import { SCENARIOS as CLIENT_SCENARIOS } from './scenarios.mjs';
 import { Server } from './server.mjs';
 
 const SCENARIO_TIMEOUT_MS = 90000;
+
+/** Every scenario; those of the Leptos front end run against the chat server (`chat: true`). */
+const SCENARIOS = [...CLIENT_SCENARIOS, ...LEPTOS_SCENARIOS.map((s) => ({ ...s, chat: true }))];
 
 /** The server's session heartbeat: a connection silent for 3 heartbeats is dead, so a page cut
  *  off without its socket closing (offline emulation) is noticed in about 3 s. */
@@ -30,6 +38,7 @@ function options() {
   const { values } = parseArgs({
     options: {
       server: { type: 'string' },
+      chat: { type: 'string' },
       pages: { type: 'string' },
       pkg: { type: 'string' },
       out: { type: 'string' },
@@ -37,7 +46,7 @@ function options() {
       only: { type: 'string' },
     },
   });
-  for (const key of ['server', 'pages', 'pkg', 'out']) {
+  for (const key of ['server', 'chat', 'pages', 'pkg', 'out']) {
     if (!values[key]) throw new Error(`--${key} is required`);
   }
   return values;
@@ -64,15 +73,28 @@ async function main() {
     pkg: opts.pkg,
     logPath: join(opts.out, 'server.log'),
     heartbeatMs: HEARTBEAT_MS,
+    tlsDir: join(opts.out, 'tls'),
   });
   await server.start(0);
   console.log(`[browser] tidings server on ${server.url} (log: ${join(opts.out, 'server.log')})`);
+  const chat = new ChatServer({ bin: opts.chat, logPath: join(opts.out, 'chat-server.log') });
+  try {
+    await chat.start();
+  } catch (e) {
+    await server.stop();
+    console.log(`RESULT: FAILED (the chat server did not start: ${e.message})`);
+    return 1;
+  }
+  console.log(`[browser] chat server (Leptos front end) on ${chat.url} (log: ${join(opts.out, 'chat-server.log')})`);
 
   let browser;
   try {
-    browser = await Browser.launch(opts.chromium);
+    // Chromium trusts the server's self-signed certificate by its public key only (a real
+    // TLS handshake, every other certificate still checked).
+    browser = await Browser.launch(opts.chromium, [`--ignore-certificate-errors-spki-list=${server.spki}`]);
   } catch (e) {
     await server.stop();
+    await chat.stop();
     console.log(`FAIL chromium: ${opts.chromium} could not start: ${e.message}`);
     console.log('RESULT: FAILED (Chromium could not start; run `cargo xtask setup`)');
     return 1;
@@ -83,6 +105,7 @@ async function main() {
   const ctx = {
     browser,
     server,
+    chat,
     out: opts.out,
     heartbeatMs: HEARTBEAT_MS,
     screenshots: [],
@@ -103,10 +126,12 @@ async function main() {
     let outcome;
     try {
       if (!server.running()) await server.start();
-      const exitsBefore = server.unexpectedExits.length;
+      const target = scenario.chat ? chat : server;
+      if (!target.running()) throw new Error('the chat server is not running (it exited earlier)');
+      const exitsBefore = target.unexpectedExits.length;
       const note = await withTimeout(scenario.run(ctx), SCENARIO_TIMEOUT_MS, scenario.name);
-      if (server.unexpectedExits.length > exitsBefore) {
-        throw new Error(`the server exited during the scenario: ${JSON.stringify(server.unexpectedExits)}`);
+      if (target.unexpectedExits.length > exitsBefore) {
+        throw new Error(`the server exited during the scenario: ${JSON.stringify(target.unexpectedExits)}`);
       }
       outcome = { ok: true, note };
     } catch (e) {
@@ -121,13 +146,14 @@ async function main() {
       known.push(...bugs.map((b) => ({ scenario: scenario.name, ...b })));
     }
     results.push({ name: scenario.name, ...outcome });
-    let head = `${outcome.ok ? 'PASS' : 'FAIL'} ${scenario.name} (${took})`;
+    let head = `${outcome.ok ? 'PASS' : 'FAIL'} ${scenario.name} (${took}, Chromium ${browser.version})`;
     if (outcome.known) head = `KNOWN FAILURE ${scenario.name} (${took}) [bug ${ids.join(', ')}]`;
     console.log(outcome.ok || outcome.known ? `${head}: ${outcome.note}` : `${head}:\n    ${outcome.note.split('\n').join('\n    ')}`);
     for (const b of bugs) console.log(`    !! bug ${b.id}: ${b.detail}`);
   }
   await browser.close();
   await server.stop();
+  await chat.stop();
 
   // Console errors: those a scenario causes on purpose are listed with the reason; any other
   // fails the run.
@@ -157,6 +183,18 @@ async function main() {
   } else {
     console.log(`${consoleOk ? 'PASS' : 'FAIL'} console-errors: ${counts}`);
   }
+  // The Leptos pages on their own: console errors and warnings (hydration warnings among them)
+  // and page errors, all of which must be zero (they are in `unexpected` above too).
+  const leptos = new Set(LEPTOS_SCENARIOS.map((x) => x.name));
+  const ofLeptos = [...unexpected, ...knownErrors].filter((e) => leptos.has(e.scenario));
+  const hydration = ofLeptos.filter((e) => /hydrat/i.test(e.text)).length;
+  const warningsOnly = ofLeptos.filter((e) => e.type === 'console.warning').length;
+  const leptosOk = ofLeptos.length === 0;
+  if (!leptosOk) consoleOk = false;
+  console.log(`${leptosOk ? 'PASS' : 'FAIL'} leptos-console (Chromium ${browser.version}): `
+    + `${ofLeptos.length - warningsOnly} console/page errors, ${hydration} hydration warnings, `
+    + `${warningsOnly} other warnings on the Leptos pages (besides the failed connection attempts `
+    + 'of the restart, listed above)');
   console.log(`[browser] ${ctx.screenshots.length} screenshots in ${opts.out}`);
 
   const ids = [...new Set(known.map((k) => k.id))];

@@ -131,11 +131,21 @@ async function roundTrip(ctx, transport) {
   tab.page.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
   if (transport === 'sse') {
     await call(tab, 'sse', 'client');
+  } else if (transport === 'wss') {
+    // The page is served over http://; its client connects to the TLS listener.
+    check(ctx.server.tlsUrl, 'the server has a TLS listener', ctx.server.tlsUrl);
+    const url = `${ctx.server.tlsUrl.replace(/^https:/, 'wss:')}/ws`;
+    await call(tab, 'ws', 'client', [JSON_PROTOCOL], url);
   } else {
     await call(tab, 'ws', 'client', [transport === 'json' ? JSON_PROTOCOL : BIN_PROTOCOL]);
   }
   await call(tab, 'subscribe', 'client', channel);
   await subscribed(ctx, tab, 'client', channel);
+
+  // The same connection answers RPC: the typed client `#[tidings::rpc]` generates for wasm32.
+  const rooms = await call(tab, 'rooms', 'client');
+  check(JSON.stringify(rooms) === JSON.stringify(['lobby', 'random', 'help']),
+    'the wasm ChatClient must get the room list over RPC', rooms);
 
   const fromPage = payloads(`${transport}-page`, 5);
   const fromServer = payloads(`${transport}-server`, 2);
@@ -159,6 +169,21 @@ async function roundTrip(ctx, transport) {
     const posts = requests.filter((r) => r.startsWith('POST /sse/'));
     check(streams.length >= 1 && posts.length >= 1, 'expected an event stream and POSTs', requests);
     return `${messages.length} messages over EventSource (${streams.length} stream, ${posts.length} POSTs)`;
+  }
+  if (transport === 'wss') {
+    check(frames.sockets.length === 1 && frames.sockets[0].startsWith('wss://'), 'one wss:// socket', frames.sockets);
+    check(count(frames.received, 'binary') === 0 && frames.sent.length > 0, 'text frames both ways', frames);
+    // The same server behind a certificate Chromium was not told about: refused.
+    const untrusted = `${ctx.server.untrustedTlsUrl.replace(/^https:/, 'wss:')}/ws`;
+    const refused = await tab.page.evaluate((url) => new Promise((resolve) => {
+      const ws = new WebSocket(url, ['tidings.v1.json']);
+      ws.onopen = () => { ws.close(); resolve('opened'); };
+      ws.onerror = () => resolve('error');
+      setTimeout(() => resolve('timeout'), 10000);
+    }), untrusted);
+    check(refused === 'error', `a certificate that is not pinned must be refused (${untrusted})`, refused);
+    return `${messages.length} messages over ${frames.sockets[0]} (TLS, certificate pinned by its public key); `
+      + `${frames.received.length} frames in, ${frames.sent.length} out; an unpinned certificate refused`;
   }
   const want = transport === 'json' ? 'text' : 'binary';
   const other = want === 'text' ? 'binary' : 'text';
@@ -537,10 +562,36 @@ async function chatPageRefusals(ctx, transport) {
   return `MessageTooLarge shown inline; poison refused by name once; later message delivered; ${after.downs} reconnects`;
 }
 
+/** The chat page fills its room list from `chat.rooms`, called over RPC on its own connection
+ *  (docs/rpc-schema/chat.md), and its `call` API answers typed errors. */
+async function chatPageRooms(ctx, transport) {
+  const query = transport === 'sse' ? '?transport=sse' : '';
+  const tab = await ctx.browser.openChatPage(ctx.server.url, `chat-rooms-${transport}`, query);
+  const { page } = tab;
+  const names = await until('the room list from chat.rooms',
+    () => page.evaluate(() => [...document.querySelectorAll('#rooms option')].map((o) => o.value)),
+    (v) => v.length > 0, 15000);
+  check(JSON.stringify(names) === JSON.stringify(['lobby', 'random', 'help']),
+    'the page must list the rooms chat.rooms returns', names);
+  const online = await page.evaluate(() => client.call('chat.online'));
+  check(Number.isInteger(online) && online >= 1, 'chat.online must count this page', online);
+  const unknown = await page.evaluate(() => client.call('chat.nope').then(() => null, (e) => e.code));
+  check(unknown === 'unknown_method', 'an unknown method must fail with unknown_method', unknown);
+  return `rooms [${names.join(', ')}] over RPC; chat.online = ${online}; chat.nope → ${unknown}`;
+}
+
 export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
   { name: 'sse-roundtrip', run: (ctx) => roundTrip(ctx, 'sse') },
+  {
+    name: 'wss-roundtrip',
+    run: (ctx) => roundTrip(ctx, 'wss'),
+    expectedConsole: [{
+      pattern: /^WebSocket connection to 'wss:\/\/127\.0\.0\.1:\d+\/ws' failed: .*ERR_CERT_AUTHORITY_INVALID/,
+      why: 'the check that a certificate Chromium does not pin is refused',
+    }],
+  },
   {
     name: 'ws-offline-resume',
     run: (ctx) => offline(ctx, 'ws'),
@@ -560,4 +611,6 @@ export const SCENARIOS = [
   { name: 'oversized-frame', run: oversized },
   { name: 'chat-page-refusals-ws', run: (ctx) => chatPageRefusals(ctx, 'ws') },
   { name: 'chat-page-refusals-sse', run: (ctx) => chatPageRefusals(ctx, 'sse') },
+  { name: 'chat-page-rooms-rpc-ws', run: (ctx) => chatPageRooms(ctx, 'ws') },
+  { name: 'chat-page-rooms-rpc-sse', run: (ctx) => chatPageRooms(ctx, 'sse') },
 ];

@@ -11,8 +11,14 @@ import { createInterface } from 'node:readline';
 const START_TIMEOUT_MS = 15000;
 
 export class Server {
-  constructor({ bin, pages, pkg, logPath, heartbeatMs }) {
+  constructor({ bin, pages, pkg, logPath, heartbeatMs, tlsDir }) {
     this.bin = bin;
+    // The TLS listener (wss://): its certificate is kept in `tlsDir` across restarts, so the
+    // public key Chromium was told to trust (`spki`) stays the same.
+    this.tlsDir = tlsDir;
+    this.tlsPort = 0;
+    this.tlsUrl = null;
+    this.spki = null;
     this.heartbeatMs = heartbeatMs;
     this.pages = pages;
     this.pkg = pkg;
@@ -28,6 +34,7 @@ export class Server {
   async start(port = this.port) {
     const args = ['--port', String(port), '--pages', this.pages, '--pkg', this.pkg];
     if (this.heartbeatMs) args.push('--heartbeat-ms', String(this.heartbeatMs));
+    if (this.tlsDir) args.push('--tls-dir', this.tlsDir, '--tls-port', String(this.tlsPort));
     this.log.write(`\n--- start ${new Date().toISOString()} ${this.bin} ${args.join(' ')}\n`);
     const child = spawn(this.bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
@@ -50,6 +57,13 @@ export class Server {
       const lines = createInterface({ input: child.stdout });
       lines.on('line', (line) => {
         this.log.write(`[stdout] ${line}\n`);
+        const tls = /^tls on (https:\/\/\S+) spki=(\S+) untrusted=(https:\/\/\S+)$/.exec(line);
+        if (tls) {
+          this.tlsUrl = tls[1];
+          this.tlsPort = Number(new URL(tls[1]).port);
+          this.spki = tls[2];
+          this.untrustedTlsUrl = tls[3];
+        }
         const m = /^listening on (http:\/\/\S+)$/.exec(line);
         if (m) { clearTimeout(timer); resolve(m[1]); }
       });

@@ -6,9 +6,19 @@ use std::time::Duration;
 
 use js_sys::Array;
 use tidings::core::{ClientConfig, ClientEvent, ClientState};
+use tidings::rpc::client::RpcClient;
 use wasm_bindgen::prelude::*;
 
 use crate::record;
+
+/// The chat's RPC methods as a browser client sees them (the server's trait lives in the chat
+/// example, `tidings_examples::Chat`): with only the `rpc-client` feature, `#[tidings::rpc]`
+/// generates the typed `ChatClient` and no server side.
+#[tidings::rpc(namespace = "chat")]
+trait Chat {
+    /// The rooms the chat offers.
+    async fn rooms(&self) -> Vec<String>;
+}
 
 /// The client's reconnect backoff: short, so a scenario waits on the reconnect itself rather
 /// than on the default 30 s ceiling. Still exponential with jitter, as in production.
@@ -67,6 +77,7 @@ impl AnyClient {
 
 struct Shared {
     client: AnyClient,
+    rpc: RpcClient,
     events: RefCell<Vec<JsValue>>,
 }
 
@@ -94,7 +105,8 @@ impl Probe {
             .session_config(session_config())
             .connect()
             .map_err(js_error)?;
-        Ok(Self::start(AnyClient::Ws(client)))
+        let rpc = RpcClient::new(&client);
+        Ok(Self::start(AnyClient::Ws(client), rpc))
     }
 
     /// An SSE client of `url` (`http://.../sse`).
@@ -103,12 +115,14 @@ impl Probe {
             .session_config(session_config())
             .connect()
             .map_err(js_error)?;
-        Ok(Self::start(AnyClient::Sse(client)))
+        let rpc = RpcClient::new(&client);
+        Ok(Self::start(AnyClient::Sse(client), rpc))
     }
 
-    fn start(client: AnyClient) -> Probe {
+    fn start(client: AnyClient, rpc: RpcClient) -> Probe {
         let shared = Rc::new(Shared {
             client,
+            rpc,
             events: RefCell::new(Vec::new()),
         });
         let reader = shared.clone();
@@ -149,6 +163,19 @@ impl Probe {
     /// Publishes not yet acknowledged by the server.
     pub fn unacked(&self) -> usize {
         self.shared.client.unacked()
+    }
+
+    /// Calls `chat.rooms` through the generated `ChatClient`: a promise of the room names.
+    pub fn rooms(&self) -> js_sys::Promise {
+        let chat = ChatClient::new(&self.shared.rpc);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let rooms = chat.rooms().await.map_err(|e| JsValue::from(js_error(e)))?;
+            Ok(rooms
+                .into_iter()
+                .map(JsValue::from)
+                .collect::<Array>()
+                .into())
+        })
     }
 
     /// Ends the session.

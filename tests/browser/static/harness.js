@@ -95,8 +95,8 @@ function oversized() {
 }
 
 window.harness = {
-  ws(name, subprotocols = ['tidings.v1.json']) {
-    probes.set(name, Probe.webSocket(wsUrl, subprotocols));
+  ws(name, subprotocols = ['tidings.v1.json'], url = wsUrl) {
+    probes.set(name, Probe.webSocket(url, subprotocols));
   },
   sse(name) {
     probes.set(name, Probe.sse(sseUrl));
@@ -107,6 +107,7 @@ window.harness = {
   state(name) { return probe(name).state(); },
   unacked(name) { return probe(name).unacked(); },
   close(name) { probe(name).close(); },
+  rooms(name) { return probe(name).rooms(); },
   // Any call into the client wakes its driver; subscribing to a channel no scenario uses is the
   // call with no effect on the rooms under test. Used only to get past a stalled driver (a known
   // bug, see driver/known_bugs.mjs), so the rest of a scenario still runs.

@@ -96,6 +96,13 @@ struct Shared {
     fan_ready: AtomicUsize,
     fan_received: AtomicUsize,
     fan_last_ns: AtomicU64,
+    /// Publishes sent and `message` frames received over the whole run, every
+    /// phase (each connection adds its own counts once, when it closes): what
+    /// the server's `/metrics` must show.
+    published: AtomicU64,
+    received: AtomicU64,
+    /// Connections set up (handshake and session done), the fan-out publisher's too.
+    opened: AtomicU64,
     /// The first error met, for the report.
     first_error: Mutex<Option<String>>,
 }
@@ -281,6 +288,9 @@ async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Re
         per_conn: Mutex::new(Vec::new()),
         fan_ready: AtomicUsize::new(0),
         fan_received: AtomicUsize::new(0),
+        published: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        opened: AtomicU64::new(0),
         fan_last_ns: AtomicU64::new(0),
         first_error: Mutex::new(None),
     });
@@ -501,6 +511,18 @@ async fn drive(c: &Config, tidings: bool, tag: &str, probe: &Probe) -> Result<Re
         r.text("first_error", e);
     }
     co.switch(Mode::Close, Duration::from_secs(10)).await;
+    if tidings && !c.real {
+        // The run's own counts, for the comparison with the server's `/metrics`.
+        r.num(
+            "gen_published",
+            shared.published.load(Ordering::SeqCst) as f64,
+        )
+        .num(
+            "gen_received",
+            shared.received.load(Ordering::SeqCst) as f64,
+        )
+        .num("gen_opened", shared.opened.load(Ordering::SeqCst) as f64);
+    }
     Ok(r)
 }
 
@@ -567,7 +589,10 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
     }
     let subscribers = shared.fan_ready.load(Ordering::SeqCst);
     let mut publisher = match Publishing::connect(c).await {
-        Ok(p) => p,
+        Ok(p) => {
+            shared.opened.fetch_add(1, Ordering::SeqCst);
+            p
+        }
         Err(e) => {
             co.progress(&format!("fan-out publisher could not connect: {e}"));
             return;
@@ -583,6 +608,7 @@ async fn fanout(c: &Config, co: &Coordinator, r: &mut Record) {
             co.progress("fan-out publisher lost its connection");
             break;
         }
+        shared.published.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
         while shared.fan_received.load(Ordering::SeqCst) < subscribers && Instant::now() < deadline
         {
@@ -667,6 +693,7 @@ async fn raw_conn(
         }
     };
     shared.alive.fetch_add(1, Ordering::SeqCst);
+    shared.opened.fetch_add(1, Ordering::SeqCst);
     let mut conn = RawConn {
         ws,
         i,
@@ -675,6 +702,7 @@ async fn raw_conn(
         local: Vec::new(),
         out: proto::FrameBuf::default(),
         publish_seq: 0,
+        messages: 0,
         received_seq: 0,
         acked_seq: 0,
         first_unacked: 0,
@@ -703,6 +731,8 @@ struct RawConn {
     /// The outgoing hot frames, written into one reused buffer.
     out: proto::FrameBuf,
     publish_seq: u64,
+    /// `message` frames received (every channel, every phase).
+    messages: u64,
     /// Last `seq` received on the own channel, and last acknowledged.
     received_seq: u64,
     acked_seq: u64,
@@ -777,6 +807,12 @@ impl RawConn {
         self.shared.hand_over(left, &mut self.local);
         match *mode {
             Mode::Close => {
+                self.shared
+                    .published
+                    .fetch_add(self.publish_seq, Ordering::SeqCst);
+                self.shared
+                    .received
+                    .fetch_add(self.messages, Ordering::SeqCst);
                 if self.shared.tidings {
                     let _ = self.ws.feed(Message::text(proto::CLOSE)).await;
                 }
@@ -833,6 +869,7 @@ impl RawConn {
         };
         match frame.kind {
             "message" => {
+                self.messages += 1;
                 if frame.channel == Some(self.channel.as_str()) {
                     if self.received_seq == self.acked_seq {
                         self.first_unacked = now;

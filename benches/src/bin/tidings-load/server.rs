@@ -20,6 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tidings_axum::{Metrics, MetricsRouterExt};
 use tidings_benches::{MAX_MESSAGE_BYTES, tidings_ws_config, tungstenite_config};
 use tidings_channels::{Hub, HubConfig, MemoryBroker};
 use tidings_ws::{Accepted, ServerConfig, WsServer};
@@ -43,6 +44,8 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let nofile = sys::raise_nofile(65_536)?;
     let rt = crate::runtime();
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    // The tidings server also serves `GET /metrics` (Prometheus) on a port of its own.
+    let mut metrics_addr: Option<SocketAddr> = None;
     // The WebTransport kind pins a development certificate: its hash goes on the LISTEN line.
     let mut cert_hash = None;
     let (addr, stats): (SocketAddr, StatsFn) = rt.block_on(async {
@@ -101,6 +104,15 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
                     }
                 });
                 let addr = handle.local_addr();
+                // Counters only: the publish latency histogram stays off, so the
+                // run measures the same message path as before.
+                let metrics = Metrics::counters_only(hub.clone());
+                let app = axum::Router::new().tidings_metrics(metrics);
+                let listener = TcpListener::bind(loopback)
+                    .await
+                    .map_err(|e| format!("bind metrics: {e}"))?;
+                metrics_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
+                tokio::spawn(async move { axum::serve(listener, app).await });
                 let stats: StatsFn = Arc::new(move || {
                     let s = hub.stats();
                     format!(
@@ -164,9 +176,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         }
     })?;
     let control = control_server(stats)?;
+    let metrics = metrics_addr
+        .map(|a| format!(" metrics={a}"))
+        .unwrap_or_default();
     let hash = cert_hash.map(|h| format!(" hash={h}")).unwrap_or_default();
     println!(
-        "LISTEN ws={addr} control={control} pid={} nofile={nofile}{hash}",
+        "LISTEN ws={addr} control={control}{metrics} pid={} nofile={nofile}{hash}",
         std::process::id()
     );
     std::io::stdout().flush().map_err(|e| e.to_string())?;

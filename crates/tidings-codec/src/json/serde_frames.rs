@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, CodecError, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    Message, MessageId, Ping, Publish, PublishAck, ResumeToken, RpcCode, RpcFault, RpcFrame,
-    RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
+    Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken, RpcCode, RpcFault,
+    RpcFrame, RpcKind, SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 use super::inline_json;
@@ -45,6 +45,9 @@ struct WireIn<'a> {
     resume: Option<Str<'a>>,
     #[serde(borrow, default)]
     positions: Option<Vec<PositionIn<'a>>>,
+    #[serde(borrow, default)]
+    publisher: Option<Str<'a>>,
+    publish_base: Option<u64>,
     #[serde(borrow, default)]
     session: Option<Str<'a>>,
     #[serde(borrow, default)]
@@ -148,6 +151,10 @@ struct WireOut<'a> {
     resume: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     positions: Option<Vec<PositionOut<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publisher: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish_base: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,6 +264,8 @@ pub(super) fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), CodecError
                 })
                 .collect();
             w.positions = Some(positions);
+            w.publisher = h.publisher.as_ref().map(|p| p.id());
+            w.publish_base = h.publisher.as_ref().map(|p| p.base);
         }
         Frame::Welcome(x) => {
             w.kind = "welcome";
@@ -408,6 +417,13 @@ pub(super) fn decode(input: &Bytes) -> Result<Frame, CodecError> {
                     })
                 })
                 .collect::<Result<_, CodecError>>()?,
+            publisher: match w.publisher {
+                Some(id) => Some(
+                    Publisher::new(&id.0, w.publish_base.unwrap_or(0))
+                        .map_err(|e| malformed(e.to_string()))?,
+                ),
+                None => None,
+            },
         }),
         "welcome" => Frame::Welcome(Welcome {
             version: need(w.version, "version", kind)?,

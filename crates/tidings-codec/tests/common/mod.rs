@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tidings_protocol::{
     Ack, ChannelName, ChannelPosition, Close, ErrorCode, ErrorFrame, Frame, Gap, Hello,
-    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, ResumeToken, SessionId,
-    Subscribe, Subscribed, Unsubscribe, Welcome,
+    MAX_CHANNEL_LEN, Message, MessageId, Ping, Publish, PublishAck, Publisher, ResumeToken,
+    SessionId, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 
 pub fn ch(name: &str) -> ChannelName {
@@ -90,16 +90,20 @@ pub fn frame() -> impl Strategy<Value = Frame> {
         (
             any::<u32>(),
             proptest::option::of(any::<String>()),
-            proptest::collection::vec((channel(), any::<u64>()), 0..5)
+            proptest::collection::vec((channel(), any::<u64>()), 0..5),
+            proptest::option::of(("[A-Za-z0-9_-]{1,64}", any::<u64>()))
         )
-            .prop_map(|(version, resume, positions)| Frame::Hello(Hello {
-                version,
-                resume: resume.map(ResumeToken),
-                positions: positions
-                    .into_iter()
-                    .map(|(channel, seq)| ChannelPosition { channel, seq })
-                    .collect(),
-            })),
+            .prop_map(
+                |(version, resume, positions, publisher)| Frame::Hello(Hello {
+                    version,
+                    resume: resume.map(ResumeToken),
+                    positions: positions
+                        .into_iter()
+                        .map(|(channel, seq)| ChannelPosition { channel, seq })
+                        .collect(),
+                    publisher: publisher.map(|(id, base)| Publisher::new(&id, base).unwrap()),
+                })
+            ),
         (
             any::<u32>(),
             any::<String>(),
@@ -184,6 +188,7 @@ pub fn samples() -> Vec<Frame> {
                 channel: c.clone(),
                 seq: 3,
             }],
+            publisher: None,
         }),
         Frame::Welcome(Welcome {
             version: 1,
@@ -230,6 +235,13 @@ pub fn samples() -> Vec<Frame> {
         Frame::Close(Close {
             code: 1000,
             reason: "bye".into(),
+        }),
+        // Last: its binary tag is 16 (after rpc, 15, which is not sampled here).
+        Frame::Hello(Hello {
+            version: 1,
+            resume: None,
+            positions: vec![],
+            publisher: Some(Publisher::new("c0ffee_42-x", 17).unwrap()),
         }),
     ]
 }

@@ -14,7 +14,7 @@ use crate::codes::{CloseCode, ErrorCode};
 use crate::error::{ProtocolError, SessionError};
 use crate::frame::{
     Ack, ChannelPosition, Close, Frame, Gap, Hello, Message, PROTOCOL_VERSION, Ping, Publish,
-    Subscribe, Unsubscribe, Welcome,
+    Publisher, Subscribe, Unsubscribe, Welcome,
 };
 use crate::ids::{ChannelMap, ChannelName, ResumeToken, SessionId};
 use crate::inbound::{Inbound, InboundTracker};
@@ -52,6 +52,12 @@ pub struct ClientConfig {
     /// over: a server that refuses the client right after every `welcome`
     /// (the same bad frame each time, say) still sees the delays grow.
     pub stable_after: Duration,
+    /// A stable publisher id sent in every `Hello` (1 to 64 ASCII letters,
+    /// digits, `-`, `_`; see [`crate::Publisher`]): with it, a publish
+    /// re-sent to another server after a failover is stored once. `None`
+    /// (the default of the sans-IO session; the runtime's `Client` picks a
+    /// random one): publishes are deduplicated per server session only.
+    pub publisher_id: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +72,7 @@ impl Default for ClientConfig {
             ack_every: 64,
             ack_delay: Duration::from_secs(1),
             stable_after: Duration::from_secs(5),
+            publisher_id: None,
         }
     }
 }
@@ -75,6 +82,13 @@ impl ClientConfig {
     pub fn with_backoff(mut self, base: Duration, cap: Duration) -> Self {
         self.backoff_base = base;
         self.backoff_cap = cap;
+        self
+    }
+
+    /// Sets [`ClientConfig::publisher_id`] (an invalid id is left out of the
+    /// `Hello`: see [`crate::Publisher::new`]).
+    pub fn with_publisher_id(mut self, id: impl Into<String>) -> Self {
+        self.publisher_id = Some(id.into());
         self
     }
 
@@ -216,6 +230,11 @@ pub struct ClientSession {
     ping_outstanding: bool,
     handshake_deadline: Option<Instant>,
     next_publish: u64,
+    /// The client's publish number just before this server session's
+    /// publish 1 (publish `seq` is the client's number `publish_base + seq`).
+    publish_base: u64,
+    /// The base the last `Hello` announced, taken on a fresh `Welcome`.
+    hello_base: u64,
     unacked: VecDeque<PendingPublish>,
     unacked_bytes: usize,
     subscriptions: BTreeSet<ChannelName>,
@@ -257,6 +276,8 @@ impl ClientSession {
             ping_outstanding: false,
             handshake_deadline: None,
             next_publish: 1,
+            publish_base: 0,
+            hello_base: 0,
             unacked: VecDeque::new(),
             unacked_bytes: 0,
             subscriptions: BTreeSet::new(),
@@ -336,12 +357,45 @@ impl ClientSession {
                 seq,
             })
             .collect();
+        self.hello_base = self.fresh_base();
+        let publisher = self
+            .config
+            .publisher_id
+            .as_deref()
+            .and_then(|id| Publisher::new(id, self.hello_base).ok());
         let hello = Hello {
             version: PROTOCOL_VERSION,
             resume: self.token.clone(),
             positions,
+            publisher,
         };
         self.queue(now, &Frame::Hello(hello));
+    }
+
+    /// The publish base a fresh server session would get: the pending
+    /// publishes keep their numbers (renumbered 1, 2, ... they stay
+    /// `base + seq`) when they are consecutive up to the last number used;
+    /// else every number used so far is skipped, so that no key is ever
+    /// reused for a different publish (one refused may have been stored).
+    fn fresh_base(&self) -> u64 {
+        let used = self.publish_base + self.next_publish - 1;
+        let Some(first) = self.unacked.front() else {
+            return used;
+        };
+        let consecutive = self
+            .unacked
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.seq == first.seq + i as u64);
+        let reaches_end = self
+            .unacked
+            .back()
+            .is_some_and(|p| p.seq + 1 == self.next_publish);
+        if consecutive && reaches_end {
+            self.publish_base + first.seq - 1
+        } else {
+            used
+        }
     }
 
     /// The transport failed or closed: schedule a reconnect with backoff.
@@ -704,6 +758,9 @@ impl ClientSession {
             // after our last position. A resumed session keeps its numbering:
             // a publish over its limit is sent and refused by the server by name.
             self.refuse_oversized_queued();
+            // The server numbers this session's publishes from the base the
+            // `Hello` announced.
+            self.publish_base = self.hello_base;
             for (i, p) in self.unacked.iter_mut().enumerate() {
                 p.seq = i as u64 + 1;
             }

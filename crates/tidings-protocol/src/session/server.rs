@@ -8,6 +8,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::{AckBatch, decode_checked};
+use crate::channel_rate::{Admit, ChannelRate, SessionBuckets, admit};
 use crate::codec::{FrameCodec, FrameEncoder};
 use crate::codes::{CloseCode, ErrorCode};
 use crate::error::ProtocolError;
@@ -69,6 +70,11 @@ pub struct ServerConfig {
     /// refused by name with `rate_limited` and dropped, the session goes on.
     /// `None` (the default): no limit.
     pub publish_rate: Option<RateLimit>,
+    /// Publish limits per channel pattern ([`ChannelRate`]: per session and
+    /// channel, and per channel for every publisher together), checked after
+    /// [`Self::publish_rate`] and the channel guard; a publish over one is
+    /// refused by name with `rate_limited`. Empty (the default): none.
+    pub channel_rates: Vec<ChannelRate>,
     /// Acknowledge a client's publish only once the hub reports that the
     /// broker stored it ([`ServerSession::publish_stored`]); a broker failure
     /// refuses it by name ([`ServerSession::publish_failed`]). The hub sets
@@ -90,6 +96,7 @@ impl Default for ServerConfig {
             ack_bytes: 64 * 1024,
             ack_delay: Duration::from_secs(1),
             publish_rate: None,
+            channel_rates: Vec::new(),
             ack_after_store: false,
         }
     }
@@ -99,6 +106,13 @@ impl ServerConfig {
     /// Sets [`ServerConfig::publish_rate`].
     pub fn with_publish_rate(mut self, limit: RateLimit) -> Self {
         self.publish_rate = Some(limit);
+        self
+    }
+
+    /// Adds a rule to [`ServerConfig::channel_rates`] (rules are tried in
+    /// the order they were added; the first that matches applies).
+    pub fn with_channel_rate(mut self, rule: ChannelRate) -> Self {
+        self.channel_rates.push(rule);
         self
     }
 
@@ -208,6 +222,59 @@ pub struct SubscriptionStart {
     pub backlog: Vec<Arc<SharedMessage>>,
 }
 
+/// What a [`ServerSession`] counted over its whole life (every connection
+/// it was served on), read by [`ServerSession::counters`]: the hub sums them
+/// for its metrics when they are scraped, so the message path pays a few
+/// additions on fields it touches anyway, no atomics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionCounters {
+    /// Publishes taken from the client (refused ones not counted; resends
+    /// of one already taken neither).
+    pub messages_received: u64,
+    /// `message` frames handed to the transport.
+    pub messages_sent: u64,
+    /// Bytes of the frames received from the client.
+    pub bytes_received: u64,
+    /// Bytes of the frames handed to the transport.
+    pub bytes_sent: u64,
+    /// Frames handed to the transport (every kind).
+    pub frames_sent: u64,
+    /// Publishes refused by name (too large, not allowed, over a rate limit).
+    pub publishes_refused: u64,
+    /// Of those, refused as over a rate limit (`rate_limited`).
+    pub publishes_rate_limited: u64,
+    /// Publishes the broker failed to take (`ack_after_store`: refused
+    /// `unavailable` or `internal`; else reported as errors).
+    pub publishes_failed: u64,
+    /// Messages shed by the drop-oldest slow-consumer policy.
+    pub messages_dropped: u64,
+    /// `gap` frames queued (history or the replay buffer lacked messages).
+    pub gaps: u64,
+    /// Connections closed for reading too slowly (close 4002).
+    pub slow_consumer_disconnects: u64,
+    /// Times the session was resumed on a new connection.
+    pub resumes: u64,
+}
+
+impl SessionCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &SessionCounters) {
+        self.messages_received += other.messages_received;
+        self.messages_sent += other.messages_sent;
+        self.bytes_received += other.bytes_received;
+        self.bytes_sent += other.bytes_sent;
+        self.frames_sent += other.frames_sent;
+        self.publishes_refused += other.publishes_refused;
+        self.publishes_rate_limited += other.publishes_rate_limited;
+        self.publishes_failed += other.publishes_failed;
+        self.messages_dropped += other.messages_dropped;
+        self.gaps += other.gaps;
+        self.slow_consumer_disconnects += other.slow_consumer_disconnects;
+        self.resumes += other.resumes;
+    }
+}
+
 /// Sans-IO server session, one per client session (survives reconnects).
 #[derive(Debug)]
 #[repr(C)] // hot fields first, in the order a message touches them (see below)
@@ -245,6 +312,9 @@ pub struct ServerSession {
     guard: Option<Arc<dyn ChannelGuard>>,
     /// The publish rate limit's bucket (`None`: no limit).
     bucket: Option<Bucket>,
+    /// Per-channel buckets of [`ServerConfig::channel_rates`] (made at the
+    /// first publish a rule limits per session).
+    channel_buckets: Option<Box<SessionBuckets>>,
     queued_bytes: usize,
     /// When the last new publish arrived.
     last_publish_at: Option<Instant>,
@@ -252,6 +322,9 @@ pub struct ServerSession {
     ack_batch_bytes: usize,
     /// Frames handed out by `poll_transmit` so far: the number of the last one.
     frames_sent: u64,
+    /// What [`ServerSession::counters`] reports (`messages_received`,
+    /// `frames_sent` are derived).
+    counters: SessionCounters,
     replay: ReplayBuffer,
     encoder: FrameEncoder,
     /// Channel positions by frame number, for peers that resume by frame
@@ -370,6 +443,7 @@ impl ServerSession {
             credentials_expire: None,
             guard: None,
             bucket,
+            channel_buckets: None,
             last_publish: 0,
             publish_acked: 0,
             publish_stored: 0,
@@ -384,6 +458,7 @@ impl ServerSession {
             events: VecDeque::new(),
             encoder: FrameEncoder::default(),
             frames_sent: 0,
+            counters: SessionCounters::default(),
             frame_log: None,
         };
         s.queue_welcome(false);
@@ -411,6 +486,15 @@ impl ServerSession {
     /// `frames_sent() + 1`.
     pub fn frames_sent(&self) -> u64 {
         self.frames_sent
+    }
+
+    /// What the session counted so far (see [`SessionCounters`]).
+    pub fn counters(&self) -> SessionCounters {
+        SessionCounters {
+            messages_received: self.last_publish - self.counters.publishes_refused,
+            frames_sent: self.frames_sent,
+            ..self.counters
+        }
     }
 
     /// Attaches a new connection whose peer received every frame of this
@@ -450,6 +534,7 @@ impl ServerSession {
                 .filter(|(c, _)| self.subs.contains_key(c))
                 .map(|(channel, seq)| ChannelPosition { channel, seq })
                 .collect(),
+            publisher: None,
         };
         Some(self.resume(now, codec, &hello))
     }
@@ -459,6 +544,7 @@ impl ServerSession {
     /// Returns the new connection epoch; older connections must stop.
     pub fn resume(&mut self, now: Instant, codec: Arc<dyn FrameCodec>, hello: &Hello) -> u64 {
         self.epoch += 1;
+        self.counters.resumes += 1;
         self.heard = false;
         self.state = ServerState::Open;
         self.codec = codec;
@@ -497,6 +583,7 @@ impl ServerSession {
             };
             let replay = self.replay.replay(&channel, after);
             if let Some((from, to)) = replay.gap {
+                self.counters.gaps += 1;
                 self.queue_at(
                     &Frame::Gap(Gap {
                         channel: channel.clone(),
@@ -577,6 +664,10 @@ impl ServerSession {
             return Err(ProtocolError::PublishOutOfOrder { expected, got: seq });
         }
         self.last_publish = seq;
+        self.counters.publishes_refused += 1;
+        if code == ErrorCode::RateLimited {
+            self.counters.publishes_rate_limited += 1;
+        }
         self.queue(&Frame::Error(error.clone()));
         let refused = self.refused.get_or_insert_with(Default::default);
         if refused.len() == MAX_REMEMBERED_REFUSALS {
@@ -617,6 +708,7 @@ impl ServerSession {
     /// later) and never acknowledged. Without the flag, the client has had
     /// its ack already: only an error is reported.
     pub fn publish_failed(&mut self, now: Instant, seq: u64, code: ErrorCode, message: String) {
+        self.counters.publishes_failed += 1;
         if !self.config.ack_after_store {
             self.report_error(code, message);
             return;
@@ -707,6 +799,7 @@ impl ServerSession {
         }
         self.last_recv = now;
         self.heard = true;
+        self.counters.bytes_received += input.len() as u64;
         let max = self.config.limits.max_frame_bytes;
         if input.len() > max {
             let codec = self.codec.clone();
@@ -737,6 +830,7 @@ impl ServerSession {
         if self.heard || self.state != ServerState::Open {
             return Ok(false);
         }
+        self.counters.bytes_received += input.len() as u64;
         let max = self.config.limits.max_frame_bytes;
         if input.len() > max
             && let Some(handled) = self.refuse_oversized(now, codec, &input)
@@ -799,6 +893,25 @@ impl ServerSession {
                 {
                     let message = format!("publishing on {} is not allowed", p.channel);
                     return self.refuse_publish(now, p.seq, ErrorCode::Forbidden, message);
+                }
+                if !self.config.channel_rates.is_empty() {
+                    let over = match admit(
+                        &self.config.channel_rates,
+                        &mut self.channel_buckets,
+                        &p.channel,
+                        now,
+                    ) {
+                        Admit::Yes => None,
+                        Admit::SessionLimit => Some("this session's"),
+                        Admit::ChannelLimit => Some("all publishers'"),
+                    };
+                    if let Some(whose) = over {
+                        let message = format!(
+                            "{whose} publish rate limit on {} reached: slow down",
+                            p.channel
+                        );
+                        return self.refuse_publish(now, p.seq, ErrorCode::RateLimited, message);
+                    }
                 }
                 self.last_publish = p.seq;
                 self.publishes_sparse = self.last_publish_at.is_none_or(|at| {
@@ -938,6 +1051,7 @@ impl ServerSession {
             start.position,
         );
         if let Some((from, to)) = start.gap {
+            self.counters.gaps += 1;
             self.queue_at(
                 &Frame::Gap(Gap {
                     channel: channel.clone(),
@@ -1088,6 +1202,7 @@ impl ServerSession {
                 );
                 self.transmit.clear();
                 self.queued_bytes = 0;
+                self.counters.slow_consumer_disconnects += 1;
                 self.events.push_back(ServerEvent::Disconnect {
                     code: CloseCode::SLOW_CONSUMER,
                     reason,
@@ -1105,6 +1220,7 @@ impl ServerSession {
                     };
                     if let Some((b, _)) = self.transmit.remove(i) {
                         self.queued_bytes -= b.len();
+                        self.counters.messages_dropped += 1;
                     }
                 }
             }
@@ -1213,6 +1329,8 @@ impl ServerSession {
         let (b, mark) = self.transmit.pop_front()?;
         self.queued_bytes -= b.len();
         self.frames_sent += 1;
+        self.counters.bytes_sent += b.len() as u64;
+        self.counters.messages_sent += u64::from(mark.is_message());
         if let (Mark::Position { channel, seq, .. }, Some(log)) = (mark, self.frame_log.as_mut()) {
             log.record(self.frames_sent, channel, seq);
         }

@@ -239,6 +239,7 @@ impl SseEndpoint {
             version: PROTOCOL_VERSION,
             resume: resume.as_ref().map(|id| id.token().clone()),
             positions: Vec::new(),
+            publisher: None,
         };
         let hello = codec
             .encode_to_bytes(&Frame::Hello(hello))

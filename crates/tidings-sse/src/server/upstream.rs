@@ -94,7 +94,9 @@ pub(crate) fn split_frames(
                 | Frame::Ping(_)
                 | Frame::Pong(_)
                 | Frame::Error(_)
-                | Frame::Close(_),
+                | Frame::Close(_)
+                // RPC (docs/protocol.md §9): calls, client items, credits, cancels.
+                | Frame::Rpc(_),
             ) => frames.push(frame),
             Ok(other) => {
                 return Err(BodyError::NotUpstream {
@@ -136,6 +138,13 @@ mod tests {
         );
         assert_eq!(split(&format!("{ping}{ping}")).unwrap(), [ping, ping]);
         assert_eq!(split(&format!("\r\n  {ping}  \n\n")).unwrap(), [ping]);
+        let call = r#"{"type":"call","call":1,"method":"chat.rooms","data":null}"#;
+        let credit = r#"{"type":"credit","call":1,"n":4}"#;
+        assert_eq!(
+            split(&format!("{call}\n{credit}")).unwrap(),
+            [call, credit],
+            "RPC frames go up by POST too"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `tidings-backend-load`: publish → deliver through each broker (memory, Redis, ...) in one run: messages per second and delivery latency p50/p99, as a Markdown table.
 //!
 //! ```text
-//! tidings-backend-load [--brokers memory://,redis://127.0.0.1:6379,postgres://...] [--messages N] [--publishers P]
+//! tidings-backend-load [--brokers memory://,redis://127.0.0.1:6379,postgres://...,nats://...] [--messages N] [--publishers P]
 //! ```
 //! Each broker gets one subscriber and `P` publishing tasks (each waits for
 //! its publish to return before the next, as a hub's session does); a
@@ -119,6 +119,12 @@ async fn run_one(url: &str, messages: u64, publishers: u64) -> Result<String, St
             .map_err(|e| e.to_string())?;
         backend.drop_schema().await.map_err(|e| e.to_string())?;
     }
+    if scheme(url) == "nats" {
+        let backend = tidings::backend::nats::NatsBackend::connect_url(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        backend.purge().await.map_err(|e| e.to_string())?;
+    }
     let mut lat = sink.lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lat.sort_unstable();
     Ok(format!(
@@ -136,9 +142,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("TIDINGS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let pg = std::env::var("TIDINGS_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nats = std::env::var("TIDINGS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let pid = std::process::id();
-    let mut brokers =
-        format!("memory://,{redis}?prefix=tidings_bench_{pid},{pg}?schema=tidings_bench_{pid}");
+    let mut brokers = format!(
+        "memory://,{redis}?prefix=tidings_bench_{pid},{pg}?schema=tidings_bench_{pid},{nats}?prefix=tidings_bench_{pid}"
+    );
     let (mut messages, mut publishers) = (20_000u64, 16u64);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

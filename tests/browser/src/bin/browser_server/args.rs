@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) const USAGE: &str = "usage: browser-server --port PORT --pages DIR --pkg DIR \
-     [--heartbeat-ms MS]   (PORT 0: any free port; MS: the sessions' heartbeat, default 15000)";
+     [--heartbeat-ms MS] [--tls-dir DIR [--tls-port PORT]]   (PORT 0: any free port; MS: the \
+     sessions' heartbeat, default 15000; DIR: where the self-signed certificate is kept)";
 
 /// What `browser-server` was asked to do.
 #[derive(Debug)]
@@ -17,11 +18,16 @@ pub(crate) struct Args {
     pub(crate) pkg: PathBuf,
     /// Heartbeat of every session (sent to clients in `Welcome`); `None`: the default.
     pub(crate) heartbeat: Option<Duration>,
+    /// Also serve over TLS, with the certificate kept here.
+    pub(crate) tls_dir: Option<PathBuf>,
+    /// Port of the TLS listener (0: any free one).
+    pub(crate) tls_port: u16,
 }
 
 impl Args {
     pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let (mut port, mut pages, mut pkg, mut heartbeat) = (None, None, None, None);
+        let (mut tls_dir, mut tls_port) = (None, 0);
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
@@ -39,6 +45,12 @@ impl Args {
                     })?;
                     heartbeat = Some(Duration::from_millis(ms));
                 }
+                "--tls-dir" => tls_dir = Some(PathBuf::from(value)),
+                "--tls-port" => {
+                    tls_port = value
+                        .parse()
+                        .map_err(|e| format!("--tls-port {value:?} is not a port number: {e}"))?;
+                }
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
         }
@@ -47,6 +59,8 @@ impl Args {
             pages: pages.ok_or("--pages is required")?,
             pkg: pkg.ok_or("--pkg is required")?,
             heartbeat,
+            tls_dir,
+            tls_port,
         })
     }
 }

@@ -11,6 +11,12 @@
 //! * `POST /control/publish/{channel}`: publishes the request body from server code (the
 //!   messages a scenario sends "meanwhile", while a page is offline).
 //!
+//! With `--tls-dir DIR [--tls-port PORT]` the same routes are also served over TLS
+//! (`tidings::axum::Server::tls`, rustls) with a self-signed certificate kept in `DIR`; the
+//! server then prints `tls on https://ADDR spki=PIN` (PIN: base64 SHA-256 of the
+//! certificate's public key, what Chromium's `--ignore-certificate-errors-spki-list` takes)
+//! before its `listening` line.
+//!
 //! One hub with the in-memory broker serves both endpoints, so WebSocket and SSE clients share
 //! rooms. `--heartbeat-ms` shortens the sessions' heartbeat, so that a silent connection (a page
 //! whose network is cut without the socket closing) is declared dead in seconds, not 45 s. `--port 0` picks a free port; the server prints `listening on http://ADDR` on stdout
@@ -20,6 +26,7 @@
 mod args;
 mod control;
 mod files;
+mod tls;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -66,11 +73,58 @@ async fn main() -> ExitCode {
         Arc::new(MemoryBroker::default()),
         HubConfig::default().with_session(session),
     );
+    // The chat page's RPC methods, as the chat server serves them.
+    hub.set_rpc(Arc::new(tidings_examples::chat_rpc(hub.clone())));
     let app = Router::new()
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
         .merge(control::routes(hub))
         .merge(files::routes(args.pages, args.pkg));
+    if let Some(dir) = &args.tls_dir {
+        let (config, pin) = match tls::load_or_make(dir) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("browser-server: TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let tls_listener = match listen(args.tls_port) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "browser-server: cannot listen on 127.0.0.1:{}: {e}",
+                    args.tls_port
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let Ok(tls_addr) = tls_listener.local_addr() else {
+            eprintln!("browser-server: no local address for TLS");
+            return ExitCode::FAILURE;
+        };
+        let server = tidings::axum::Server::new().tls(config);
+        tokio::spawn(server.serve(tls_listener, app.clone(), std::future::pending()));
+        // A second TLS listener with a certificate nobody pins (a fresh one each start):
+        // Chromium must refuse it, which shows the pin is what lets the first one in.
+        let untrusted = match tls::fresh().map(|c| (c, listen(0))) {
+            Ok((config, Ok(l))) => (config, l),
+            Ok((_, Err(e))) => {
+                eprintln!("browser-server: cannot listen for the untrusted TLS port: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("browser-server: TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let Ok(untrusted_addr) = untrusted.1.local_addr() else {
+            eprintln!("browser-server: no local address for TLS");
+            return ExitCode::FAILURE;
+        };
+        let server = tidings::axum::Server::new().tls(untrusted.0);
+        tokio::spawn(server.serve(untrusted.1, app.clone(), std::future::pending()));
+        println!("tls on https://{tls_addr} spki={pin} untrusted=https://{untrusted_addr}");
+    }
     println!("listening on http://{addr}");
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("browser-server: serving failed: {e}");

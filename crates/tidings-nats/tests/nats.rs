@@ -1,0 +1,123 @@
+//! The NATS backend against the machine's NATS: the shared backend suite (`tidings_test::backends`): store semantics, two nodes fanning out 10,000 messages in one order, resume on another node, and a connection cut through the fault proxy.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use tidings_broker::{Retention, StoreError};
+use tidings_nats::{NatsBackend, NatsConfig};
+use tidings_test::backends::{self as suite, BackendKit};
+use tidings_test::services::nats_url;
+
+struct Kit;
+
+impl BackendKit for Kit {
+    type Backend = NatsBackend;
+    const SERVICE: &'static str = "NATS";
+    fn url(&self) -> String {
+        nats_url()
+    }
+    fn default_port(&self) -> u16 {
+        4222
+    }
+    async fn connect(
+        &self,
+        url: &str,
+        name: &str,
+        retention: Retention,
+    ) -> Result<Arc<NatsBackend>, StoreError> {
+        let config = NatsConfig::from_url(url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .with_prefix(name)
+            .with_retention(retention);
+        NatsBackend::connect(config).await
+    }
+    async fn cleanup(&self, backend: &NatsBackend) {
+        backend.purge().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn appends_are_numbered_once_per_key_and_retention_leaves_explicit_gaps() {
+    suite::appends_are_numbered_once_per_key_and_retention_leaves_explicit_gaps(
+        &Kit,
+        "appends_are_numbered_once_per_key_and_retention_leaves_explicit_gaps",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn retention_by_age_drops_old_messages() {
+    suite::retention_by_age_drops_old_messages(&Kit, "retention_by_age_drops_old_messages").await;
+}
+
+#[tokio::test]
+async fn two_nodes_publishing_10000_messages_deliver_them_to_both_exactly_once_in_one_order() {
+    suite::two_nodes_publishing_10000_messages_deliver_them_to_both_exactly_once_in_one_order(
+        &Kit,
+        "two_nodes_publishing_10000_messages_deliver_them_to_both_exactly_once_in_one_order",
+        5_000,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_resuming_on_another_node_gets_exactly_what_it_missed_or_a_gap() {
+    suite::a_subscriber_resuming_on_another_node_gets_exactly_what_it_missed_or_a_gap(
+        &Kit,
+        "a_subscriber_resuming_on_another_node_gets_exactly_what_it_missed_or_a_gap",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_by_itself() {
+    suite::a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_by_itself(
+        &Kit,
+        "a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_by_itself",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ping_answers_while_connected_and_fails_typed_while_cut() {
+    use tidings_broker::Broker;
+    use tidings_test::backends::{host_port, through};
+    let test = "ping_answers_while_connected_and_fails_typed_while_cut";
+    let url = Kit.url();
+    let proxy = tidings_test::FaultProxy::start(host_port(&url, 4222))
+        .await
+        .unwrap();
+    let name = tidings_test::services::unique_name("tidings_test");
+    let Some(b) = suite::connect(
+        &Kit,
+        test,
+        &through(&url, proxy.addr()),
+        &name,
+        Retention::default(),
+    )
+    .await
+    else {
+        return;
+    };
+    b.ping().await.unwrap();
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = loop {
+        match b.ping().await {
+            Err(e) => break e,
+            Ok(()) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(()) => panic!("ping still answers with the link cut"),
+        }
+    };
+    assert!(err.is_unavailable(), "typed: {err}");
+    proxy.set_refuse(false);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.ping().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.purge().await.unwrap();
+}
