@@ -569,7 +569,7 @@ impl Publishing {
     async fn close(self) {
         match self {
             Publishing::Raw(mut ws) => {
-                let _ = ws.close(None).await;
+                let _ = (*ws).close(None).await;
             }
             Publishing::Ws(c) => c.close(),
             Publishing::Wt(c) => c.close(),
