@@ -33,20 +33,18 @@ struct Lane {
     buf: BytesMut,
 }
 
-/// Where a channel's frames go for the life of the connection.
-#[derive(Clone, Copy)]
-enum Route {
-    Lane(usize),
-    /// No stream was available when the channel first showed up: its frames
-    /// stay on the control stream (in order there).
-    Control,
-}
-
 /// The channel streams of one server session.
 pub(crate) struct Lanes {
     conn: Connection,
     lanes: Vec<Lane>,
-    routes: HashMap<String, Route>,
+    /// The channels that have a stream, and its index: at most `max_lanes`.
+    /// A channel without one is carried on the control stream, for good:
+    /// streams are only ever added, and once no more can be (the limit, or
+    /// no QUIC stream credit: `max_lanes` is then lowered to what is open),
+    /// every further channel stays on the control stream, so no channel
+    /// ever moves from the control stream to a stream of its own (which
+    /// could let its new frames overtake older ones).
+    routes: HashMap<String, usize>,
     max_lanes: usize,
     /// Bytes buffered in lanes, all together.
     backlog: usize,
@@ -78,16 +76,15 @@ impl Lanes {
     /// Queues `frame` on `channel`'s stream; `false` when the channel is
     /// carried on the control stream instead (the caller queues it there).
     pub(crate) fn push(&mut self, channel: &str, frame: &Bytes) -> bool {
-        let route = match self.routes.get(channel) {
-            Some(r) => *r,
-            None => {
-                let r = self.open(channel);
-                self.routes.insert(channel.to_owned(), r);
-                r
-            }
-        };
-        let Route::Lane(i) = route else {
-            return false;
+        let i = match self.routes.get(channel) {
+            Some(i) => *i,
+            None => match self.open(channel) {
+                Some(i) => {
+                    self.routes.insert(channel.to_owned(), i);
+                    i
+                }
+                None => return false,
+            },
         };
         let lane = &mut self.lanes[i];
         let before = lane.buf.len();
@@ -97,10 +94,11 @@ impl Lanes {
     }
 
     /// Opens a stream for a new channel if the limit and the peer's stream
-    /// credit allow it right now; else the channel stays on the control stream.
-    fn open(&mut self, channel: &str) -> Route {
+    /// credit allow it right now; else (`None`) the channel stays on the
+    /// control stream, and so will every later one.
+    fn open(&mut self, channel: &str) -> Option<usize> {
         if self.lanes.len() >= self.max_lanes {
-            return Route::Control;
+            return None;
         }
         // Waits only for QUIC stream credit; cancel-safe, so a pending open
         // is dropped (nothing is consumed) and the channel uses the control
@@ -115,18 +113,20 @@ impl Lanes {
                     state: State::Opening(stream),
                     buf,
                 });
-                Route::Lane(self.lanes.len() - 1)
+                Some(self.lanes.len() - 1)
             }
             Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, "cannot open a channel stream");
-                Route::Control
+                self.max_lanes = self.lanes.len();
+                None
             }
             Poll::Pending => {
                 tracing::debug!(
                     channel,
-                    "no stream credit: the channel stays on the control stream"
+                    "no stream credit: this and later channels stay on the control stream"
                 );
-                Route::Control
+                self.max_lanes = self.lanes.len();
+                None
             }
         }
     }
