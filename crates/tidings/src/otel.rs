@@ -73,6 +73,9 @@ pub fn layer<S>(
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
+    // reqwest may be built without a default rustls provider (feature
+    // unification with the SSE client): install the process-wide one first.
+    let _ = tidings_runtime::install_tls_provider();
     let url = format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/'));
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
