@@ -21,6 +21,9 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-ws", 3),
     ("tidings-sse", 3),
     ("tidings-webtransport", 3),
+    // Races and switches the transports: above them, below everything that
+    // may offer it (the Leptos hooks, the facade).
+    ("tidings-adaptive", 4),
     ("tidings-broker", 4),
     ("tidings-redis", 5),
     ("tidings-postgres", 5),

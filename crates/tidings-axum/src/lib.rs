@@ -38,6 +38,7 @@
 //! client, no aws-lc-rs): the route renders the recorder itself.
 
 mod auth;
+mod discovery;
 mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
@@ -59,6 +60,7 @@ use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+pub use discovery::DiscoveryRouterExt;
 pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{

@@ -31,6 +31,7 @@ mod backoff;
 mod channel_rate;
 mod codec;
 mod codes;
+mod discovery;
 mod error;
 mod few_map;
 mod frame;
@@ -49,6 +50,7 @@ pub use backoff::Backoff;
 pub use channel_rate::ChannelRate;
 pub use codec::{CodecError, CodecKind, FrameCodec, FrameEncoder};
 pub use codes::{CloseCode, ErrorCode};
+pub use discovery::{DISCOVERY_PATH, DiscoveredTransport, Discovery};
 pub use error::{ProtocolError, SessionError};
 pub use frame::{
     Ack, ChannelPosition, Close, ErrorFrame, Frame, FrameType, Gap, Hello, InvalidPublisher,

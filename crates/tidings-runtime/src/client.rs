@@ -62,7 +62,16 @@ impl<T> Client<T> {
         config: ClientConfig,
         connector: C,
     ) -> Result<Self, ClientError> {
-        let shared = Arc::new(SharedClient::with_config(config));
+        Self::start_shared(Arc::new(SharedClient::with_config(config)), connector)
+    }
+
+    /// [`Client::start`] on a session made beforehand (so that the connector
+    /// may read it: `tidings-adaptive` builds the `Hello` an SSE stream
+    /// carries from it).
+    pub fn start_shared<C: Connector + MaybeSend>(
+        shared: Arc<SharedClient>,
+        connector: C,
+    ) -> Result<Self, ClientError> {
         crate::spawn::spawn_driver(shared.clone(), connector)?;
         Ok(Self {
             shared,

@@ -290,11 +290,11 @@ impl PumpTarget for SharedClient {
 
     fn transport_failed(&self, now: Instant, error: Option<TransportError>) {
         let mut s = self.lock();
-        let reason = match error {
-            Some(e) => e.to_string(),
-            None => "connection closed".to_string(),
-        };
-        s.on_transport_down(now, reason);
+        match error {
+            Some(e) if e.is_switch() => s.on_transport_switch(now, e.to_string()),
+            Some(e) => s.on_transport_down(now, e.to_string()),
+            None => s.on_transport_down(now, "connection closed"),
+        }
         self.wake_app_if_events(&s);
         drop(s);
         self.rpc_disconnected();

@@ -39,12 +39,23 @@ pub enum TransportError {
     /// A timeout elapsed.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The client ended this connection on purpose to move its session to
+    /// another transport (`tidings-adaptive`): the driver reconnects at once,
+    /// without backoff.
+    #[error("switching transport: {0}")]
+    Switch(String),
 }
 
 impl TransportError {
     /// True when the peer closed the connection in an orderly way.
     pub fn is_closed(&self) -> bool {
         matches!(self, TransportError::Closed { .. })
+    }
+
+    /// True for [`TransportError::Switch`]: the connection was ended to
+    /// move the session to another transport.
+    pub fn is_switch(&self) -> bool {
+        matches!(self, TransportError::Switch(_))
     }
 }
 

@@ -44,7 +44,7 @@ mod client;
 mod server;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientBuilder, Error, EventStream};
+pub use client::{Client, ClientBuilder, Error, EventStream, HelloSource};
 pub use event_id::EventId;
 #[cfg(all(feature = "server", not(target_arch = "wasm32")))]
 pub use server::{
@@ -58,6 +58,13 @@ pub const TOKEN_HEADER: &str = "x-tidings-token";
 /// Query parameter naming the last event id, for a new `EventSource` (which
 /// cannot set headers); the `Last-Event-ID` header wins when both are present.
 pub const LAST_EVENT_ID_PARAM: &str = "last_event_id";
+
+/// Query parameter carrying a whole `Hello` frame (JSON) on a new event
+/// stream: the session its resume token names resumes from the per-channel
+/// positions it carries, as on WebSocket. This is how a session moves to SSE
+/// from another transport (`tidings-adaptive`); `Last-Event-ID` wins when
+/// both are present.
+pub const HELLO_PARAM: &str = "hello";
 
 /// Query parameter selecting the protocol: `tidings.v1.json`, the default and
 /// only choice (SSE carries text); anything else is refused with HTTP 400.

@@ -6,6 +6,8 @@
 //!   client and a server on loopback and injects faults on command: delay,
 //!   abrupt resets (also in the middle of application data), refused
 //!   connections.
+//! * [`http_proxy`]: [`UpgradeRefusingProxy`], a real HTTP/1.1 proxy that
+//!   forwards plain requests and refuses WebSocket upgrades.
 //! * [`udp_proxy`]: [`UdpFaultProxy`], a real UDP proxy for QUIC /
 //!   WebTransport: drop (blackhole, loss), delay, rebind.
 //! * [`suite`]: the fault, resume and bad-input scenarios every transport's
@@ -24,6 +26,7 @@
 //! Servers under test bind `127.0.0.1:0`; no free-port helper is provided.
 
 pub mod backends;
+pub mod http_proxy;
 pub mod memory;
 pub mod peers;
 pub mod proxy;
@@ -32,6 +35,7 @@ pub mod suite;
 pub mod tls;
 pub mod udp_proxy;
 
+pub use http_proxy::UpgradeRefusingProxy;
 pub use peers::{PeerError, PeerMissing};
 pub use proxy::{FaultProxy, MidFrameCut, ProxyHandle, ProxyStats};
 pub use udp_proxy::{UdpFaultProxy, UdpProxyStats};

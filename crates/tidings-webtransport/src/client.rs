@@ -74,6 +74,22 @@ impl ClientBuilder {
     }
 }
 
+impl ClientBuilder {
+    /// The connector of this client's connections (each call of
+    /// `Connector::connect` opens one WebTransport session), without
+    /// starting a client: for layers that run the session themselves
+    /// (`tidings-adaptive` races and switches transports).
+    pub fn into_connector(self) -> Result<impl Connector + Send, Error> {
+        if !self.url.to_ascii_lowercase().starts_with("https://") {
+            return Err(Error::InvalidUrl {
+                url: self.url,
+                reason: "WebTransport URLs are https://".into(),
+            });
+        }
+        Ok(Native { builder: self })
+    }
+}
+
 struct Native {
     builder: ClientBuilder,
 }

@@ -70,6 +70,8 @@ mod cert;
 ))]
 mod datagram;
 #[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
+mod discovery;
+#[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
 mod server;
 #[cfg(all(
     not(target_arch = "wasm32"),

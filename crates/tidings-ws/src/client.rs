@@ -87,15 +87,31 @@ impl ClientBuilder {
     /// Natively this must run inside a tokio runtime; in the browser it uses
     /// the page's event loop.
     pub fn connect(self) -> Result<Client, Error> {
+        self.check_url()?;
+        let session = self.session.clone();
+        Client::start(session, crate::platform::connector(self)?)
+    }
+
+    /// The connector of this client's connections (each call of
+    /// `Connector::connect` opens one WebSocket), without starting a client:
+    /// for layers that run the session themselves (`tidings-adaptive` races
+    /// and switches transports).
+    pub fn into_connector(
+        self,
+    ) -> Result<impl tidings_runtime::Connector + tidings_runtime::MaybeSend, Error> {
+        self.check_url()?;
+        crate::platform::connector(self)
+    }
+
+    fn check_url(&self) -> Result<(), Error> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("ws://") || lower.starts_with("wss://")) {
             return Err(Error::InvalidUrl {
-                url: self.url,
+                url: self.url.clone(),
                 reason: "scheme must be ws:// or wss://".into(),
             });
         }
-        let session = self.session.clone();
-        Client::start(session, crate::platform::connector(self)?)
+        Ok(())
     }
 }
 

@@ -113,6 +113,13 @@ pub mod sse {
 #[doc(inline)]
 pub use tidings_webtransport as webtransport;
 
+/// Adaptive client (`tidings-adaptive`): one `Client` over the best transport that works
+/// (WebTransport → WebSocket → SSE, happy eyeballs), moving its session between them at run
+/// time without losing or repeating a message; events and counters for every switch.
+#[cfg(feature = "adaptive")]
+#[doc(inline)]
+pub use tidings_adaptive as adaptive;
+
 /// Channels (`tidings-channels`): the `Hub` that serves sessions, the `Broker` trait and the
 /// in-memory broker.
 #[cfg(feature = "channels")]

@@ -119,6 +119,71 @@ function count(list, value) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The adaptive client.
+
+/** WebSocket's upgrade is refused (403, as a proxy that forbids WebSocket answers): the adaptive
+ *  client lands on SSE, and its messages arrive once each, in order. */
+async function adaptiveFallback(ctx) {
+  const channel = 'room:adaptive-fallback';
+  const tab = await open(ctx, 'adaptive-fallback', 'adaptive: WebSocket refused → SSE');
+  const frames = frameKinds(tab);
+  await call(tab, 'adaptive', 'client', '/ws-refused');
+  await call(tab, 'subscribe', 'client', channel);
+  await subscribed(ctx, tab, 'client', channel);
+  const transport = await call(tab, 'transport', 'client');
+  check(transport === 'sse', 'the adaptive client must land on SSE', transport);
+  const fromPage = payloads('adaptive-page', 5);
+  const fromServer = payloads('adaptive-server', 2);
+  await publishAll(tab, 'client', channel, fromPage);
+  await serverPublishAll(ctx.server, channel, fromServer);
+  const { messages } = await received(ctx, tab, 'client', channel, fromPage.length + fromServer.length);
+  checkExactly(messages, [...fromPage, ...fromServer], 'adaptive client');
+  check(frames.sockets.every((u) => u.endsWith('/ws-refused')), 'only the refused WebSocket was tried', frames.sockets);
+  await screenshot(ctx, tab, 'adaptive-fallback');
+  return `WebSocket upgrade refused (403) → on ${transport}; ${messages.length} messages once, in order`;
+}
+
+/** Forced switches WebSocket → SSE → WebSocket while the page and the server publish: one
+ *  session, every message once, in order. */
+async function adaptiveSwitch(ctx) {
+  const channel = 'room:adaptive-switch';
+  const tab = await open(ctx, 'adaptive-switch', 'adaptive: WebSocket → SSE → WebSocket');
+  await call(tab, 'adaptive', 'client');
+  await call(tab, 'subscribe', 'client', channel);
+  await subscribed(ctx, tab, 'client', channel);
+  check((await call(tab, 'transport', 'client')) === 'websocket', 'starts on WebSocket');
+  const sent = [];
+  const round = async (label) => {
+    const page = payloads(`${label}-page`, 10);
+    const server = payloads(`${label}-server`, 5);
+    await publishAll(tab, 'client', channel, page);
+    await serverPublishAll(ctx.server, channel, server);
+    sent.push(...page, ...server);
+  };
+  await round('ws');
+  await call(tab, 'switchTo', 'client', 'sse');
+  await round('to-sse');
+  await until('the switch to SSE', () => call(tab, 'transport', 'client'), (t) => t === 'sse');
+  await round('sse');
+  await call(tab, 'switchTo', 'client', 'websocket');
+  await round('to-ws');
+  await until('the switch back to WebSocket', () => call(tab, 'transport', 'client'), (t) => t === 'websocket');
+  await round('ws-again');
+  const { evs, messages } = await received(ctx, tab, 'client', channel, sent.length);
+  check(messages.length === sent.length, `exactly ${sent.length} messages`, messages.length);
+  checkSubsequence(messages, sent.filter((p) => p.includes('-page-')), 'adaptive client (page publishes)');
+  checkSubsequence(messages, sent.filter((p) => p.includes('-server-')), 'adaptive client (server publishes)');
+  checkContiguous(messages, 'adaptive client');
+  const switches = await call(tab, 'switches', 'client');
+  check(switches === 2, 'two switches', switches);
+  check(eventsOf(evs, 'gap').length === 0, 'no gap across switches', eventsOf(evs, 'gap'));
+  const connected = eventsOf(evs, 'connected');
+  check(connected.slice(1).every((c) => c.resumed), 'every switch resumed the same session', connected);
+  await screenshot(ctx, tab, 'adaptive-switch');
+  return `${messages.length} messages once, in order, across 2 switches (WebSocket → SSE → WebSocket), one session`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Round trips.
 
 /** One client publishes five messages and the server two; the client receives all seven,
@@ -608,6 +673,15 @@ export const SCENARIOS = [
     expectedConsole: [{ pattern: CONNECT_FAILED, why: 'reconnect attempts while the server is down' }],
   },
   { name: 'two-contexts-one-room', run: twoContexts },
+  {
+    name: 'adaptive-ws-refused-to-sse',
+    run: adaptiveFallback,
+    expectedConsole: [{
+      pattern: /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws-refused' failed: .*403/,
+      why: 'the refused WebSocket upgrade the adaptive client falls back from',
+    }],
+  },
+  { name: 'adaptive-switch-ws-sse-ws', run: adaptiveSwitch },
   { name: 'oversized-frame', run: oversized },
   { name: 'chat-page-refusals-ws', run: (ctx) => chatPageRefusals(ctx, 'ws') },
   { name: 'chat-page-refusals-sse', run: (ctx) => chatPageRefusals(ctx, 'sse') },

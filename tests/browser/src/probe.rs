@@ -1,4 +1,4 @@
-//! `Probe`: one Rust tidings client (WebSocket or SSE) in the page, with a record of its events.
+//! `Probe`: one Rust tidings client (WebSocket, SSE or adaptive) in the page, with a record of its events.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,10 +25,11 @@ trait Chat {
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
 
-/// Either client of the facade; both have the same API.
+/// A client of the facade; all have the same API.
 enum AnyClient {
     Ws(tidings::ws::Client),
     Sse(tidings::sse::Client),
+    Adaptive(tidings::adaptive::Client),
 }
 
 impl AnyClient {
@@ -36,6 +37,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.subscribe(channel),
             Self::Sse(c) => c.subscribe(channel),
+            Self::Adaptive(c) => c.subscribe(channel),
         }
     }
 
@@ -43,6 +45,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.publish(channel, payload),
             Self::Sse(c) => c.publish(channel, payload),
+            Self::Adaptive(c) => c.publish(channel, payload),
         }
     }
 
@@ -50,6 +53,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.next_event().await,
             Self::Sse(c) => c.next_event().await,
+            Self::Adaptive(c) => c.next_event().await,
         }
     }
 
@@ -57,6 +61,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.state(),
             Self::Sse(c) => c.state(),
+            Self::Adaptive(c) => c.state(),
         }
     }
 
@@ -64,6 +69,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.unacked(),
             Self::Sse(c) => c.unacked(),
+            Self::Adaptive(c) => c.unacked(),
         }
     }
 
@@ -71,6 +77,7 @@ impl AnyClient {
         match self {
             Self::Ws(c) => c.close(),
             Self::Sse(c) => c.close(),
+            Self::Adaptive(c) => c.close(),
         }
     }
 }
@@ -117,6 +124,51 @@ impl Probe {
             .map_err(js_error)?;
         let rpc = RpcClient::new(&client);
         Ok(Self::start(AnyClient::Sse(client), rpc))
+    }
+
+    /// An adaptive client: WebSocket at `ws_url` first, then SSE at `sse_url`.
+    pub fn adaptive(ws_url: String, sse_url: String) -> Result<Probe, JsError> {
+        use tidings::adaptive::TransportKind;
+        let client = tidings::adaptive::Client::builder()
+            .session_config(session_config())
+            .websocket(ws_url)
+            .sse(sse_url)
+            .order([TransportKind::WebSocket, TransportKind::Sse])
+            .connect()
+            .map_err(js_error)?;
+        let rpc = RpcClient::new(client.inner());
+        Ok(Self::start(AnyClient::Adaptive(client), rpc))
+    }
+
+    /// The transport an adaptive client is on (`websocket`, `sse`, ...; `none` while it
+    /// reconnects, `-` for a client of one transport).
+    pub fn transport(&self) -> String {
+        match &self.shared.client {
+            AnyClient::Adaptive(c) => c
+                .transport()
+                .map_or("none", tidings::adaptive::kind_name)
+                .to_string(),
+            _ => "-".to_string(),
+        }
+    }
+
+    /// Switches an adaptive client to `kind` (`websocket`, `sse`).
+    #[wasm_bindgen(js_name = switchTo)]
+    pub fn switch_to(&self, kind: &str) -> Result<(), JsError> {
+        let AnyClient::Adaptive(c) = &self.shared.client else {
+            return Err(JsError::new("not an adaptive client"));
+        };
+        let kind = tidings::adaptive::kind_from_name(kind)
+            .ok_or_else(|| JsError::new(&format!("unknown transport `{kind}`")))?;
+        c.switch_to(kind).map_err(js_error)
+    }
+
+    /// The adaptive client's switches so far (0 for other clients).
+    pub fn switches(&self) -> f64 {
+        match &self.shared.client {
+            AnyClient::Adaptive(c) => c.stats().switches as f64,
+            _ => 0.0,
+        }
     }
 
     fn start(client: AnyClient, rpc: RpcClient) -> Probe {

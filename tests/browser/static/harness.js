@@ -101,6 +101,13 @@ window.harness = {
   sse(name) {
     probes.set(name, Probe.sse(sseUrl));
   },
+  // The adaptive client: WebSocket at `wsPath` first, SSE second.
+  adaptive(name, wsPath = '/ws') {
+    probes.set(name, Probe.adaptive(`ws://${location.host}${wsPath}`, sseUrl));
+  },
+  transport(name) { return probe(name).transport(); },
+  switchTo(name, kind) { probe(name).switchTo(kind); },
+  switches(name) { return probe(name).switches(); },
   subscribe(name, channel) { probe(name).subscribe(channel); },
   publish(name, channel, payload) { return probe(name).publish(channel, payload); },
   events(name) { return probe(name).events(); },

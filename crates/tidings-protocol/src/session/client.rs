@@ -348,6 +348,21 @@ impl ClientSession {
         self.last_sent = now;
         self.ping_outstanding = false;
         self.handshake_deadline = Some(now + self.config.handshake_timeout);
+        self.hello_base = self.fresh_base();
+        let hello = self.hello_with_base(self.hello_base);
+        self.queue(now, &Frame::Hello(hello));
+    }
+
+    /// The `Hello` the next connection would send: the resume token of the
+    /// server session (if one welcomed this client), the last position of
+    /// every subscribed channel and the publisher. For a transport that must
+    /// carry the hello in its connection request (SSE opening a stream for a
+    /// session that lives on another transport: `tidings-adaptive`).
+    pub fn resume_hello(&self) -> Hello {
+        self.hello_with_base(self.fresh_base())
+    }
+
+    fn hello_with_base(&self, base: u64) -> Hello {
         let positions = self
             .inbound
             .positions()
@@ -357,19 +372,17 @@ impl ClientSession {
                 seq,
             })
             .collect();
-        self.hello_base = self.fresh_base();
         let publisher = self
             .config
             .publisher_id
             .as_deref()
-            .and_then(|id| Publisher::new(id, self.hello_base).ok());
-        let hello = Hello {
+            .and_then(|id| Publisher::new(id, base).ok());
+        Hello {
             version: PROTOCOL_VERSION,
             resume: self.token.clone(),
             positions,
             publisher,
-        };
-        self.queue(now, &Frame::Hello(hello));
+        }
     }
 
     /// The publish base a fresh server session would get: the pending
@@ -422,6 +435,36 @@ impl ClientSession {
         self.events.push_back(ClientEvent::Disconnected {
             reason: reason.into(),
             retry_in: delay,
+        });
+    }
+
+    /// The driver ends the transport on purpose to move the session to
+    /// another one (a transport switch): like
+    /// [`ClientSession::on_transport_down`], but the reconnect is due at
+    /// once and the backoff does not grow. The `Disconnected` event says
+    /// `retry_in: 0`.
+    pub fn on_transport_switch(&mut self, now: Instant, reason: impl Into<String>) {
+        if !matches!(
+            self.state,
+            ClientState::Connecting | ClientState::Handshaking | ClientState::Open
+        ) {
+            return;
+        }
+        let stable = self
+            .opened_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.config.stable_after);
+        if stable {
+            self.backoff.reset();
+        }
+        self.retry_at = now;
+        self.state = ClientState::Disconnected;
+        self.transmit.clear();
+        self.ack_batch.clear();
+        self.handshake_deadline = None;
+        self.events.push_back(ClientEvent::Disconnected {
+            reason: reason.into(),
+            retry_in: Duration::ZERO,
         });
     }
 

@@ -34,6 +34,31 @@ pub struct ClientBuilder {
     pub(crate) headers: Vec<(String, String)>,
     #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
     pub(crate) root_certificates: Vec<Vec<u8>>,
+    pub(crate) hello: Option<HelloSource>,
+}
+
+/// Gives the `Hello` (JSON text) a new event stream carries in its
+/// `hello` query parameter, or `None` to resume by `Last-Event-ID` as usual.
+/// See [`ClientBuilder::resume_hello`].
+#[derive(Clone)]
+pub struct HelloSource(Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl HelloSource {
+    /// A source calling `f` each time an event stream opens.
+    pub fn new(f: impl Fn() -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The hello to send now, if any.
+    pub fn hello(&self) -> Option<String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for HelloSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HelloSource")
+    }
 }
 
 impl ClientBuilder {
@@ -90,19 +115,48 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens every event stream with the `Hello` that `source` gives (in the
+    /// `hello` query parameter, [`crate::HELLO_PARAM`]) instead of a
+    /// `Last-Event-ID`, whenever it gives one: the server resumes the session
+    /// named by its resume token from the per-channel positions it carries.
+    /// This is how a session that lives on another transport moves to SSE
+    /// (`tidings-adaptive` gives the session's own `Hello`); the server's
+    /// `retry:` hint is not waited for on such a stream (the session's
+    /// backoff decides).
+    pub fn resume_hello(mut self, source: HelloSource) -> Self {
+        self.hello = Some(source);
+        self
+    }
+
+    /// The connector of this client's connections (each call of
+    /// `Connector::connect` opens one event stream), without starting a
+    /// client: for layers that run the session themselves
+    /// (`tidings-adaptive` races and switches transports).
+    pub fn into_connector(
+        self,
+    ) -> Result<impl tidings_runtime::Connector + tidings_runtime::MaybeSend, Error> {
+        self.check_url()?;
+        platform::connector(self)
+    }
+
+    fn check_url(&self) -> Result<(), Error> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(Error::InvalidUrl {
+                url: self.url.clone(),
+                reason: "scheme must be http:// or https://".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Starts the client: a background task opens the event stream, and
     /// reconnects whenever it drops, resuming the session with `Last-Event-ID`.
     ///
     /// Natively this must run inside a tokio runtime; in the browser it uses
     /// the page's event loop.
     pub fn connect(self) -> Result<Client, Error> {
-        let lower = self.url.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(Error::InvalidUrl {
-                url: self.url,
-                reason: "scheme must be http:// or https://".into(),
-            });
-        }
+        self.check_url()?;
         let session = self.session.clone();
         Client::start(session, platform::connector(self)?)
     }
@@ -125,6 +179,7 @@ impl ClientTransport for EventStream {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             headers: Vec::new(),
             root_certificates: Vec::new(),
+            hello: None,
         }
     }
 
@@ -301,12 +356,17 @@ fn encode_segment(s: &str) -> String {
 /// `EventSource`, which cannot send the header on its first request).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn with_last_event_id(url: &str, id: &str) -> String {
+    with_param(url, crate::LAST_EVENT_ID_PARAM, id)
+}
+
+/// `url` with `name=<value>` (percent-encoded) added to its query.
+pub(crate) fn with_param(url: &str, name: &str, value: &str) -> String {
     let (url, fragment) = match url.find('#') {
         Some(i) => (&url[..i], &url[i..]),
         None => (url, ""),
     };
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}last_event_id={}{fragment}", encode_segment(id))
+    format!("{url}{sep}{name}={}{fragment}", encode_segment(value))
 }
 
 #[cfg(test)]

@@ -191,6 +191,7 @@ struct Native {
     connect_timeout: Duration,
     post_timeout: Duration,
     max_event_bytes: usize,
+    hello: Option<super::HelloSource>,
 }
 
 impl Connector for Native {
@@ -210,6 +211,7 @@ impl Connector for Native {
             self.post_timeout,
             self.max_event_bytes,
         );
+        let hello = self.hello.as_ref().and_then(super::HelloSource::hello);
         let span = debug_span!("tidings_sse_connect", url = %url);
         Box::pin(
             async move {
@@ -219,12 +221,19 @@ impl Connector for Native {
                     st.reconnecting = true;
                     (retry, st.last_event_id.clone().filter(|id| !id.is_empty()))
                 };
-                if let Some(retry) = retry {
+                // A stream that carries its hello resumes from positions: no
+                // Last-Event-ID, and the session's backoff alone decides when.
+                let last_event_id = last_event_id.filter(|_| hello.is_none());
+                if let Some(retry) = retry.filter(|_| hello.is_none()) {
                     // The server's reconnection time, on top of the session's backoff.
                     tokio::time::sleep(retry).await;
                 }
+                let target = match &hello {
+                    Some(h) => super::with_param(&url, crate::HELLO_PARAM, h),
+                    None => url.clone(),
+                };
                 let mut req = http
-                    .get(&url)
+                    .get(&target)
                     .header(ACCEPT, "text/event-stream")
                     .header(CACHE_CONTROL, "no-cache");
                 for (k, v) in headers.iter() {
@@ -300,6 +309,7 @@ pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector + Send,
         connect_timeout: builder.connect_timeout,
         post_timeout: builder.post_timeout,
         max_event_bytes: builder.max_event_bytes,
+        hello: builder.hello,
     };
     Ok(connector)
 }

@@ -23,7 +23,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{EventSource, Headers, MessageEvent, Request, RequestInit, Response};
 
-use super::{ClientBuilder, Error, StreamState, Upstream, with_last_event_id};
+use super::{
+    ClientBuilder, Error, HelloSource, StreamState, Upstream, with_last_event_id, with_param,
+};
 use crate::TOKEN_HEADER;
 
 /// `EventSource.readyState` once closed.
@@ -144,15 +146,17 @@ impl Transport for WasmSseTransport {
 async fn connect(
     url: String,
     state: Rc<RefCell<StreamState>>,
+    hello: Option<String>,
 ) -> Result<Connected, TransportError> {
     let last_event_id = state
         .borrow()
         .last_event_id
         .clone()
         .filter(|id| !id.is_empty());
-    let target = match &last_event_id {
-        Some(id) => with_last_event_id(&url, id),
-        None => url.clone(),
+    let target = match (&hello, &last_event_id) {
+        (Some(h), _) => with_param(&url, crate::HELLO_PARAM, h),
+        (None, Some(id)) => with_last_event_id(&url, id),
+        (None, None) => url.clone(),
     };
     let es = EventSource::new(&target).map_err(|e| TransportError::Handshake {
         status: None,
@@ -218,6 +222,7 @@ async fn connect(
 struct Browser {
     url: String,
     state: Rc<RefCell<StreamState>>,
+    hello: Option<HelloSource>,
 }
 
 impl Connector for Browser {
@@ -228,7 +233,8 @@ impl Connector for Browser {
     }
 
     fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>> {
-        Box::pin(connect(self.url.clone(), self.state.clone()))
+        let hello = self.hello.as_ref().and_then(super::HelloSource::hello);
+        Box::pin(connect(self.url.clone(), self.state.clone(), hello))
     }
 }
 
@@ -237,6 +243,7 @@ pub(crate) fn connector(builder: ClientBuilder) -> Result<impl Connector, Error>
     let connector = Browser {
         url: builder.url,
         state: Rc::new(RefCell::new(StreamState::default())),
+        hello: builder.hello,
     };
     Ok(connector)
 }

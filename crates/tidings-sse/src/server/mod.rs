@@ -28,9 +28,9 @@ pub use refusal::Refusal;
 pub use transport::SseTransport;
 pub use upstream::BodyError;
 
-use crate::PROTOCOL_PARAM;
 use crate::event_id::EventId;
 use crate::writer::write_retry;
+use crate::{HELLO_PARAM, PROTOCOL_PARAM};
 use link::{Link, PushError};
 use registry::{Lookup, Registry};
 
@@ -201,7 +201,8 @@ impl SseEndpoint {
 
     /// Opens the event stream a `GET` with `headers` and `uri` asks for: a new
     /// session, or a resumed one when it carries a `Last-Event-ID` (header,
-    /// or the `last_event_id` query parameter).
+    /// or the `last_event_id` query parameter) or a whole `Hello` with a
+    /// resume token (the `hello` query parameter, [`crate::HELLO_PARAM`]).
     pub fn open(&self, headers: &HeaderMap, uri: &Uri) -> Result<SseStream, Refusal> {
         self.open_as(headers, uri, None)
     }
@@ -235,12 +236,30 @@ impl SseEndpoint {
             .try_acquire_owned()
             .map_err(|_| Refusal::ConnectionLimit)?;
         let codec: Arc<dyn FrameCodec> = Arc::new(JsonCodec::new());
-        let hello = Hello {
+        // A stream that carries its whole hello (a session moving here from
+        // another transport) resumes from the positions in it.
+        let carried = match &resume {
+            Some(_) => None,
+            None => request::query_param(uri, HELLO_PARAM)
+                .map(
+                    |raw| match codec.decode(&Bytes::copy_from_slice(raw.as_bytes())) {
+                        Ok(Frame::Hello(h)) => Ok(h),
+                        Ok(other) => Err(Refusal::BadHello(format!(
+                            "expected a hello frame, got `{:?}`",
+                            other.frame_type()
+                        ))),
+                        Err(e) => Err(Refusal::BadHello(e.to_string())),
+                    },
+                )
+                .transpose()?,
+        };
+        let resumed = resume.is_some() || carried.as_ref().is_some_and(|h| h.resume.is_some());
+        let hello = carried.unwrap_or_else(|| Hello {
             version: PROTOCOL_VERSION,
             resume: resume.as_ref().map(|id| id.token().clone()),
             positions: Vec::new(),
             publisher: None,
-        };
+        });
         let hello = codec
             .encode_to_bytes(&Frame::Hello(hello))
             .map_err(|e| Refusal::Internal(e.to_string()))?;
@@ -270,7 +289,7 @@ impl SseEndpoint {
             body,
             permit: StreamPermit(permit),
             conn,
-            resumed: resume.is_some(),
+            resumed,
         })
     }
 

@@ -18,6 +18,9 @@ pub enum Refusal {
         /// The protocol asked for.
         protocol: String,
     },
+    /// The `hello` query parameter is not a hello frame (400).
+    #[error("the `hello` query parameter is not a tidings hello frame: {0}")]
+    BadHello(String),
     /// The endpoint's connection limit is reached (503).
     #[error("connection limit reached")]
     ConnectionLimit,
@@ -92,7 +95,7 @@ impl Refusal {
     /// The HTTP status to answer with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::UnsupportedProtocol { .. } => StatusCode::BAD_REQUEST,
+            Refusal::UnsupportedProtocol { .. } | Refusal::BadHello(_) => StatusCode::BAD_REQUEST,
             Refusal::ConnectionLimit | Refusal::UpstreamFull => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::MissingToken => StatusCode::UNAUTHORIZED,
@@ -110,6 +113,7 @@ impl Refusal {
     pub fn code(&self) -> &'static str {
         match self {
             Refusal::UnsupportedProtocol { .. } => "unsupported-protocol",
+            Refusal::BadHello(_) => "bad-hello",
             Refusal::ConnectionLimit => "connection-limit",
             Refusal::Internal(_) => "internal",
             Refusal::MissingToken => "unauthorized",

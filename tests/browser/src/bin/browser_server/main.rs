@@ -8,6 +8,7 @@
 //! * `/` and `/<file>`: the test pages, from `--pages`; `/pkg/<file>`: the wasm module and its
 //!   JavaScript bindings, from `--pkg`;
 //! * `/ws`: the tidings WebSocket endpoint (`Router::tidings`), `/sse`: the SSE endpoint;
+//!   `/ws-refused`: a WebSocket URL whose upgrade is always refused (403);
 //! * `POST /control/publish/{channel}`: publishes the request body from server code (the
 //!   messages a scenario sends "meanwhile", while a page is offline).
 //!
