@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use tidings_runtime::{BoxFuture, Connected, Connector, TransportError};
+use std::time::Duration;
+
+use tidings_runtime::{BoxFuture, Connected, Connector, TransportError, TransportKind};
 use tracing::{Instrument, debug, info_span};
 use web_time::Instant;
 
@@ -33,24 +35,31 @@ impl Connector for AdaptiveConnector {
 
 async fn connect(shared: Arc<Shared>) -> Result<Connected, TransportError> {
     let now = Instant::now();
-    let (ready, plan, stagger, timeout) = {
+    let (ready, interrupted, from, plan, stagger, timeout) = {
         let mut core = shared.lock();
         let ready = core.ready.take();
+        let interrupted = core.interrupted.take().filter(|_| ready.is_none());
         let since = core.active_since.take();
         let from = core.policy.active();
         if ready.is_none() {
-            core.policy.disconnected(now, lived(since, now));
+            if interrupted.is_some() {
+                // Ended by the server for the switch under way: no failure of its kind.
+                core.policy.disconnected(now, Duration::MAX);
+            } else {
+                core.policy.disconnected(now, lived(since, now));
+            }
             core.stats.active = None;
         }
         let cfg = core.policy.config();
         let (stagger, timeout) = (cfg.stagger, cfg.attempt_timeout);
-        (
-            ready.map(|r| (r, from)),
-            core.policy.plan(now),
-            stagger,
-            timeout,
-        )
+        let mut plan = core.policy.plan(now);
+        if let Some((kind, _)) = interrupted {
+            plan.retain(|k| *k != kind);
+            plan.insert(0, kind);
+        }
+        (ready, interrupted, from, plan, stagger, timeout)
     };
+    let ready = ready.map(|r| (r, from));
     if let Some((ready, from)) = ready {
         let Ready {
             kind,
@@ -62,27 +71,10 @@ async fn connect(shared: Arc<Shared>) -> Result<Connected, TransportError> {
             let mut core = shared.lock();
             core.policy.connected(now, kind, handshake);
             core.active_since = Some(now);
-            let stats = &mut core.stats;
-            stats.active = Some(kind);
-            stats.connections.bump(kind);
-            stats.switches += 1;
-            match reason {
-                SwitchReason::Upgrade => stats.upgrades += 1,
-                SwitchReason::Downgrade => stats.downgrades += 1,
-                SwitchReason::Forced => stats.forced += 1,
-            }
+            core.stats.active = Some(kind);
+            core.stats.connections.bump(kind);
         }
-        if let Some(r) = &shared.remembered {
-            r.set(kind);
-        }
-        debug!(to = kind_name(kind), ?reason, "switched");
-        if let Some(from) = from {
-            shared.event(AdaptiveEvent::Switched {
-                from,
-                to: kind,
-                reason,
-            });
-        }
+        switched(&shared, from, kind, reason);
         let link = Link::new(transport, kind, codec.clone(), shared.clone(), now);
         return Ok((Box::new(link), codec));
     }
@@ -105,11 +97,16 @@ async fn connect(shared: Arc<Shared>) -> Result<Connected, TransportError> {
                 r.set(won.kind);
             }
             debug!(transport = kind_name(won.kind), "connected");
-            shared.event(AdaptiveEvent::Connected {
-                kind: won.kind,
-                after: done.saturating_duration_since(now),
-                failed: won.failed,
-            });
+            match interrupted {
+                Some((kind, reason)) if kind == won.kind => {
+                    switched(&shared, from, kind, reason);
+                }
+                _ => shared.event(AdaptiveEvent::Connected {
+                    kind: won.kind,
+                    after: done.saturating_duration_since(now),
+                    failed: won.failed,
+                }),
+            }
             let link = Link::new(transport, won.kind, codec.clone(), shared.clone(), done);
             Ok((Box::new(link), codec))
         }
@@ -132,5 +129,34 @@ async fn connect(shared: Arc<Shared>) -> Result<Connected, TransportError> {
                 },
             })
         }
+    }
+}
+
+/// Counts and reports a switch from `from` to `kind`.
+fn switched(
+    shared: &Shared,
+    from: Option<TransportKind>,
+    kind: TransportKind,
+    reason: SwitchReason,
+) {
+    {
+        let stats = &mut shared.lock().stats;
+        stats.switches += 1;
+        match reason {
+            SwitchReason::Upgrade => stats.upgrades += 1,
+            SwitchReason::Downgrade => stats.downgrades += 1,
+            SwitchReason::Forced => stats.forced += 1,
+        }
+    }
+    if let Some(r) = &shared.remembered {
+        r.set(kind);
+    }
+    debug!(to = kind_name(kind), ?reason, "switched");
+    if let Some(from) = from {
+        shared.event(AdaptiveEvent::Switched {
+            from,
+            to: kind,
+            reason,
+        });
     }
 }

@@ -61,6 +61,10 @@ pub(crate) struct Core {
     pub(crate) forced: Option<TransportKind>,
     /// When the active transport connected.
     pub(crate) active_since: Option<Instant>,
+    /// A probe cut short because the active transport ended first (an SSE
+    /// probe resumes the session on the server, which closes the old
+    /// connection): the next race tries its kind first and counts as the switch.
+    pub(crate) interrupted: Option<(TransportKind, SwitchReason)>,
 }
 
 impl Core {
@@ -96,6 +100,7 @@ impl Shared {
                 ready: None,
                 forced: None,
                 active_since: None,
+                interrupted: None,
             }),
             app: AtomicWaker::new(),
             link: AtomicWaker::new(),

@@ -194,6 +194,14 @@ impl Link {
     }
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(p) = self.probe.take() {
+            self.shared.lock().interrupted = Some((p.kind, p.reason));
+        }
+    }
+}
+
 impl Transport for Link {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
         if self.switching.is_none() {

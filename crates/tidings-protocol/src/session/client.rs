@@ -644,8 +644,16 @@ impl ClientSession {
                 self.on_message(now, m);
                 Ok(())
             }
-            Frame::Gap(g) if self.state == ClientState::Open => {
+            Frame::Gap(mut g) if self.state == ClientState::Open => {
                 if self.subscriptions.contains(&g.channel) {
+                    // What this client received already is no loss (a resume from
+                    // positions older than what it has, the replay buffer trimmed
+                    // up to its acknowledgements): only the rest is reported.
+                    let seen = self.inbound.position(&g.channel).unwrap_or(0);
+                    if g.to <= seen {
+                        return Ok(());
+                    }
+                    g.from = g.from.max(seen + 1);
                     self.inbound.advance(&g.channel, g.to);
                     self.events.push_back(ClientEvent::Gap(g));
                 }
