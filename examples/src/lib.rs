@@ -18,7 +18,8 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use tidings::axum::{HealthRouterExt, MetricsRouterExt};
+use tidings::axum::{DiscoveryRouterExt, HealthRouterExt, MetricsRouterExt};
+use tidings::core::{DiscoveredTransport, Discovery};
 use tidings::prelude::*;
 use tidings_chat_web::BUNDLE_NAME;
 
@@ -44,6 +45,8 @@ pub const CHAT_WEB_WASM: &[u8] =
 /// * `GET /plain`: [`CHAT_HTML`], the plain-JS reference client;
 /// * `/ws`: the tidings WebSocket endpoint of `hub`, `/sse` its Server-Sent Events endpoint
 ///   (`GET /sse`, `POST /sse/{session}`);
+/// * `/.well-known/tidings`: the discovery document naming both (what `tidings doctor` and
+///   adaptive clients read);
 /// * `/healthz` and `/readyz` report liveness and readiness (`tidings::axum::Health`), `/metrics`
 ///   the hub's counters for Prometheus (`tidings::axum::Metrics`).
 ///
@@ -59,6 +62,13 @@ pub fn chat_app(hub: Hub) -> Router {
         .route(&format!("/pkg/{BUNDLE_NAME}_bg.wasm"), get(bundle_wasm))
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
+        .tidings_discovery(
+            &Discovery::new()
+                .with_transport(DiscoveredTransport::new("websocket", "/ws"))
+                .with_transport(DiscoveredTransport::new("sse", "/sse"))
+                .with_codec("tidings.v1.json")
+                .with_codec("tidings.v1.bin"),
+        )
         .tidings_health(tidings::axum::Health::new(hub.clone()))
         .tidings_metrics(tidings::axum::Metrics::new(hub))
 }

@@ -224,7 +224,8 @@ impl Router {
 
 #[cfg(target_arch = "wasm32")]
 mod live {
-    //! The browser side: one `tidings_ws::Client` and the task that reads its events.
+    //! The browser side: one adaptive client (`tidings_adaptive::Client`: WebSocket, falling
+    //! back to the SSE endpoint mounted beside it) and the task that reads its events.
 
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -235,7 +236,7 @@ mod live {
 
     /// The client and the router, shared by the hooks and the event task.
     pub(crate) struct Shared {
-        pub(crate) client: tidings_ws::Client,
+        pub(crate) client: tidings_adaptive::Client,
         pub(crate) router: RefCell<Router>,
     }
 
@@ -251,7 +252,11 @@ mod live {
 
     /// Starts a client of `url` and its event task.
     pub(crate) fn start(url: &str, status: WriteSignal<ConnectionStatus>) -> Option<Live> {
-        let client = match tidings_ws::Client::builder(url).connect() {
+        let mut builder = tidings_adaptive::Client::builder().websocket(url);
+        if let Some(sse) = super::sse_beside(url) {
+            builder = builder.sse(sse);
+        }
+        let client = match builder.connect() {
             Ok(client) => client,
             Err(error) => {
                 // Reported after the current render, like every other status change.
@@ -287,6 +292,25 @@ mod live {
 
     /// Never constructed off wasm32.
     pub(crate) enum Live {}
+}
+
+/// The SSE endpoint mounted beside the WebSocket endpoint `url` by the tidings-axum convention
+/// (`ws://host/ws` → `http://host/sse`, `wss://` → `https://`): the adaptive client's fallback.
+/// `None` when `url` does not end in `/ws`, or when it selects one transport with
+/// `transport=websocket` in its query.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn sse_beside(url: &str) -> Option<String> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    if query.split('&').any(|p| p == "transport=websocket") {
+        return None;
+    }
+    let rest = base
+        .strip_prefix("ws://")
+        .map(|r| ("http", r))
+        .or_else(|| base.strip_prefix("wss://").map(|r| ("https", r)));
+    let (scheme, rest) = rest?;
+    let prefix = rest.strip_suffix("/ws")?;
+    Some(format!("{scheme}://{prefix}/sse"))
 }
 
 /// A connection to a tidings WebSocket endpoint, owned by the component that called
@@ -378,6 +402,11 @@ pub mod bytes_compat {
 /// Opens a connection to the tidings WebSocket endpoint at `url` (`ws://` or `wss://`), owned by
 /// the current reactive owner (the calling component): closed when it is cleaned up. Also
 /// provided as context, for [`expect_connection`].
+///
+/// The client is adaptive (`tidings-adaptive`): when `url` ends in `/ws`, the SSE endpoint
+/// beside it (`/sse`, same host) is the fallback a refused WebSocket lands on, and the session
+/// moves between the two without losing a message; `?transport=websocket` in `url` keeps it on
+/// WebSocket alone.
 ///
 /// Off wasm32 (SSR, native) nothing connects and the status stays [`ConnectionStatus::Idle`].
 pub fn use_connection(url: &str) -> Connection {
@@ -601,5 +630,18 @@ mod tests {
             assert!(router.remove("room:a", a2_id));
         });
         owner.cleanup();
+    }
+}
+
+#[cfg(test)]
+mod sse_beside_tests {
+    use super::sse_beside;
+
+    #[test]
+    fn the_sse_endpoint_beside_ws() {
+        assert_eq!(sse_beside("ws://h:1/ws").as_deref(), Some("http://h:1/sse"));
+        assert_eq!(sse_beside("wss://h/app/ws").as_deref(), Some("https://h/app/sse"));
+        assert_eq!(sse_beside("ws://h/socket"), None);
+        assert_eq!(sse_beside("ws://h/ws?transport=websocket"), None);
     }
 }
