@@ -640,7 +640,10 @@ mod sse_beside_tests {
     #[test]
     fn the_sse_endpoint_beside_ws() {
         assert_eq!(sse_beside("ws://h:1/ws").as_deref(), Some("http://h:1/sse"));
-        assert_eq!(sse_beside("wss://h/app/ws").as_deref(), Some("https://h/app/sse"));
+        assert_eq!(
+            sse_beside("wss://h/app/ws").as_deref(),
+            Some("https://h/app/sse")
+        );
         assert_eq!(sse_beside("ws://h/socket"), None);
         assert_eq!(sse_beside("ws://h/ws?transport=websocket"), None);
     }

@@ -135,6 +135,7 @@ async function adaptiveFallback(ctx) {
   const fromPage = payloads('adaptive-page', 5);
   const fromServer = payloads('adaptive-server', 2);
   await publishAll(tab, 'client', channel, fromPage);
+  await received(ctx, tab, 'client', channel, fromPage.length);
   await serverPublishAll(ctx.server, channel, fromServer);
   const { messages } = await received(ctx, tab, 'client', channel, fromPage.length + fromServer.length);
   checkExactly(messages, [...fromPage, ...fromServer], 'adaptive client');

@@ -413,29 +413,7 @@ impl ClientSession {
 
     /// The transport failed or closed: schedule a reconnect with backoff.
     pub fn on_transport_down(&mut self, now: Instant, reason: impl Into<String>) {
-        if !matches!(
-            self.state,
-            ClientState::Connecting | ClientState::Handshaking | ClientState::Open
-        ) {
-            return;
-        }
-        let stable = self
-            .opened_at
-            .take()
-            .is_some_and(|at| now.saturating_duration_since(at) >= self.config.stable_after);
-        if stable {
-            self.backoff.reset();
-        }
-        let delay = self.backoff.next_delay();
-        self.retry_at = now + delay;
-        self.state = ClientState::Disconnected;
-        self.transmit.clear();
-        self.ack_batch.clear();
-        self.handshake_deadline = None;
-        self.events.push_back(ClientEvent::Disconnected {
-            reason: reason.into(),
-            retry_in: delay,
-        });
+        self.transport_down(now, reason.into(), false);
     }
 
     /// The driver ends the transport on purpose to move the session to
@@ -444,6 +422,10 @@ impl ClientSession {
     /// once and the backoff does not grow. The `Disconnected` event says
     /// `retry_in: 0`.
     pub fn on_transport_switch(&mut self, now: Instant, reason: impl Into<String>) {
+        self.transport_down(now, reason.into(), true);
+    }
+
+    fn transport_down(&mut self, now: Instant, reason: String, switch: bool) {
         if !matches!(
             self.state,
             ClientState::Connecting | ClientState::Handshaking | ClientState::Open
@@ -457,14 +439,19 @@ impl ClientSession {
         if stable {
             self.backoff.reset();
         }
-        self.retry_at = now;
+        let delay = if switch {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay()
+        };
+        self.retry_at = now + delay;
         self.state = ClientState::Disconnected;
         self.transmit.clear();
         self.ack_batch.clear();
         self.handshake_deadline = None;
         self.events.push_back(ClientEvent::Disconnected {
-            reason: reason.into(),
-            retry_in: Duration::ZERO,
+            reason,
+            retry_in: delay,
         });
     }
 
