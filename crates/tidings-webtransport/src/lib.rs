@@ -30,9 +30,10 @@
 //! Why these dependencies: `wtransport` is the WebTransport implementation
 //! on quinn (QUIC) with its own HTTP/3 layer and a session API (accept a
 //! session, open/accept streams, datagrams); it is built with `ring` (no C
-//! toolchain or cmake, unlike aws-lc-rs), `self-signed` (its rcgen helper
-//! makes the ECDSA P-256 development certificate) and `quinn` (to set QUIC
-//! transport parameters: idle timeout, keep-alive, stream limits). `tokio` is
+//! toolchain or cmake, unlike aws-lc-rs) and `quinn` (to set QUIC
+//! transport parameters: idle timeout, keep-alive, stream limits); the
+//! development certificate is `tidings_runtime::dev_cert`'s, the same one the
+//! wss:// server takes. `tokio` is
 //! the runtime of quinn; `bytes` carries frames without copies.
 //!
 //! The browser (wasm) client is not written yet (ROADMAP.md).
