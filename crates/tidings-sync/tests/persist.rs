@@ -203,6 +203,34 @@ async fn a_restarted_server_restores_the_document_exactly_from_a_memory_store_an
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn compaction_drops_the_covered_log_and_older_snapshots_by_position_without_any_retention() {
+    // No retention at all: only compaction (`Store::trim_through`) shrinks
+    // the channels.
+    let store = Arc::new(MemoryStore::default());
+    a_restart_restores(store.clone(), 50, 230).await;
+    let log = ChannelName::new(format!("ydoc:{NAME}:log")).unwrap();
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
+    let snaps = store.read_after(&snap, 0, 10_000).await.unwrap();
+    assert_eq!(snaps.messages.len(), 1, "one snapshot kept");
+    assert!(snaps.last_seq >= 4, "{} snapshots written", snaps.last_seq);
+    let mut pos = [0u8; 8];
+    pos.copy_from_slice(&snaps.messages[0].payload[..8]);
+    let covered = u64::from_le_bytes(pos);
+    let range = store.read_after(&log, 0, 10_000).await.unwrap();
+    assert!(range.last_seq >= 240);
+    assert!(
+        range.messages.iter().all(|m| m.seq > covered),
+        "the log keeps only what the snapshot at {covered} does not cover"
+    );
+    assert_eq!(
+        range.gap,
+        Some((1, covered)),
+        "the compacted prefix is a gap"
+    );
+    assert!(range.messages.len() < 50, "{} kept", range.messages.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_server_restores_the_document_exactly_from_redis() {
     let test = "a_restarted_server_restores_the_document_exactly_from_redis";
     let url = redis_url();
