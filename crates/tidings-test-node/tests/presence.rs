@@ -1,4 +1,4 @@
-//! Presence across server processes on Redis: 1,000 members joining and leaving over two `tidings-test-node` processes, every watching client's view converging, and a SIGKILLed node's members leaving after the node timeout.
+//! Presence across server processes on Redis and on NATS (the same scenario, parametrized by broker URL): 1,000 members joining and leaving over two `tidings-test-node` processes, every watching client's view converging, and a SIGKILLed node's members leaving after the node timeout.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tidings::presence::PresenceView;
 use tidings::protocol::ClientEvent;
 use tidings::ws::Client;
-use tidings_test::services::{redis_url, unique_name, unreachable};
+use tidings_test::services::{nats_url, redis_url, unique_name, unreachable};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -85,6 +85,35 @@ async fn redis_broker(test: &str) -> Option<String> {
     }
 }
 
+/// A NATS broker URL with a stream prefix of its own and the backend to
+/// purge it with afterwards, or `None` (skipped loudly).
+async fn nats_broker(test: &str) -> Option<(String, Arc<tidings_nats::NatsBackend>)> {
+    let url = nats_url();
+    let prefix = unique_name("tidings_presence");
+    let config = tidings_nats::NatsConfig::from_url(&url)
+        .unwrap()
+        .with_prefix(prefix.clone());
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tidings_nats::NatsBackend::connect(config),
+    )
+    .await
+    {
+        Ok(Ok(b)) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Some((format!("{url}{sep}prefix={prefix}"), b))
+        }
+        Ok(Err(e)) => {
+            unreachable(test, "NATS", &url, &e);
+            None
+        }
+        Err(e) => {
+            unreachable(test, "NATS", &url, &e);
+            None
+        }
+    }
+}
+
 fn member(addr: SocketAddr, user: &str) -> Client {
     let c = Client::builder(format!("ws://{addr}/ws?user={user}"))
         .connect()
@@ -150,21 +179,15 @@ async fn converge(what: &str, watchers: &[&Watcher], expected: &BTreeSet<String>
     }
 }
 
-/// Two node processes share a Redis broker. 1,000 members join (even users on
+/// Two node processes share a broker (`broker`: its URL). 1,000 members join (even users on
 /// node A, odd on B; ten of them connected to both nodes, counted once);
 /// 100 of them watch the room's presence, 50 on each node. Every view
 /// converges on the same 1,000 names; 500 leave and every view converges
 /// again; then B is SIGKILLed, and its members (all but those also connected
 /// to A) leave every view on A once the node timeout has passed; a watcher
 /// joining A afterwards starts from the same snapshot.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkilled_nodes_members_leave()
- {
-    let test = "a_thousand_members_on_two_node_processes_on_redis_converge";
-    let Some(broker) = redis_broker(test).await else {
-        return;
-    };
-    let (a, b) = tokio::join!(Node::start(&broker), Node::start(&broker));
+async fn a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(broker: &str) {
+    let (a, b) = tokio::join!(Node::start(broker), Node::start(broker));
     let name = |i: usize| format!("user{i}");
     let on_a = |i: usize| i.is_multiple_of(2);
 
@@ -234,4 +257,25 @@ async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkil
 
     drop((members, twins, watchers, late));
     a.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkilled_nodes_members_leave()
+ {
+    let test = "a_thousand_members_on_two_node_processes_on_redis_converge";
+    let Some(broker) = redis_broker(test).await else {
+        return;
+    };
+    a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_members_on_two_node_processes_on_nats_converge_and_a_sigkilled_nodes_members_leave()
+ {
+    let test = "a_thousand_members_on_two_node_processes_on_nats_converge";
+    let Some((broker, backend)) = nats_broker(test).await else {
+        return;
+    };
+    a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(&broker).await;
+    backend.purge().await.unwrap();
 }
