@@ -1,6 +1,10 @@
 //! Bad input the interop test does not cover, over a real WebSocket: a well-framed y-protocols message carrying a malformed Yjs update (as update and as sync step 2), a malformed awareness update, a message over the size limit, a document grown past its limit by many small updates; each closes only its connection with a typed reason and leaves the document byte-for-byte intact. Then a property test: arbitrary bytes as an update never panic `SyncDoc`, and a refused one changes nothing.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::server;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -10,26 +14,9 @@ use tidings_sync::yrs::updates::decoder::Decode;
 use tidings_sync::yrs::updates::encoder::Encode;
 use tidings_sync::yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 use tidings_sync::{DocConfig, Docs, DocsConfig, SyncDoc, SyncError};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const STEP: Duration = Duration::from_secs(20);
-
-async fn server(docs: Docs) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                    docs.serve_connection("doc", ws).await;
-                }
-            });
-        }
-    });
-    addr
-}
 
 /// A y-protocols sync message of kind `kind` (0 step 1, 1 step 2, 2 update)
 /// around `payload` (varuint length prefix), built by hand so the payload

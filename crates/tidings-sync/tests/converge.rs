@@ -1,6 +1,10 @@
 //! Three independent Yjs implementations edit one document through the tidings server at once — a Rust `yrs` client, a Node `yjs` + `y-protocols` client and a Python `pycrdt` client — with one client's link cut (the tidings-test fault proxy) in the middle of its edits; all three and the server converge to the same text and map. A fixed case, then a property test of random concurrent edits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::server;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,6 @@ use tidings_sync::{Docs, DocsConfig};
 use tidings_test::peers::{self, PeerMissing};
 use tidings_test::proxy::{FaultProxy, ProxyHandle};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -84,22 +87,6 @@ fn read_state(text: &TextRef, map: &MapRef, txn: &impl ReadTxn) -> State {
         text: text.get_string(txn),
         map,
     }
-}
-
-async fn server(docs: Docs) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                    docs.serve_connection("doc", ws).await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// Applies one edit to the Rust peer's document (its own transaction).

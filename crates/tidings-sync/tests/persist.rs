@@ -1,6 +1,8 @@
 //! Document persistence through a `Store` (memory, Redis, PostgreSQL): a real yrs client edits over y-websocket, the server logs every update and snapshots every N, the log is trimmed, and a restarted server (a new `Docs` on the same store) restores the document exactly; lost or malformed stored data is a typed error.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,6 @@ use tidings_sync::yrs::updates::encoder::Encode;
 use tidings_sync::yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 use tidings_sync::{Docs, DocsConfig, LoadError, PersistConfig, PersistError};
 use tidings_test::services::{postgres_url, redis_url, unique_name, unreachable};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const NAME: &str = "notes";
@@ -21,19 +22,7 @@ const STEP: Duration = Duration::from_secs(60);
 
 /// A y-websocket server for `docs` (every path serves [`NAME`]).
 async fn server(docs: Docs) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                    docs.serve_connection(NAME, ws).await;
-                }
-            });
-        }
-    });
-    (addr, task)
+    common::serve(docs, NAME).await
 }
 
 fn config(every: u64) -> PersistConfig {

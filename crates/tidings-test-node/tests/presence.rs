@@ -57,32 +57,41 @@ impl Node {
     }
 }
 
-/// A broker URL with a key prefix of its own, or `None` (skipped loudly).
+/// `url` with `prefix=PREFIX` added, once `connect` shows the service is
+/// reachable; `None` (skipped loudly) when it is not. Also returns the
+/// connected backend (to clean up with).
+async fn reachable<B, E: std::fmt::Display>(
+    test: &str,
+    service: &str,
+    url: String,
+    prefix: &str,
+    connect: impl std::future::Future<Output = Result<B, E>>,
+) -> Option<(String, B)> {
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(b)) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Some((format!("{url}{sep}prefix={prefix}"), b))
+        }
+        Ok(Err(e)) => {
+            unreachable(test, service, &url, &e);
+            None
+        }
+        Err(e) => {
+            unreachable(test, service, &url, &e);
+            None
+        }
+    }
+}
+
+/// A Redis broker URL with a key prefix of its own, or `None` (skipped loudly).
 async fn redis_broker(test: &str) -> Option<String> {
     let url = redis_url();
     let prefix = unique_name("tidings_presence");
     let config = tidings_redis::RedisConfig::from_url(&url)
         .unwrap()
         .with_prefix(prefix.clone());
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tidings_redis::RedisBackend::connect(config),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            Some(format!("{url}{sep}prefix={prefix}"))
-        }
-        Ok(Err(e)) => {
-            unreachable(test, "Redis", &url, &e);
-            None
-        }
-        Err(e) => {
-            unreachable(test, "Redis", &url, &e);
-            None
-        }
-    }
+    let connect = tidings_redis::RedisBackend::connect(config);
+    Some(reachable(test, "Redis", url, &prefix, connect).await?.0)
 }
 
 /// A NATS broker URL with a stream prefix of its own and the backend to
@@ -93,25 +102,8 @@ async fn nats_broker(test: &str) -> Option<(String, Arc<tidings_nats::NatsBacken
     let config = tidings_nats::NatsConfig::from_url(&url)
         .unwrap()
         .with_prefix(prefix.clone());
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tidings_nats::NatsBackend::connect(config),
-    )
-    .await
-    {
-        Ok(Ok(b)) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            Some((format!("{url}{sep}prefix={prefix}"), b))
-        }
-        Ok(Err(e)) => {
-            unreachable(test, "NATS", &url, &e);
-            None
-        }
-        Err(e) => {
-            unreachable(test, "NATS", &url, &e);
-            None
-        }
-    }
+    let connect = tidings_nats::NatsBackend::connect(config);
+    reachable(test, "NATS", url, &prefix, connect).await
 }
 
 fn member(addr: SocketAddr, user: &str) -> Client {
