@@ -420,4 +420,26 @@ impl Store for NatsBackend {
             Ok(r.purged)
         })
     }
+
+    /// A JetStream purge up to (not including) `through + 1`, clamped to
+    /// the last seq + 1: a purge sequence beyond that would move the
+    /// stream's numbering forward.
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let Some((s, first, last)) = self.bounds(&channel).await? else {
+                return Ok(0);
+            };
+            let upto = through.min(last).saturating_add(1);
+            if upto <= first || last == 0 {
+                return Ok(0);
+            }
+            let r = s.purge().sequence(upto).await.map_err(unavailable)?;
+            Ok(r.purged)
+        })
+    }
 }

@@ -249,4 +249,25 @@ impl Store for PostgresBackend {
             Ok(n)
         })
     }
+
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let c = self.conn.get().await?;
+            let through = i64::try_from(through).unwrap_or(i64::MAX);
+            c.execute(
+                &format!(
+                    "DELETE FROM {}.messages WHERE channel = $1 AND seq <= $2",
+                    self.config.schema
+                ),
+                &[&channel.as_str(), &through],
+            )
+            .await
+            .map_err(|e| unavailable(&e))
+        })
+    }
 }

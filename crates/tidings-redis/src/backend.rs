@@ -297,6 +297,25 @@ impl Store for RedisBackend {
             Ok(before.saturating_sub(after))
         })
     }
+
+    /// `XTRIM MINID`: stream ids are `seq-0`, so the prefix is one command.
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            redis::cmd("XTRIM")
+                .arg(self.key(&channel, "log"))
+                .arg("MINID")
+                .arg(format!("{}-0", through.saturating_add(1)))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable(&e))
+        })
+    }
 }
 
 impl RedisBackend {
