@@ -227,7 +227,9 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
         )?;
         Ok(Outcome::Passed)
     });
-    p.step("docs (guide, links)", || docs::run(root).map(Outcome::PassedWith));
+    p.step("docs (guide, links)", || {
+        docs::run(root).map(Outcome::PassedWith)
+    });
     for &(package, extra) in WASM_PACKAGES {
         p.step(format!("wasm32: {package}"), move || {
             let mut args = vec![

@@ -195,7 +195,9 @@ pub(crate) fn attributes(html: &str, name: &str) -> Vec<String> {
             continue;
         }
         let start = from + 1;
-        let Some(len) = html[start..].find(quote as char) else { break };
+        let Some(len) = html[start..].find(quote as char) else {
+            break;
+        };
         out.push(html[start..start + len].replace("&amp;", "&"));
         from = start + len;
     }
@@ -248,7 +250,8 @@ mod tests {
 
     #[test]
     fn attributes_are_read_whole() {
-        let html = r#"<a href="a.html#x" data-href="no">t</a><h2 id="x">x</h2><p data-id="y" id='z'>"#;
+        let html =
+            r##"<a href="a.html#x" data-href="no">t</a><h2 id="x">x</h2><p data-id="y" id='z'>"##;
         assert_eq!(attributes(html, "href"), ["a.html#x"]);
         assert_eq!(attributes(html, "id"), ["x", "z"]);
     }
@@ -260,18 +263,29 @@ mod tests {
         fs::create_dir_all(dir.join("sub")).unwrap();
         fs::write(
             dir.join("index.html"),
-            r#"<a href="sub/p.html#here">ok</a> <a href="https://x.invalid/">ext</a> <a href="#top">self</a><div id="top"></div>"#,
+            r##"<a href="sub/p.html#here">ok</a> <a href="https://x.invalid/">ext</a> <a href="#top">self</a><div id="top"></div>"##,
         )
         .unwrap();
-        fs::write(dir.join("sub/p.html"), r#"<h1 id="here"></h1><a href="../index.html">up</a>"#).unwrap();
+        fs::write(
+            dir.join("sub/p.html"),
+            r#"<h1 id="here"></h1><a href="../index.html">up</a>"#,
+        )
+        .unwrap();
         assert_eq!(
             check_links(&dir).unwrap(),
             LinkReport { pages: 2, links: 3 }
         );
-        fs::write(dir.join("sub/q.html"), r#"<a href="p.html#gone">x</a><a href="nope.html">y</a>"#).unwrap();
+        fs::write(
+            dir.join("sub/q.html"),
+            r##"<a href="p.html#gone">x</a><a href="nope.html">y</a>"##,
+        )
+        .unwrap();
         let err = check_links(&dir).unwrap_err();
         assert!(err.contains("2 broken link(s)"), "{err}");
-        assert!(err.contains("no id `gone`") && err.contains("nope.html"), "{err}");
+        assert!(
+            err.contains("no id `gone`") && err.contains("nope.html"),
+            "{err}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }
