@@ -60,38 +60,20 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// A channel name no other run uses.
-fn unique(kind: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("bench:{kind}:{}-{nanos}", std::process::id())
-}
-
 /// Waits for the `Subscribed` of `channel`, failing on a refusal.
 async fn subscribed(client: &AnyClient, channel: &str, timeout: Duration) -> Result<(), CliError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, client.next_event()).await {
-            Err(_) => {
-                return Err(CliError::Timeout {
-                    what: format!("the subscription to {channel}"),
-                    secs: timeout.as_secs_f64(),
-                });
-            }
-            Ok(None) => return Err(CliError::Closed("client closed".into())),
-            Ok(Some(ClientEvent::Subscribed { channel: c, .. })) if c.as_str() == channel => {
-                return Ok(());
-            }
-            Ok(Some(ClientEvent::Error { code, message })) => {
+        let what = || format!("the subscription to {channel}");
+        match client::next_by(client, deadline, what, timeout).await? {
+            ClientEvent::Subscribed { channel: c, .. } if c.as_str() == channel => return Ok(()),
+            ClientEvent::Error { code, message } => {
                 return Err(CliError::Server {
                     code: code.to_string(),
                     message,
                 });
             }
-            Ok(Some(_)) => {}
+            _ => {}
         }
     }
 }
@@ -117,7 +99,7 @@ fn index_of(payload: &[u8]) -> Option<u64> {
 async fn echo(url: &str, o: &BenchOpts, opts: &ConnectOpts) -> Result<Row, CliError> {
     let timeout = opts.timeout()?;
     let client = AnyClient::start(url, opts)?;
-    let channel = unique("echo");
+    let channel = client::unique_channel("bench:echo");
     client.subscribe(&channel)?;
     client::wait_open(&client, url, timeout).await?;
     subscribed(&client, &channel, timeout).await?;
@@ -127,26 +109,24 @@ async fn echo(url: &str, o: &BenchOpts, opts: &ConnectOpts) -> Result<Row, CliEr
     for i in 0..o.messages {
         let sent = Instant::now();
         client.publish(&channel, payload(i, o.size))?;
-        let deadline = sent + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let event = tokio::time::timeout(left, client.next_event())
-                .await
-                .map_err(|_| CliError::Timeout {
-                    what: format!("echo {i} on {channel}"),
-                    secs: timeout.as_secs_f64(),
-                })?;
+            let event = client::next_by(
+                &client,
+                sent + timeout,
+                || format!("echo {i} on {channel}"),
+                timeout,
+            )
+            .await?;
             match event {
-                Some(ClientEvent::Message(m)) if index_of(&m.payload) == Some(i) => break,
-                Some(ClientEvent::PublishRefused { code, message, .. }) => {
+                ClientEvent::Message(m) if index_of(&m.payload) == Some(i) => break,
+                ClientEvent::PublishRefused { code, message, .. } => {
                     return Err(CliError::PublishRefused {
                         channel: channel.clone(),
                         code: code.to_string(),
                         message,
                     });
                 }
-                Some(_) => {}
-                None => return Err(CliError::Closed("client closed".into())),
+                _ => {}
             }
         }
         latencies.push(sent.elapsed());
@@ -165,7 +145,7 @@ async fn echo(url: &str, o: &BenchOpts, opts: &ConnectOpts) -> Result<Row, CliEr
 
 async fn fanout(url: &str, o: &BenchOpts, opts: &ConnectOpts) -> Result<Row, CliError> {
     let timeout = opts.timeout()?;
-    let channel = unique("fanout");
+    let channel = client::unique_channel("bench:fanout");
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     let mut subscribers = Vec::with_capacity(o.subscribers);
     for _ in 0..o.subscribers {

@@ -209,6 +209,34 @@ pub fn parse_hash(hex: &str) -> Result<[u8; 32], CliError> {
     Ok(out)
 }
 
+/// The next event before `deadline`: a [`CliError::Timeout`] naming `what` (with the command's
+/// `timeout`) when none comes, [`CliError::Closed`] when the client has ended.
+pub async fn next_by(
+    client: &AnyClient,
+    deadline: Instant,
+    what: impl FnOnce() -> String,
+    timeout: Duration,
+) -> Result<ClientEvent, CliError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, client.next_event()).await {
+        Ok(Some(event)) => Ok(event),
+        Ok(None) => Err(CliError::Closed("the client closed".into())),
+        Err(_) => Err(CliError::Timeout {
+            what: what(),
+            secs: timeout.as_secs_f64(),
+        }),
+    }
+}
+
+/// A channel name under `prefix` that no other run uses (process id and clock).
+pub fn unique_channel(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}:{}-{nanos}", std::process::id())
+}
+
 /// Whether a disconnect reason is an authentication refusal (HTTP 401 or 403).
 pub fn is_auth_refusal(reason: &str) -> bool {
     reason.contains("HTTP 401") || reason.contains("HTTP 403")

@@ -104,6 +104,24 @@ impl Report<'_> {
     }
 }
 
+/// The transports that opened a session, and the first one's client (for the latency line).
+#[derive(Default)]
+struct Opened {
+    count: usize,
+    first: Option<AnyClient>,
+}
+
+impl Opened {
+    /// Counts a session that opened at `url` in `took`; its check line.
+    fn adopt(&mut self, client: AnyClient, url: &str, took: Duration) -> Check {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(client);
+        }
+        Check::Ok(format!("{url} (session in {})", ms(took)))
+    }
+}
+
 /// Opens a session with `url` over `transport`/`codec`: the time to the open session, or why not.
 async fn probe(
     url: &str,
@@ -237,21 +255,14 @@ pub async fn run(
         target.path.clone()
     };
     let ws_url = target.ws(&ws_path);
-    let mut open: Option<AnyClient> = None;
+    let mut opened = Opened::default();
     let mut auth_refused = None;
-    let mut transports = 0;
     for (codec, name) in [
         (Codec::Json, "tidings.v1.json"),
         (Codec::Bin, "tidings.v1.bin"),
     ] {
         let check = match probe(&ws_url, Transport::Ws, codec, opts, timeout).await {
-            Ok((client, took)) => {
-                transports += 1;
-                if open.is_none() {
-                    open = Some(client);
-                }
-                Check::Ok(format!("{ws_url} (session in {})", ms(took)))
-            }
+            Ok((client, took)) => opened.adopt(client, &ws_url, took),
             Err(e) => {
                 if let CliError::AuthRefused { reason, .. } = &e {
                     auth_refused = Some(reason.clone());
@@ -263,13 +274,7 @@ pub async fn run(
     }
     let sse_url = target.http(&d.sse_path);
     let check = match probe(&sse_url, Transport::Sse, Codec::Json, opts, timeout).await {
-        Ok((client, took)) => {
-            transports += 1;
-            if open.is_none() {
-                open = Some(client);
-            }
-            Check::Ok(format!("{sse_url} (session in {})", ms(took)))
-        }
+        Ok((client, took)) => opened.adopt(client, &sse_url, took),
         Err(CliError::Unreachable { last, .. }) if last.contains("HTTP 404") => {
             Check::Absent(format!("{sse_url}: not served (HTTP 404)"))
         }
@@ -286,13 +291,7 @@ pub async fn run(
         timeout.min(Duration::from_secs(2))
     };
     let check = match probe(&wt, Transport::Webtransport, Codec::Json, opts, wt_timeout).await {
-        Ok((client, took)) => {
-            transports += 1;
-            if open.is_none() {
-                open = Some(client);
-            }
-            Check::Ok(format!("{wt} (session in {})", ms(took)))
-        }
+        Ok((client, took)) => opened.adopt(client, &wt, took),
         Err(e) if named => Check::Fail(why(&e)),
         Err(e) => Check::Absent(format!("{wt}: {}", why(&e))),
     };
@@ -300,20 +299,20 @@ pub async fn run(
 
     let tls = if !target.secure {
         Check::Absent("plain http/ws: no TLS".into())
-    } else if transports > 0 {
+    } else if opened.count > 0 {
         Check::Ok("certificate trusted".into())
     } else {
         Check::Fail("no session over TLS (see the lines above)".into())
     };
     r.row("tls", tls)?;
-    let auth = match (&auth_refused, transports) {
+    let auth = match (&auth_refused, opened.count) {
         (Some(reason), _) => Check::Absent(format!("required: {reason}")),
         (None, n) if n > 0 => Check::Ok("not required for this URL".into()),
         (None, _) => Check::Absent("unknown (no session)".into()),
     };
     r.row("auth", auth)?;
 
-    match &open {
+    match &opened.first {
         Some(client) => {
             let check = match latency(client, d.pings, timeout).await {
                 Ok(mut samples) => {
@@ -338,7 +337,7 @@ pub async fn run(
             )?;
         }
     }
-    if r.failed > 0 && transports == 0 {
+    if r.failed > 0 && opened.count == 0 {
         return Err(CliError::Unhealthy(r.failed));
     }
     if r.failed > 0 {
@@ -356,11 +355,7 @@ async fn latency(
     pings: u32,
     timeout: Duration,
 ) -> Result<Vec<Duration>, CliError> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let channel = format!("doctor:{}-{nanos}", std::process::id());
+    let channel = client::unique_channel("doctor");
     client.subscribe(&channel)?;
     let mut samples = Vec::new();
     let mut subscribed = false;
@@ -372,38 +367,32 @@ async fn latency(
             published = true;
         }
         loop {
-            let left = (sent + timeout).saturating_duration_since(Instant::now());
-            let event = tokio::time::timeout(left, client.next_event())
-                .await
-                .map_err(|_| CliError::Timeout {
-                    what: format!("an echo on {channel}"),
-                    secs: timeout.as_secs_f64(),
-                })?;
+            let what = || format!("an echo on {channel}");
+            let event = client::next_by(client, sent + timeout, what, timeout).await?;
             match event {
-                Some(ClientEvent::Subscribed { .. }) if !published => {
+                ClientEvent::Subscribed { .. } if !published => {
                     subscribed = true;
                     client.publish(&channel, i.to_string().into_bytes())?;
                     published = true;
                 }
-                Some(ClientEvent::Message(m)) if m.payload.as_ref() == i.to_string().as_bytes() => {
+                ClientEvent::Message(m) if m.payload.as_ref() == i.to_string().as_bytes() => {
                     samples.push(sent.elapsed());
                     break;
                 }
-                Some(ClientEvent::PublishRefused { code, message, .. }) => {
+                ClientEvent::PublishRefused { code, message, .. } => {
                     return Err(CliError::PublishRefused {
                         channel,
                         code: code.to_string(),
                         message,
                     });
                 }
-                Some(ClientEvent::Error { code, message }) => {
+                ClientEvent::Error { code, message } => {
                     return Err(CliError::Server {
                         code: code.to_string(),
                         message,
                     });
                 }
-                Some(_) => {}
-                None => return Err(CliError::Closed("client closed".into())),
+                _ => {}
             }
         }
     }

@@ -26,15 +26,10 @@ pub async fn run(
     }
     let deadline = started + timeout;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, client.next_event())
-            .await
-            .map_err(|_| CliError::Timeout {
-                what: format!("the server to acknowledge the publish on {channel}"),
-                secs: timeout.as_secs_f64(),
-            })?;
+        let what = || format!("the server to acknowledge the publish on {channel}");
+        let event = client::next_by(&client, deadline, what, timeout).await?;
         match event {
-            Some(ClientEvent::PublishAcked { seq: acked }) if acked >= seq => {
+            ClientEvent::PublishAcked { seq: acked } if acked >= seq => {
                 out.line(&format!(
                     "sent to {channel} ({} bytes, acknowledged in {:.1} ms)",
                     message.len(),
@@ -43,20 +38,19 @@ pub async fn run(
                 client.close();
                 return Ok(());
             }
-            Some(ClientEvent::PublishRefused {
+            ClientEvent::PublishRefused {
                 channel,
                 code,
                 message,
                 ..
-            }) => {
+            } => {
                 return Err(CliError::PublishRefused {
                     channel: channel.to_string(),
                     code: code.to_string(),
                     message,
                 });
             }
-            Some(ClientEvent::Closed { reason })
-            | Some(ClientEvent::Disconnected { reason, .. })
+            ClientEvent::Closed { reason } | ClientEvent::Disconnected { reason, .. }
                 if client::is_auth_refusal(&reason) =>
             {
                 return Err(CliError::AuthRefused {
@@ -64,9 +58,8 @@ pub async fn run(
                     reason,
                 });
             }
-            Some(ClientEvent::Closed { reason }) => return Err(CliError::Closed(reason)),
-            Some(other) => out.info(&events::line(&other)),
-            None => return Err(CliError::Closed("client closed".into())),
+            ClientEvent::Closed { reason } => return Err(CliError::Closed(reason)),
+            other => out.info(&events::line(&other)),
         }
     }
 }
