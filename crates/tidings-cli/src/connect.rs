@@ -130,7 +130,8 @@ pub async fn run(
 }
 
 /// At the end of input: waits (up to `timeout`) until every publish is acknowledged, printing
-/// the events meanwhile, so `echo 'pub ch hi' | tidings connect URL` delivers its publish.
+/// the events meanwhile and then those already received, so `echo 'pub ch hi' | tidings connect
+/// URL` delivers its publish and shows what came back with the acknowledgement.
 async fn drain(client: &AnyClient, timeout: Duration, out: &mut Out) -> Result<(), CliError> {
     let deadline = Instant::now() + timeout;
     while client.unacked() > 0 {
@@ -148,6 +149,11 @@ async fn drain(client: &AnyClient, timeout: Duration, out: &mut Out) -> Result<(
                 });
             }
         }
+    }
+    // What has arrived already (our own messages ride with their acknowledgement): shown,
+    // without waiting for more.
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, client.next_event()).await {
+        out.line(&events::line(&event))?;
     }
     Ok(())
 }
