@@ -216,6 +216,41 @@ fn doctor_probes_every_transport_without_a_discovery_document() {
 }
 
 #[test]
+fn doctor_checks_tls_with_and_without_the_ca() {
+    let server = Server::start(None);
+    let ca = std::env::temp_dir().join(format!("tidings-cli-ca-{}.pem", std::process::id()));
+    let addr = common::start_tls(&server, &ca);
+    let url = format!("https://{addr}");
+    let (status, out, err) = run(&[
+        "doctor",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--timeout",
+        "5",
+    ]);
+    assert!(status.success(), "{status} {out} {err}");
+    let out = squeeze(&out);
+    assert!(
+        out.contains(&format!("ok websocket tidings.v1.json wss://{addr}/ws")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ok sse tidings.v1.json https://{addr}/sse")),
+        "{out}"
+    );
+    assert!(out.contains("ok tls certificate trusted"), "{out}");
+    // Without the CA, nothing opens: the certificate is not trusted, exit 7.
+    let (status, out, err) = run(&["doctor", &url, "--timeout", "2"]);
+    assert_eq!(status.code(), Some(7), "{out} {err}");
+    assert!(
+        squeeze(&out).contains("FAIL tls no session over TLS"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&ca);
+}
+
+#[test]
 fn doctor_reads_a_discovery_document() {
     let doc = r#"{"version":1,"transports":[{"kind":"websocket","url":"ws://{addr}/ws"},{"kind":"webtransport","url":"https://{addr}/wt"}]}"#;
     let server = Server::start(Some(doc));

@@ -114,6 +114,30 @@ impl Server {
     }
 }
 
+/// The same endpoints over TLS (`https://`, `wss://`) with a self-signed certificate for
+/// 127.0.0.1, served by `tidings::axum::Server`; the certificate's PEM is written to `ca` so
+/// the CLI can trust it with `--ca`.
+pub(crate) fn start_tls(server: &Server, ca: &std::path::Path) -> SocketAddr {
+    let (tls, pem) = tidings::axum::TlsConfig::self_signed(&["127.0.0.1", "localhost"]).unwrap();
+    std::fs::write(ca, pem).unwrap();
+    let listener = server
+        .rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .tidings("/ws", server.hub.clone())
+        .tidings_sse("/sse", server.hub.clone())
+        .route("/healthz", get(|| async { "ok" }));
+    server.rt.spawn(async move {
+        tidings::axum::Server::new()
+            .tls(tls)
+            .serve(listener, app, std::future::pending())
+            .await
+    });
+    addr
+}
+
 /// One line of the child's output.
 #[derive(Debug)]
 pub(crate) enum Line {
