@@ -146,6 +146,27 @@ impl WtTransport {
         self
     }
 
+    /// Server side: also count the channel streams opened in `counter`
+    /// (the server's total, [`crate::ServerHandle::channel_streams_opened`]).
+    #[cfg(feature = "server")]
+    pub(crate) fn counting_channel_streams(
+        mut self,
+        counter: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        if let Some((codec, lanes)) = self.lanes.take() {
+            self.lanes = Some((codec, lanes.counting(counter)));
+        }
+        self
+    }
+
+    /// A handle that closes this session from elsewhere (an operator's kick,
+    /// a test killing a session) while the transport is being served.
+    pub fn closer(&self) -> SessionCloser {
+        SessionCloser {
+            conn: self.conn.clone(),
+        }
+    }
+
     /// Channel streams this (server) side has opened so far.
     pub fn channel_streams_opened(&self) -> usize {
         self.lanes.as_ref().map_or(0, |(_, l)| l.opened())
@@ -211,6 +232,37 @@ impl WtTransport {
             FramingError::TooLarge { size, max } => TransportError::MessageTooLarge { size, max },
             other => TransportError::Protocol(other.to_string()),
         }
+    }
+}
+
+/// Closes a WebTransport session from outside its [`WtTransport`]; cheap to clone.
+#[derive(Clone)]
+pub struct SessionCloser {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SessionCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCloser")
+            .field("remote", &self.conn.remote_address())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl SessionCloser {
+    /// Closes the session at once with an application error `code` and
+    /// `reason` (cut to 512 bytes): nothing queued is flushed, as when the
+    /// network drops. A client then reconnects and resumes its session.
+    pub fn close(&self, code: u32, reason: &str) {
+        let mut reason = reason.as_bytes().to_vec();
+        reason.truncate(512);
+        self.conn.close(VarInt::from_u32(code), &reason);
+    }
+
+    /// Whether the session has ended (by either side).
+    pub fn is_closed(&self) -> bool {
+        self.conn.quic_connection().close_reason().is_some()
     }
 }
 
