@@ -9,7 +9,7 @@ use js_sys::Uint8Array;
 use web_sys::WritableStreamDefaultWriter;
 
 use super::js;
-use super::stream::Reader;
+use super::stream::{Reader, settle};
 use crate::error::DatagramError;
 
 /// One session's datagram streams.
@@ -121,9 +121,8 @@ impl ClientDatagrams {
                 max,
             });
         }
-        // The promise settles when the datagram is queued or dropped (lossy
-        // by design); a rejection is handled by the stream itself.
-        let _ = session.writer.write_with_chunk(&Uint8Array::from(payload));
+        // The promise settles when the datagram is queued or dropped (lossy by design).
+        settle(session.writer.write_with_chunk(&Uint8Array::from(payload)));
         Ok(())
     }
 

@@ -58,9 +58,17 @@ impl Reader {
 
     /// Stops reading (the stream is cancelled; a pending read resolves done).
     pub(crate) fn cancel(&self) {
-        // The promise settles on its own; its outcome does not matter here.
-        let _ = self.reader.cancel();
+        settle(self.reader.cancel());
     }
+}
+
+/// Lets `promise` settle unobserved: its outcome does not matter, but a
+/// rejection nobody handles (cancelling a stream the session's failure
+/// errored, a lost datagram's write) would be an uncaught error in the page.
+pub(crate) fn settle(promise: js_sys::Promise) {
+    // A `JsFuture` attaches both handlers at once; dropping it leaves them
+    // attached, self-contained.
+    drop(JsFuture::from(promise));
 }
 
 /// Runs `f` until it completes or `timeout` elapses (`None`), on `setTimeout`.
