@@ -101,24 +101,16 @@ fn poll_lane(
     scratch: &mut [u8],
 ) -> Poll<Option<Incoming>> {
     loop {
-        match lane.parse.next_frame(codec) {
-            Ok(Some(frame)) => return Poll::Ready(Some(Incoming::Frame(frame))),
-            Ok(None) => {}
-            Err(e) => return Poll::Ready(Some(Incoming::Bad(e))),
-        }
-        if lane.done {
-            return Poll::Ready(None);
+        if let Some(got) = lane.parse.next(codec, lane.done) {
+            return Poll::Ready(got);
         }
         let mut buf = ReadBuf::new(&mut *scratch);
         match Pin::new(&mut lane.recv).poll_read(cx, &mut buf) {
             Poll::Pending => return Poll::Pending,
+            // Ended on a frame boundary (the server finished it on close) or not.
             Poll::Ready(Ok(())) if buf.filled().is_empty() => {
                 lane.done = true;
-                // Ended on a frame boundary (the server finished it on close) or not.
-                if let Err(e) = lane.parse.finish() {
-                    return Poll::Ready(Some(Incoming::Bad(e)));
-                }
-                return Poll::Ready(None);
+                return Poll::Ready(lane.parse.ended());
             }
             Poll::Ready(Ok(())) => lane.parse.extend(buf.filled()),
             // Reset by the server or the session is gone: the control stream reports why.

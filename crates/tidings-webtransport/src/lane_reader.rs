@@ -1,10 +1,11 @@
-//! Sans-IO reader of one channel stream (docs/protocol.md §10): its header, then its channel's length-prefixed frames, each checked to belong to that channel; shared by the native and the browser client.
+//! Sans-IO pieces both client transports (native and browser) share: the reader of one channel stream (docs/protocol.md §10: its header, then its channel's length-prefixed frames, each checked to belong to that channel) and the receive steps around it (control frames first, framing failures as typed errors with their close code).
 
 use bytes::{Buf, Bytes, BytesMut};
 use tidings_protocol::FrameCodec;
+use tidings_runtime::TransportError;
 
 use crate::channel_stream::read_header;
-use crate::error::FramingError;
+use crate::error::{FramingError, WtError, close_code};
 use crate::framing::FrameReader;
 use crate::route::channel_of;
 
@@ -80,6 +81,23 @@ impl LaneReader {
         Ok(Some(frame))
     }
 
+    /// The next frame or violation (`Some(Some(_))`), `Some(None)` once the
+    /// stream is `done` and drained, `None` while more bytes are needed.
+    pub(crate) fn next(&mut self, codec: &dyn FrameCodec, done: bool) -> Option<Option<Incoming>> {
+        match self.next_frame(codec) {
+            Ok(Some(frame)) => Some(Some(Incoming::Frame(frame))),
+            Err(e) => Some(Some(Incoming::Bad(e))),
+            Ok(None) if done => Some(None),
+            Ok(None) => None,
+        }
+    }
+
+    /// The stream ended (no more bytes): a violation when it ended inside a
+    /// header or frame, else nothing.
+    pub(crate) fn ended(&self) -> Option<Incoming> {
+        self.finish().err().map(Incoming::Bad)
+    }
+
     /// The stream ended: checks it ended on a frame boundary (the server
     /// finishes its channel streams on a graceful close) or carried nothing.
     pub(crate) fn finish(&self) -> Result<(), FramingError> {
@@ -89,6 +107,68 @@ impl LaneReader {
             None => Err(FramingError::StreamHeader(
                 "the stream ended inside its header".into(),
             )),
+        }
+    }
+}
+
+/// What a client transport's receiving side knows besides the bytes: the
+/// welcome passed (channel streams are read only after it), a framing
+/// failure (its close code and reason end the session), the end.
+#[derive(Debug, Default)]
+pub(crate) struct RecvState {
+    pub(crate) welcomed: bool,
+    pub(crate) failed: Option<(u32, String)>,
+    pub(crate) eof: bool,
+}
+
+impl RecvState {
+    /// `Some` when nothing more is read: the framing failure again (for a
+    /// caller that handled the frames read before it first), or the end.
+    pub(crate) fn over(&self) -> Option<Option<Result<Bytes, TransportError>>> {
+        if let Some((_, reason)) = &self.failed {
+            return Some(Some(Err(TransportError::Protocol(reason.clone()))));
+        }
+        self.eof.then_some(None)
+    }
+
+    /// The next complete control frame of `frames` (the first is the
+    /// welcome), or the framing error that ends the session.
+    pub(crate) fn control(
+        &mut self,
+        frames: &mut FrameReader,
+    ) -> Option<Result<Bytes, TransportError>> {
+        match frames.next_frame() {
+            Ok(Some(frame)) => {
+                self.welcomed = true;
+                Some(Ok(frame))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(self.fail(e))),
+        }
+    }
+
+    /// Bad input: the typed error, and the close code and reason kept for the close.
+    pub(crate) fn fail(&mut self, e: FramingError) -> TransportError {
+        tracing::warn!(error = %e, "bad input on a WebTransport stream");
+        self.failed = Some((e.close_code(), e.to_string()));
+        match e {
+            FramingError::TooLarge { size, max } => TransportError::MessageTooLarge { size, max },
+            other => TransportError::Protocol(other.to_string()),
+        }
+    }
+
+    /// What the channel streams gave, as the receive result.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn channel(&mut self, got: Incoming) -> Result<Bytes, TransportError> {
+        match got {
+            Incoming::Frame(frame) => Ok(frame),
+            Incoming::Bad(e) => Err(self.fail(e)),
+            Incoming::TooMany { limit } => {
+                let e = WtError::TooManyStreams { limit };
+                tracing::warn!(error = %e, "closing the session");
+                self.failed = Some((close_code::UNEXPECTED_STREAM, e.to_string()));
+                Err(TransportError::Protocol(e.to_string()))
+            }
         }
     }
 }

@@ -16,9 +16,8 @@ use web_sys::{ReadableStream, WritableStreamDefaultWriter};
 
 use super::js;
 use super::stream::{Reader, within};
-use crate::error::{FramingError, WtError, close_code};
 use crate::framing::{FrameReader, write_frame};
-use crate::lane_reader::{Incoming, LaneReader};
+use crate::lane_reader::{Incoming, LaneReader, RecvState};
 
 /// How long a graceful close waits for the last frames to be written.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -34,7 +33,7 @@ type CloseFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// take more (QUIC flow control) holds back `poll_send_ready`. Bad input on
 /// any stream (oversized, garbage, a channel stream carrying another
 /// channel's frames, more channel streams than accepted) ends the session
-/// with the typed error and its application close code ([`close_code`]).
+/// with the typed error and its application close code ([`crate::close_code`]).
 pub struct WasmWtTransport {
     wt: js::WebTransport,
     /// `closed`, until it settled.
@@ -47,11 +46,8 @@ pub struct WasmWtTransport {
     control: Reader,
     frames: FrameReader,
     lanes: WasmLanes,
-    /// A control frame (the `welcome`) has been handed out.
-    welcomed: bool,
-    /// Framing failed: the close code and reason to end the session with.
-    failed: Option<(u32, String)>,
-    eof: bool,
+    /// The welcome passed, a framing failure, the end.
+    state: RecvState,
     closing: Option<CloseFuture>,
     closed_by_us: bool,
     metrics: TransportMetrics,
@@ -124,9 +120,7 @@ impl WasmWtTransport {
                 codec,
                 next: 0,
             },
-            welcomed: false,
-            failed: None,
-            eof: false,
+            state: RecvState::default(),
             closing: None,
             closed_by_us: false,
             metrics: TransportMetrics::default(),
@@ -142,15 +136,6 @@ impl WasmWtTransport {
         self.metrics.frames_received += 1;
         self.metrics.bytes_received += frame.len() as u64 + 4;
         frame
-    }
-
-    fn framing_failed(&mut self, e: FramingError) -> TransportError {
-        tracing::warn!(error = %e, "bad input from the WebTransport server");
-        self.failed = Some((e.close_code(), e.to_string()));
-        match e {
-            FramingError::TooLarge { size, max } => TransportError::MessageTooLarge { size, max },
-            other => TransportError::Protocol(other.to_string()),
-        }
     }
 
     /// `Ready` with the session's end once `closed` settled (polled once).
@@ -196,20 +181,12 @@ impl WasmWtTransport {
 
 impl Transport for WasmWtTransport {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        if let Some((_, reason)) = &self.failed {
-            return Poll::Ready(Some(Err(TransportError::Protocol(reason.clone()))));
-        }
-        if self.eof {
-            return Poll::Ready(None);
+        if let Some(over) = self.state.over() {
+            return Poll::Ready(over);
         }
         loop {
-            match self.frames.next_frame() {
-                Ok(Some(frame)) => {
-                    self.welcomed = true;
-                    return Poll::Ready(Some(Ok(self.received(frame))));
-                }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Some(Err(self.framing_failed(e)))),
+            if let Some(got) = self.state.control(&mut self.frames) {
+                return Poll::Ready(Some(got.map(|frame| self.received(frame))));
             }
             match self.control.poll_bytes(cx) {
                 Poll::Ready(Ok(Some(chunk))) => {
@@ -217,9 +194,9 @@ impl Transport for WasmWtTransport {
                     continue;
                 }
                 Poll::Ready(Ok(None)) => {
-                    self.eof = true;
+                    self.state.eof = true;
                     if let Err(e) = self.frames.finish() {
-                        return Poll::Ready(Some(Err(self.framing_failed(e))));
+                        return Poll::Ready(Some(Err(self.state.fail(e))));
                     }
                     return match self.poll_closed(cx) {
                         Poll::Ready(end) => Poll::Ready(Some(Err(end))),
@@ -227,7 +204,7 @@ impl Transport for WasmWtTransport {
                     };
                 }
                 Poll::Ready(Err(e)) => {
-                    self.eof = true;
+                    self.state.eof = true;
                     let err = self.stream_failed(cx, "reading the control stream", &e);
                     return Poll::Ready(Some(Err(err)));
                 }
@@ -235,27 +212,15 @@ impl Transport for WasmWtTransport {
             }
             // The control stream has nothing now: the channel streams' turn
             // (none before the `welcome`, which comes first on the control stream).
-            if self.welcomed {
-                match self.lanes.poll_next(cx) {
-                    Poll::Ready(Incoming::Frame(frame)) => {
-                        return Poll::Ready(Some(Ok(self.received(frame))));
-                    }
-                    Poll::Ready(Incoming::Bad(e)) => {
-                        return Poll::Ready(Some(Err(self.framing_failed(e))));
-                    }
-                    Poll::Ready(Incoming::TooMany { limit }) => {
-                        let e = WtError::TooManyStreams { limit };
-                        tracing::warn!(error = %e, "closing the session");
-                        self.failed = Some((close_code::UNEXPECTED_STREAM, e.to_string()));
-                        return Poll::Ready(Some(Err(TransportError::Protocol(e.to_string()))));
-                    }
-                    Poll::Pending => {}
-                }
+            if self.state.welcomed
+                && let Poll::Ready(got) = self.lanes.poll_next(cx)
+            {
+                return Poll::Ready(Some(self.state.channel(got).map(|f| self.received(f))));
             }
             // Nothing to read: has the session ended meanwhile?
             return match self.poll_closed(cx) {
                 Poll::Ready(end) => {
-                    self.eof = true;
+                    self.state.eof = true;
                     Poll::Ready(Some(Err(end)))
                 }
                 Poll::Pending => Poll::Pending,
@@ -296,7 +261,7 @@ impl Transport for WasmWtTransport {
         reason: &str,
     ) -> Poll<Result<(), TransportError>> {
         if self.closing.is_none() {
-            let (code, reason, linger) = match self.failed.take() {
+            let (code, reason, linger) = match self.state.failed.take() {
                 // Bad input: close at once with the framing error's code.
                 Some((c, r)) => (c, r, false),
                 None => (u32::from(code), reason.to_string(), true),
@@ -415,23 +380,15 @@ fn poll_lane(
     cx: &mut Context<'_>,
 ) -> Poll<Option<Incoming>> {
     loop {
-        match lane.parse.next_frame(codec) {
-            Ok(Some(frame)) => return Poll::Ready(Some(Incoming::Frame(frame))),
-            Ok(None) => {}
-            Err(e) => return Poll::Ready(Some(Incoming::Bad(e))),
-        }
-        if lane.done {
-            return Poll::Ready(None);
+        if let Some(got) = lane.parse.next(codec, lane.done) {
+            return Poll::Ready(got);
         }
         match ready!(lane.reader.poll_bytes(cx)) {
             Ok(Some(chunk)) => lane.parse.extend(&chunk),
+            // Ended on a frame boundary (the server finished it on close) or not.
             Ok(None) => {
                 lane.done = true;
-                // Ended on a frame boundary (the server finished it on close) or not.
-                if let Err(e) = lane.parse.finish() {
-                    return Poll::Ready(Some(Incoming::Bad(e)));
-                }
-                return Poll::Ready(None);
+                return Poll::Ready(lane.parse.ended());
             }
             // Reset by the server or the session is gone: the control stream reports why.
             Err(_) => {
