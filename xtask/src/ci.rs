@@ -29,6 +29,10 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
         "tidings-sse",
         &["--no-default-features", "--features", "client"],
     ),
+    (
+        "tidings-webtransport",
+        &["--no-default-features", "--features", "client"],
+    ),
     ("tidings-leptos", &[]),
     // The chat's Leptos front end as the browser gets it (its release bundle is built by
     // examples/build.rs; this is the dev build, with Leptos's debug checks).
