@@ -10,9 +10,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use tidings_sync::yrs::sync::{Message, SyncMessage};
-use tidings_sync::yrs::updates::decoder::Decode;
 use tidings_sync::yrs::updates::encoder::Encode;
-use tidings_sync::yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
+use tidings_sync::yrs::{Doc, GetString, ReadTxn, Text, Transact};
 use tidings_sync::{DocConfig, Docs, DocsConfig, SyncDoc, SyncError};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -183,23 +182,7 @@ async fn malformed_updates_and_awareness_and_size_limits_close_with_typed_reason
     }
 
     // The good peer is still served: step 1 gets step 2 with the document.
-    good.send(WsMessage::binary(
-        Message::Sync(SyncMessage::SyncStep1(StateVector::default())).encode_v1(),
-    ))
-    .await
-    .unwrap();
-    tokio::time::timeout(STEP, async {
-        while let Some(Ok(frame)) = good.next().await {
-            if let WsMessage::Binary(d) = frame
-                && let Ok(Message::Sync(SyncMessage::SyncStep2(_))) = Message::decode_v1(&d)
-            {
-                return;
-            }
-        }
-        panic!("the good peer was dropped");
-    })
-    .await
-    .unwrap();
+    common::still_served(&mut good).await;
 }
 
 proptest! {

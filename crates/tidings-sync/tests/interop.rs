@@ -264,24 +264,7 @@ async fn bad_input_closes_only_its_connection_and_the_document_stays() {
         .unwrap();
     assert_eq!(text, "kept", "the document is intact");
     // The good peer is still served: it gets an answer to sync step 1.
-    let sv = Doc::new().transact().state_vector();
-    good.send(WsMessage::binary(
-        Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1(),
-    ))
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(frame)) = good.next().await {
-            if let WsMessage::Binary(d) = frame
-                && let Ok(Message::Sync(SyncMessage::SyncStep2(_))) = Message::decode_v1(&d)
-            {
-                return;
-            }
-        }
-        panic!("the good peer was dropped");
-    })
-    .await
-    .unwrap();
+    common::still_served(&mut good).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
