@@ -32,8 +32,12 @@
 //! that called it is unmounted, the client is closed (a `Close` frame, the WebSocket closed, the
 //! event task ends). [`use_subscription`] / [`use_channel`] unsubscribe when their owner goes.
 
+mod endpoint;
+
 use std::collections::HashMap;
 use std::fmt;
+
+pub use endpoint::Endpoint;
 
 #[cfg(target_arch = "wasm32")]
 use leptos::prelude::WithValue;
@@ -224,8 +228,8 @@ impl Router {
 
 #[cfg(target_arch = "wasm32")]
 mod live {
-    //! The browser side: one adaptive client (`tidings_adaptive::Client`: WebSocket, falling
-    //! back to the SSE endpoint mounted beside it) and the task that reads its events.
+    //! The browser side: one client (adaptive over WebSocket with the SSE endpoint beside it as
+    //! its fallback, or WebTransport) and the task that reads its events.
 
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -236,7 +240,7 @@ mod live {
 
     /// The client and the router, shared by the hooks and the event task.
     pub(crate) struct Shared {
-        pub(crate) client: tidings_adaptive::Client,
+        pub(crate) client: crate::endpoint::AnyClient,
         pub(crate) router: RefCell<Router>,
     }
 
@@ -250,13 +254,12 @@ mod live {
         }
     }
 
-    /// Starts a client of `url` and its event task.
-    pub(crate) fn start(url: &str, status: WriteSignal<ConnectionStatus>) -> Option<Live> {
-        let mut builder = tidings_adaptive::Client::builder().websocket(url);
-        if let Some(sse) = super::sse_beside(url) {
-            builder = builder.sse(sse);
-        }
-        let client = match builder.connect() {
+    /// Starts a client of `endpoint` and its event task.
+    pub(crate) fn start(
+        endpoint: &crate::Endpoint,
+        status: WriteSignal<ConnectionStatus>,
+    ) -> Option<Live> {
+        let client = match crate::endpoint::AnyClient::connect(endpoint) {
             Ok(client) => client,
             Err(error) => {
                 // Reported after the current render, like every other status change.
@@ -410,12 +413,27 @@ pub mod bytes_compat {
 ///
 /// Off wasm32 (SSR, native) nothing connects and the status stays [`ConnectionStatus::Idle`].
 pub fn use_connection(url: &str) -> Connection {
+    use_connection_to(Endpoint::web_socket(url))
+}
+
+/// Like [`use_connection`], to any [`Endpoint`]: a WebSocket endpoint or (feature
+/// `webtransport`) a WebTransport server, e.g. one whose development certificate is pinned by
+/// the hashes it serves:
+///
+/// ```no_run
+/// use tidings_leptos::{Endpoint, use_connection_to};
+/// let connection = use_connection_to(
+///     Endpoint::web_transport("https://127.0.0.1:3000/")
+///         .certificate_hashes_from("/webtransport-hashes.json"),
+/// );
+/// ```
+pub fn use_connection_to(endpoint: Endpoint) -> Connection {
     let (status, set_status) = signal(ConnectionStatus::Idle);
     #[cfg(target_arch = "wasm32")]
-    let started = live::start(url, set_status);
+    let started = live::start(&endpoint, set_status);
     #[cfg(not(target_arch = "wasm32"))]
     let started: Option<live::Live> = {
-        let _ = (url, set_status);
+        let _ = (endpoint, set_status);
         None
     };
     let connection = Connection {
