@@ -73,6 +73,8 @@ mod cert;
     any(feature = "server", feature = "client")
 ))]
 mod datagram;
+#[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
+mod discovery;
 #[cfg(all(
     not(target_arch = "wasm32"),
     any(feature = "server", feature = "client")
@@ -83,8 +85,6 @@ mod incoming;
     any(feature = "server", feature = "client")
 ))]
 mod lanes;
-#[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
-mod discovery;
 #[cfg(all(not(target_arch = "wasm32"), feature = "server"))]
 mod server;
 #[cfg(all(
