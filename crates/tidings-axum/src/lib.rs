@@ -38,6 +38,8 @@
 //! client, no aws-lc-rs): the route renders the recorder itself.
 
 mod auth;
+#[cfg(feature = "yjs")]
+mod docs_session;
 mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
@@ -59,6 +61,8 @@ use axum::routing::{any, get, post};
 use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
+#[cfg(feature = "yjs")]
+pub use docs_session::DocsExtension;
 pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{

@@ -35,6 +35,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod presence;
+mod synced;
+
+pub use presence::{Presence, use_presence};
+pub use synced::{SyncedError, SyncedText, use_synced};
+
 #[cfg(target_arch = "wasm32")]
 use leptos::prelude::WithValue;
 use leptos::prelude::{
