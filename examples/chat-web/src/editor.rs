@@ -58,7 +58,8 @@ pub fn Editor() -> impl IntoView {
                                 .find_map(|m| m.get("name").and_then(|n| n.as_str()))
                                 .unwrap_or("…")
                                 .to_owned();
-                            view! { <li data-member=key data-name=who.clone()>{who}</li> }
+                            let label = who.clone();
+                            view! { <li data-member=key data-name=who>{label}</li> }
                         })
                         .collect_view()
                 }}
