@@ -17,7 +17,7 @@
 
 pub mod app;
 mod browser;
-mod editor;
+pub mod editor;
 mod line;
 #[cfg(feature = "ssr")]
 mod page;
