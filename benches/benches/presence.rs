@@ -4,16 +4,25 @@
 //!   room; the time until each of the 1,000 watching sessions has the diff
 //!   frame in its transport (the presence flush runs every millisecond here,
 //!   so up to 1 ms of the time is the flush timer).
+//! * `leave_fanout/10000_members_1000_watchers` — that session closes; the
+//!   time until each watcher has the leave diff.
+//! * `plain_fanout_same_bytes/1000_subscribers` — the baseline: the same
+//!   watchers also subscribe to a plain channel, and the server publishes
+//!   the bytes of a captured join diff on it (`Hub::publish`); the time
+//!   until each has the message. What presence adds over a plain channel
+//!   fan-out is the difference (its flush timer, the diff, the member
+//!   table).
 //! * `snapshot/10000_members` — a new session subscribes to the room's
 //!   presence channel; the time until its snapshot of 10,000 members (about
 //!   150 KB of JSON) is in its transport.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use tidings_benches::sum_measured;
 use tidings_channels::{Hub, MemoryBroker};
 use tidings_codec::JsonCodec;
 use tidings_presence::{Presence, PresenceConfig};
@@ -25,6 +34,7 @@ use tokio::sync::Notify;
 const MEMBERS: usize = 10_000;
 const WATCHERS: usize = 1_000;
 const ROOM: &str = "room:bench";
+const PLAIN: &str = "plain:bench";
 
 fn serve(hub: &Hub) -> MemoryTransport {
     let (client, server) = pair();
@@ -77,15 +87,45 @@ struct Tally {
     reached: Notify,
 }
 
-fn watch(mut t: MemoryTransport, tally: Arc<Tally>) {
+impl Tally {
+    fn new() -> Arc<Self> {
+        Arc::new(Tally {
+            n: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            reached: Notify::new(),
+        })
+    }
+
+    fn count(&self) {
+        let n = self.n.fetch_add(1, Ordering::AcqRel) + 1;
+        if n == self.target.load(Ordering::Acquire) {
+            self.reached.notify_one();
+        }
+    }
+}
+
+/// Counts a watcher's presence messages and plain-channel messages; the
+/// first watcher keeps the payload of the last join diff it saw in `diff`.
+fn watch(
+    mut t: MemoryTransport,
+    tally: Arc<Tally>,
+    plain: Arc<Tally>,
+    diff: Option<Arc<Mutex<Option<String>>>>,
+) {
     tokio::spawn(async move {
         let presence = format!(r#"{{"type":"message","channel":"presence:{ROOM}""#);
+        let plain_prefix = format!(r#"{{"type":"message","channel":"{PLAIN}""#);
         while let Some(Ok(frame)) = t.recv().await {
             if frame.starts_with(presence.as_bytes()) {
-                let n = tally.n.fetch_add(1, Ordering::AcqRel) + 1;
-                if n == tally.target.load(Ordering::Acquire) {
-                    tally.reached.notify_one();
+                if let Some(diff) = &diff
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&frame)
+                    && v["data"].get("joined").is_some()
+                {
+                    *diff.lock().expect("diff lock") = Some(v["data"].to_string());
                 }
+                tally.count();
+            } else if frame.starts_with(plain_prefix.as_bytes()) {
+                plain.count();
             }
         }
     });
@@ -104,7 +144,7 @@ async fn wait_for(tally: &Tally, target: u64) {
 
 fn presence(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
-    let (hub, tally) = rt.block_on(async {
+    let (hub, tally, plain, diff) = rt.block_on(async {
         let hub = Hub::new(Arc::new(MemoryBroker::default()));
         let mut config = PresenceConfig::default();
         config.flush_interval = Duration::from_millis(1);
@@ -114,21 +154,35 @@ fn presence(c: &mut Criterion) {
         for _ in 0..MEMBERS - WATCHERS {
             members.push(open(&hub, &[ROOM]).await);
         }
-        let tally = Arc::new(Tally {
-            n: AtomicU64::new(0),
-            target: AtomicU64::new(u64::MAX),
-            reached: Notify::new(),
-        });
+        let (tally, plain) = (Tally::new(), Tally::new());
+        let diff = Arc::new(Mutex::new(None));
         let presence_channel = format!("presence:{ROOM}");
-        for _ in 0..WATCHERS {
-            let t = open(&hub, &[ROOM, &presence_channel]).await;
-            watch(t, tally.clone());
+        for i in 0..WATCHERS {
+            let t = open(&hub, &[ROOM, &presence_channel, PLAIN]).await;
+            watch(
+                t,
+                tally.clone(),
+                plain.clone(),
+                (i == 0).then(|| diff.clone()),
+            );
         }
         // Let the joins of the watchers themselves settle.
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Members' transports are only kept open (their frames are not read).
         std::mem::forget(members);
-        (hub, tally)
+        // One join (and leave) before measuring: the join diff's bytes are
+        // what the plain-channel baseline publishes.
+        let base = tally.n.load(Ordering::Acquire);
+        let t = open(&hub, &[ROOM]).await;
+        wait_for(&tally, base + WATCHERS as u64).await;
+        close(t).await;
+        wait_for(&tally, base + 2 * WATCHERS as u64).await;
+        let diff = diff
+            .lock()
+            .expect("diff lock")
+            .clone()
+            .expect("a join diff");
+        (hub, tally, plain, Bytes::from(diff))
     });
 
     let mut group = c.benchmark_group("presence");
@@ -153,6 +207,34 @@ fn presence(c: &mut Criterion) {
                     wait_for(&tally, base + 2 * WATCHERS as u64).await;
                 }
                 total
+            })
+        });
+    });
+    let (hub_ref, tally_ref, plain_ref, diff_ref) = (&hub, &tally, &plain, &diff);
+    group.bench_function("leave_fanout/10000_members_1000_watchers", |b| {
+        b.iter_custom(|iters| {
+            sum_measured(&rt, iters, move || async move {
+                let base = tally_ref.n.load(Ordering::Acquire);
+                let t = open(hub_ref, &[ROOM]).await;
+                wait_for(tally_ref, base + WATCHERS as u64).await;
+                let start = Instant::now();
+                close(t).await;
+                wait_for(tally_ref, base + 2 * WATCHERS as u64).await;
+                start.elapsed()
+            })
+        });
+    });
+    group.bench_function("plain_fanout_same_bytes/1000_subscribers", |b| {
+        b.iter_custom(|iters| {
+            sum_measured(&rt, iters, move || async move {
+                let base = plain_ref.n.load(Ordering::Acquire);
+                let start = Instant::now();
+                hub_ref
+                    .publish(PLAIN, diff_ref.clone())
+                    .await
+                    .expect("publish");
+                wait_for(plain_ref, base + WATCHERS as u64).await;
+                start.elapsed()
             })
         });
     });

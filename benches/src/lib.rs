@@ -286,3 +286,19 @@ impl Delivery for CountingSink {
         }
     }
 }
+
+/// Runs `one` `iters` times on `rt` and sums the durations it measured
+/// (for `Bencher::iter_custom`, when an iteration times only part of what
+/// it does).
+pub fn sum_measured<F>(rt: &Runtime, iters: u64, mut one: impl FnMut() -> F) -> Duration
+where
+    F: std::future::Future<Output = Duration>,
+{
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            total += one().await;
+        }
+        total
+    })
+}

@@ -176,6 +176,63 @@ pub fn tls_from_env()
     Ok(Some((tls, Some(out))))
 }
 
+/// The chat's WebTransport server: sessions served by `hub` on UDP `addr` (the HTTP port's
+/// number beside it), and the routes that give pages its session URL (`GET /webtransport.json`,
+/// `{"url": "https://…/"}`) and its certificate's SHA-256.
+///
+/// The certificate is the chain of `TIDINGS_TLS_CERT` / `TIDINGS_TLS_KEY` when both are set
+/// (browsers verify it with their roots; `/webtransport-hashes.json` is then `[]`), else a
+/// self-signed ECDSA P-256 development certificate valid 13 days, made now, whose hash
+/// `GET /webtransport-hashes.json` serves (`serverCertificateHashes`; the Leptos front end
+/// fetches it before each connect, so a restarted server's new certificate is pinned too).
+///
+/// # Errors
+/// A message naming what failed (unreadable PEM files, the UDP port taken, ...).
+pub async fn webtransport_server(
+    hub: Hub,
+    addr: std::net::SocketAddr,
+) -> Result<(tidings::webtransport::ServerHandle, Router), String> {
+    use tidings::webtransport::{Accepted, Certificate, ServerConfig, WtServer};
+    let chain = match (
+        std::env::var_os("TIDINGS_TLS_CERT"),
+        std::env::var_os("TIDINGS_TLS_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Some(
+            Certificate::from_pem_files(cert, key)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
+    let pinned = chain.is_none();
+    let cert = match chain {
+        Some(cert) => cert,
+        None => Certificate::self_signed(["localhost", "127.0.0.1"]).map_err(|e| e.to_string())?,
+    };
+    let server = WtServer::bind(addr, ServerConfig::default(), cert)
+        .map_err(|e| format!("UDP {addr}: {e}"))?;
+    let handle = server.serve(move |s: Accepted| {
+        let hub = hub.clone();
+        async move { hub.serve(s.transport, s.codec).await }
+    });
+    let hashes = if pinned {
+        handle.certificate_hashes_json().to_owned()
+    } else {
+        "[]".to_owned()
+    };
+    let session = format!(r#"{{"url":"https://{}/"}}"#, handle.local_addr());
+    let json = |body: String| {
+        get(move || {
+            let body = body.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json"), NO_CACHE], body) }
+        })
+    };
+    let route = Router::new()
+        .route("/webtransport.json", json(session))
+        .route("/webtransport-hashes.json", json(hashes));
+    Ok((handle, route))
+}
+
 /// Logs to stderr with `RUST_LOG` as the filter (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

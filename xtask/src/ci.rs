@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, Result};
-use crate::{browser, setup, tidy};
+use crate::{browser, docs, setup, tidy};
 
 /// Packages that must build for `wasm32-unknown-unknown`, with the cargo arguments that select
 /// their wasm-capable features. A package listed here that is not in the workspace fails CI.
@@ -27,6 +27,10 @@ pub(crate) const WASM_PACKAGES: &[(&str, &[&str])] = &[
     ),
     (
         "tidings-sse",
+        &["--no-default-features", "--features", "client"],
+    ),
+    (
+        "tidings-webtransport",
         &["--no-default-features", "--features", "client"],
     ),
     ("tidings-leptos", &[]),
@@ -226,6 +230,9 @@ pub(crate) fn ci(root: &Path, keep_going: bool) -> Result {
                 .current_dir(root),
         )?;
         Ok(Outcome::Passed)
+    });
+    p.step("docs (guide, links)", || {
+        docs::run(root).map(Outcome::PassedWith)
     });
     for &(package, extra) in WASM_PACKAGES {
         p.step(format!("wasm32: {package}"), move || {

@@ -41,10 +41,17 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-loadgen", 7),
     // A server process for multi-node tests: uses the facade, so above it.
     ("tidings-test-node", 10),
+    // The `tidings` command line: the facade's clients, so above it.
+    ("tidings-cli", 10),
 ];
 
 /// Crates no library may depend on (normal dependencies).
-const TOOLS: &[&str] = &["tidings-test", "tidings-loadgen", "tidings-test-node"];
+const TOOLS: &[&str] = &[
+    "tidings-test",
+    "tidings-loadgen",
+    "tidings-test-node",
+    "tidings-cli",
+];
 
 /// Layer names, for messages and the generated graph.
 const LAYER_NAMES: &[&str] = &[

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's own automation — setup, ci, test, test-browser, tidy, bench, load.
+//! `cargo xtask`: the project's own automation — setup, ci, test, test-browser, docs, tidy, bench, load.
 //!
 //! Plain Rust with no dependencies, driving cargo, rustup, python and npm through
 //! `std::process::Command`. Run `cargo xtask help` for the list of subcommands.
@@ -7,6 +7,7 @@ mod bench;
 mod browser;
 mod bundle;
 mod ci;
+mod docs;
 mod json;
 mod layers;
 mod load;
@@ -25,12 +26,13 @@ Commands:
           wasm-bindgen crate in Cargo.lock), the Python peers venv (<peers>/venv, from
           tests/peers/python/requirements.txt), the Node peers with playwright-core
           (<peers>/node, npm ci of tests/peers/node/package-lock.json) and Debian's chromium
-          (apt-get, unless /usr/bin/chromium exists). <peers> is $TIDINGS_PEERS_DIR, else
-          <workspace>/target/peers.
+          (apt-get, unless /usr/bin/chromium exists), mdbook (cargo install mdbook --locked
+          --no-default-features, unless mdbook 0.5 is on PATH). <peers> is $TIDINGS_PEERS_DIR,
+          else <workspace>/target/peers.
   ci      setup, then in order, stopping at the first failure: cargo fmt --check, clippy
           (-D warnings), cargo deny (bans licenses sources; advisories when the database can
           be fetched, else a loud SKIPPED line), nextest (TIDINGS_REQUIRE_PEERS=1), doctests,
-          cargo doc (-D warnings), wasm32 builds, test-browser, cargo-fuzz (20 s per decoder
+          cargo doc (-D warnings), docs (the guide), wasm32 builds, test-browser, cargo-fuzz (20 s per decoder
           target in fuzz/, RUSTC_BOOTSTRAP=1 on stable), tidy. Ends with a summary table.
           --keep-going: run every step even after a failure (still exits non-zero).
   test    setup, nextest and doctests only (same environment as ci; --keep-going too).
@@ -44,6 +46,10 @@ Commands:
           one room, unmount closes the WebSocket). Prints each scenario with the
           Chromium version; screenshots in <target>/browser/out. Fails when Chromium cannot
           start or a known client bug shows again (TIDINGS_BROWSER_STRICT=0: report only).
+  docs    The guide (docs/guide, mdBook): checks that every {{#include}} names an existing
+          file and anchor (docs/guide/samples, a workspace crate, so every sample compiles),
+          builds it into <target>/guide and checks every internal link and anchor of the
+          rendered HTML (zero broken, or it fails).
   tidy    Source rules: no todo!/unimplemented!/dbg! in library code, no print macros in
           libraries, every .rs file starts with `//!`, every crate has README.md and a
           description; crate dependencies point down the layers (xtask/src/layers.rs), no
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
         Some("ci") => keep_going(rest).and_then(|k| ci::ci(&root, k)),
         Some("test") => keep_going(rest).and_then(|k| ci::test(&root, k)),
         Some("tidy") => tidy::run(&root, rest),
+        Some("docs") if rest.is_empty() => docs::run(&root).map(|_| ()),
+        Some("docs") => Err(format!("docs takes no arguments, got {rest:?}")),
         Some("test-browser") if rest.is_empty() => browser::run(&root).map(|result| {
             println!("test-browser: {result}");
         }),

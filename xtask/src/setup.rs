@@ -30,6 +30,7 @@ pub(crate) fn run(root: &Path) -> Result {
     python_venv(root, &peers)?;
     node_peers(root, &peers)?;
     chromium()?;
+    mdbook()?;
     println!("[setup] done");
     Ok(())
 }
@@ -98,6 +99,36 @@ fn wasm_bindgen_cli(root: &Path) -> Result {
         install(false)?;
     }
     println!("[setup] wasm-bindgen-cli {wanted}: installed");
+    Ok(())
+}
+
+/// The mdBook major.minor `cargo xtask docs` is written for (its renderer and include syntax).
+const MDBOOK_SERIES: &str = "mdbook v0.5.";
+
+/// mdBook for `cargo xtask docs`, unless a 0.5 release is on PATH. No default features: the
+/// `serve`/`watch` (tokio, axum, notify) and `search` parts are not needed to build and check
+/// the book, and leaving them out keeps the install short.
+fn mdbook() -> Result {
+    let found = util::first_line(Command::new("mdbook").arg("--version"));
+    if let Some(v) = found.as_deref().filter(|v| v.starts_with(MDBOOK_SERIES)) {
+        println!("[setup] mdbook: already installed ({v})");
+        return Ok(());
+    }
+    let why = found.map_or_else(|| "not installed".to_owned(), |v| format!("found `{v}`"));
+    println!("[setup] mdbook: installing ({why})");
+    let started = std::time::Instant::now();
+    util::run(util::cargo().args([
+        "install",
+        "mdbook",
+        "--version",
+        "^0.5",
+        "--locked",
+        "--no-default-features",
+    ]))?;
+    println!(
+        "[setup] mdbook: installed ({})",
+        util::secs(started.elapsed())
+    );
     Ok(())
 }
 

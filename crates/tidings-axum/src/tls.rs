@@ -39,7 +39,7 @@ pub enum TlsError {
     /// A self-signed certificate could not be generated.
     #[cfg(feature = "tls-self-signed")]
     #[error("generating a self-signed certificate: {0}")]
-    SelfSigned(#[from] rcgen::Error),
+    SelfSigned(#[from] tidings_runtime::dev_cert::DevCertError),
 }
 
 /// A server certificate and key, ready for [`crate::Server::tls`]. Serves
@@ -115,20 +115,22 @@ impl TlsConfig {
     }
 
     /// A self-signed ECDSA P-256 certificate for `names` (DNS names or IP
-    /// addresses), for development only: clients must trust the returned
-    /// certificate PEM (browsers will warn). Feature `tls-self-signed`.
+    /// addresses), valid 13 days from now, for development only: clients
+    /// must trust the returned certificate PEM (browsers will warn). It is
+    /// `tidings_runtime::dev_cert::DevCertificate`, which a WebTransport
+    /// server takes too (`tidings_webtransport::Certificate::from_dev`): to
+    /// serve both with one certificate, make it once and give it to both
+    /// ([`Self::from_pem`] here). Feature `tls-self-signed`.
     ///
     /// # Errors
-    /// [`TlsError::SelfSigned`] when rcgen fails.
+    /// [`TlsError::SelfSigned`] for a name that is neither a DNS name nor an
+    /// IP address.
     #[cfg(feature = "tls-self-signed")]
     pub fn self_signed(names: &[&str]) -> Result<(Self, String), TlsError> {
-        let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
-        let certified = rcgen::generate_simple_self_signed(names)?;
-        let cert_pem = certified.cert.pem();
-        let key_pem = certified.signing_key.serialize_pem();
+        let dev = tidings_runtime::dev_cert::DevCertificate::generate(names)?;
         Ok((
-            Self::from_pem(cert_pem.as_bytes(), key_pem.as_bytes())?,
-            cert_pem,
+            Self::from_pem(dev.cert_pem().as_bytes(), dev.key_pem().as_bytes())?,
+            dev.cert_pem().to_owned(),
         ))
     }
 

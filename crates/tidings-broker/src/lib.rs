@@ -6,20 +6,27 @@
 //! drives a `Broker`; `tidings-channels::MemoryBroker` is the embedded one.
 //!
 //! Beside it, the [`Store`] trait (durable per-channel history with
-//! idempotent appends and retention) and [`MemoryStore`].
+//! idempotent appends and retention) and [`MemoryStore`]. With the feature
+//! `feed`, `Feeds`: the per-node, per-channel fan-out of a backend's reader
+//! to local subscribers that every durable broker shares.
 //!
 //! Dependencies: `bytes` (payloads are shared buffers), `thiserror` (typed
 //! errors), `tidings-protocol` (channel names, messages) and
 //! `tidings-runtime` (only for `BoxFuture`, the boxed future that is `Send`
-//! on native targets).
+//! on native targets); for `feed` only, `tokio` (its async gate, wake-ups
+//! and retry timer) and `tracing` (a reader's failures).
 
 use std::sync::Arc;
 
 mod backlog;
+#[cfg(feature = "feed")]
+mod feed;
 mod memory_store;
 mod store;
 
 pub use backlog::{Backlog, read_backlog};
+#[cfg(feature = "feed")]
+pub use feed::{Feed, FeedReader, FeedSource, Feeds, PollReader};
 pub use memory_store::MemoryStore;
 pub use store::{Appended, HistoryRange, NewMessage, Retention, Store, StoreError, StoredMessage};
 

@@ -162,6 +162,21 @@ impl Store for MemoryStore {
             .map_or(0, |c| self.apply_retention(c, now));
         ready(Ok(dropped))
     }
+
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut dropped = 0;
+        if let Some(c) = self.lock().get_mut(channel) {
+            while c.messages.front().is_some_and(|(_, m)| m.seq <= through) {
+                c.messages.pop_front();
+                dropped += 1;
+            }
+        }
+        ready(Ok(dropped))
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +227,20 @@ mod tests {
         let r = block_on(store.read_after(&ch, 3, 1)).unwrap();
         assert_eq!((r.gap, r.messages.len(), r.messages[0].seq), (None, 1, 4));
         assert_eq!(block_on(store.read_after(&ch, 5, 10)).unwrap().gap, None);
+    }
+
+    #[test]
+    fn trim_through_drops_a_prefix_and_the_numbering_goes_on() {
+        let store = MemoryStore::default();
+        let ch = ChannelName::new("c").unwrap();
+        for n in 1..=6 {
+            block_on(store.append(&ch, msg(n, None))).unwrap();
+        }
+        assert_eq!(block_on(store.trim_through(&ch, 3)).unwrap(), 3);
+        let r = block_on(store.read_after(&ch, 0, 10)).unwrap();
+        assert_eq!((r.gap, r.messages.len(), r.last_seq), (Some((1, 3)), 3, 6));
+        assert_eq!(block_on(store.trim_through(&ch, 99)).unwrap(), 3);
+        assert_eq!(block_on(store.append(&ch, msg(7, None))).unwrap().seq, 7);
     }
 
     #[test]

@@ -164,4 +164,23 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the retention now (stores also apply it as they append);
     /// returns how many messages were dropped.
     fn trim(&self, channel: &ChannelName) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Drops every message of `channel` up to and including seq `through`
+    /// (a prefix something else now covers, e.g. the updates a document
+    /// snapshot holds); returns how many were dropped. The numbering goes
+    /// on (the next append gets `last_seq + 1`), and a read from before
+    /// `through` sees the dropped range as a gap. A `through` past the last
+    /// seq drops everything.
+    ///
+    /// The default drops nothing and returns 0 (the messages stay until the
+    /// retention drops them): correct, but a store that can drop by
+    /// position should.
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = (channel, through);
+        Box::pin(std::future::ready(Ok(0)))
+    }
 }

@@ -10,50 +10,26 @@
 //! holding the channel's gate, so backlog and live messages neither overlap
 //! nor leave a hole.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tidings_broker::{
-    Backlog, BoxFuture, Broker, BrokerError, Delivery, NewMessage, PublishReceipt, Store,
-    SubscriberId, Subscription, read_backlog,
+    BoxFuture, Broker, BrokerError, Delivery, Feed, FeedSource, Feeds, NewMessage, PollReader,
+    PublishReceipt, Store, SubscriberId, Subscription,
 };
-use tidings_protocol::{ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
+use tidings_protocol::{ChannelName, MessageIdGen, SharedMessage};
 use tracing::{Instrument, debug_span, warn};
 
 /// Messages one store read returns at most.
 const READ_BATCH: usize = 512;
-/// Backlog pages read for a resuming subscriber.
-const PAGE: usize = 1000;
-
-type Subscribers = Vec<(SubscriberId, Arc<dyn Delivery>)>;
-
-/// A channel's fan-out on this node.
-struct Feed {
-    /// Last seq delivered here (`None`: reader not started). Held while
-    /// delivering and while a subscriber reads its backlog.
-    gate: tokio::sync::Mutex<Option<u64>>,
-    subs: Mutex<Subscribers>,
-    wake: tokio::sync::Notify,
-    dead: AtomicBool,
-    /// The wake-up subscription on the wake broker, if any.
-    wake_sub: Mutex<Option<SubscriberId>>,
-}
-
-impl Feed {
-    fn subs(&self) -> MutexGuard<'_, Subscribers> {
-        self.subs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// Wakes a feed when another node published.
 struct Waker(Arc<Feed>);
 
 impl Delivery for Waker {
     fn deliver(&self, _: &Arc<SharedMessage>) {
-        self.0.wake.notify_one();
+        self.0.wake();
     }
 }
 
@@ -79,8 +55,7 @@ pub struct StoreBroker {
     store: Arc<dyn Store>,
     wake: Option<Arc<dyn Broker>>,
     ids: MessageIdGen,
-    next_sub: AtomicU64,
-    feeds: Mutex<HashMap<ChannelName, Arc<Feed>>>,
+    feeds: Feeds,
     poll_interval: Duration,
 }
 
@@ -106,8 +81,7 @@ impl StoreBroker {
             store,
             wake,
             ids: MessageIdGen::new(node),
-            next_sub: AtomicU64::new(1),
-            feeds: Mutex::default(),
+            feeds: Feeds::default(),
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -123,25 +97,6 @@ impl StoreBroker {
         &self.store
     }
 
-    fn feeds(&self) -> MutexGuard<'_, HashMap<ChannelName, Arc<Feed>>> {
-        self.feeds.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn feed(&self, channel: &ChannelName) -> Arc<Feed> {
-        self.feeds()
-            .entry(channel.clone())
-            .or_insert_with(|| {
-                Arc::new(Feed {
-                    gate: tokio::sync::Mutex::new(None),
-                    subs: Mutex::default(),
-                    wake: tokio::sync::Notify::new(),
-                    dead: AtomicBool::new(false),
-                    wake_sub: Mutex::new(None),
-                })
-            })
-            .clone()
-    }
-
     async fn publish_inner(
         &self,
         channel: &ChannelName,
@@ -154,8 +109,8 @@ impl StoreBroker {
             payload,
         };
         let a = self.store.append(channel, message).await?;
-        if let Some(feed) = self.feeds().get(channel) {
-            feed.wake.notify_one();
+        if let Some(feed) = self.feeds.get(channel) {
+            feed.wake();
         }
         if let Some(wake) = &self.wake {
             let (wake, channel) = (wake.clone(), channel.clone());
@@ -172,137 +127,35 @@ impl StoreBroker {
             id: a.id,
         })
     }
-
-    async fn backlog(
-        &self,
-        channel: &ChannelName,
-        after: u64,
-        to: u64,
-    ) -> Result<Backlog, BrokerError> {
-        Ok(read_backlog(&*self.store, channel, after, to, PAGE).await?)
-    }
-
-    async fn subscribe_inner(
-        &self,
-        channel: ChannelName,
-        after: Option<u64>,
-        sink: Arc<dyn Delivery>,
-    ) -> Result<Subscription, BrokerError> {
-        loop {
-            let feed = self.feed(&channel);
-            let mut gate = feed.gate.lock().await;
-            let delivered = match *gate {
-                Some(d) => d,
-                None => {
-                    let d = self.store.last_seq(&channel).await?;
-                    if let Some(wake) = &self.wake {
-                        let sub = wake
-                            .subscribe(&channel, None, Arc::new(Waker(feed.clone())))
-                            .await?;
-                        *feed.wake_sub.lock().unwrap_or_else(|p| p.into_inner()) = Some(sub.id);
-                    }
-                    *gate = Some(d);
-                    tokio::spawn(
-                        read_loop(
-                            self.store.clone(),
-                            channel.clone(),
-                            feed.clone(),
-                            self.poll_interval,
-                        )
-                        .instrument(debug_span!("store_feed", %channel)),
-                    );
-                    d
-                }
-            };
-            let start = match after {
-                None => SubscriptionStart {
-                    position: delivered,
-                    gap: None,
-                    backlog: Vec::new(),
-                },
-                Some(a) if a < delivered => {
-                    let (gap, backlog) = self.backlog(&channel, a, delivered).await?;
-                    SubscriptionStart {
-                        position: a,
-                        gap,
-                        backlog,
-                    }
-                }
-                Some(a) => {
-                    // Ahead of this node but known to the store: fine; beyond
-                    // the store's end, the channel restarted: start over.
-                    let last = self.store.last_seq(&channel).await?;
-                    if a <= last {
-                        SubscriptionStart {
-                            position: a,
-                            gap: None,
-                            backlog: Vec::new(),
-                        }
-                    } else {
-                        let (gap, backlog) = self.backlog(&channel, 0, delivered).await?;
-                        SubscriptionStart {
-                            position: 0,
-                            gap,
-                            backlog,
-                        }
-                    }
-                }
-            };
-            let id = SubscriberId(self.next_sub.fetch_add(1, Ordering::Relaxed));
-            {
-                let mut subs = feed.subs();
-                if feed.dead.load(Ordering::Acquire) {
-                    continue;
-                }
-                subs.push((id, sink.clone()));
-            }
-            drop(gate);
-            return Ok(Subscription { id, start });
-        }
-    }
 }
 
-/// Reads the store after the last delivered seq whenever woken (or every
-/// `poll`), and fans out, until the feed has no subscriber.
-async fn read_loop(store: Arc<dyn Store>, channel: ChannelName, feed: Arc<Feed>, poll: Duration) {
-    let mut delay = Duration::from_millis(50);
-    while !feed.dead.load(Ordering::Acquire) {
-        let _ = tokio::time::timeout(poll, feed.wake.notified()).await;
-        loop {
-            let mut gate = feed.gate.lock().await;
-            let Some(mut delivered) = *gate else { return };
-            let range = match store.read_after(&channel, delivered, READ_BATCH).await {
-                Ok(r) => {
-                    delay = Duration::from_millis(50);
-                    r
-                }
-                Err(e) => {
-                    drop(gate);
-                    warn!(error = %e, delivered, "store read failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                    break;
-                }
-            };
-            let full = range.messages.len() >= READ_BATCH;
-            let subs: Subscribers = feed.subs().clone();
-            for m in range.messages {
-                if m.seq <= delivered {
-                    continue;
-                }
-                delivered = m.seq;
-                let message = Arc::new(SharedMessage::new(channel.clone(), m.seq, m.id, m.payload));
-                match subs.as_slice() {
-                    [(_, only)] => only.deliver_alone(&message),
-                    all => all.iter().for_each(|(_, s)| s.deliver(&message)),
-                }
-                message.release_encoded();
+impl FeedSource for StoreBroker {
+    fn history(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The reader reads the store when woken (a publish here, a wake-up
+    /// from another node) or every `poll_interval`; with a wake broker, the
+    /// feed holds a wake-up subscription on it until it stops.
+    fn start_feed(&self, feed: &Arc<Feed>) -> BoxFuture<'_, Result<(), BrokerError>> {
+        let feed = feed.clone();
+        Box::pin(async move {
+            let channel = feed.channel().clone();
+            if let Some(wake) = &self.wake {
+                let sub = wake
+                    .subscribe(&channel, None, Arc::new(Waker(feed.clone())))
+                    .await?;
+                let (wake, channel) = (wake.clone(), channel.clone());
+                feed.on_stop(move || wake.unsubscribe(&channel, sub.id));
             }
-            *gate = Some(delivered);
-            if !full {
-                break;
-            }
-        }
+            let reader =
+                PollReader::new(Arc::downgrade(&self.store), self.poll_interval, READ_BATCH);
+            tokio::spawn(
+                feed.run(reader)
+                    .instrument(debug_span!("store_feed", %channel)),
+            );
+            Ok(())
+        })
     }
 }
 
@@ -339,29 +192,15 @@ impl Broker for StoreBroker {
     ) -> BoxFuture<'_, Result<Subscription, BrokerError>> {
         let channel = channel.clone();
         let span = debug_span!("store_subscribe", %channel, ?after);
-        Box::pin(self.subscribe_inner(channel, after, sink).instrument(span))
+        Box::pin(
+            self.feeds
+                .subscribe(self, channel, after, sink)
+                .instrument(span),
+        )
     }
 
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {
-        let mut feeds = self.feeds();
-        let Some(feed) = feeds.get(channel).cloned() else {
-            return;
-        };
-        let mut subs = feed.subs();
-        subs.retain(|(s, _)| *s != id);
-        if subs.is_empty() {
-            feed.dead.store(true, Ordering::Release);
-            feed.wake.notify_one();
-            feeds.remove(channel);
-            let wake_sub = feed
-                .wake_sub
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let (Some(wake), Some(sub)) = (&self.wake, wake_sub) {
-                wake.unsubscribe(channel, sub);
-            }
-        }
+        self.feeds.unsubscribe(channel, id);
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BrokerError>> {

@@ -32,12 +32,14 @@
 //! that called it is unmounted, the client is closed (a `Close` frame, the WebSocket closed, the
 //! event task ends). [`use_subscription`] / [`use_channel`] unsubscribe when their owner goes.
 
-use std::collections::HashMap;
-use std::fmt;
-
+mod endpoint;
 mod presence;
 mod synced;
 
+use std::collections::HashMap;
+use std::fmt;
+
+pub use endpoint::Endpoint;
 pub use presence::{Presence, use_presence};
 pub use synced::{SyncedError, SyncedText, use_synced};
 
@@ -230,7 +232,7 @@ impl Router {
 
 #[cfg(target_arch = "wasm32")]
 mod live {
-    //! The browser side: one `tidings_ws::Client` and the task that reads its events.
+    //! The browser side: one client (WebSocket or WebTransport) and the task that reads its events.
 
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -241,7 +243,7 @@ mod live {
 
     /// The client and the router, shared by the hooks and the event task.
     pub(crate) struct Shared {
-        pub(crate) client: tidings_ws::Client,
+        pub(crate) client: crate::endpoint::AnyClient,
         pub(crate) router: RefCell<Router>,
     }
 
@@ -255,9 +257,12 @@ mod live {
         }
     }
 
-    /// Starts a client of `url` and its event task.
-    pub(crate) fn start(url: &str, status: WriteSignal<ConnectionStatus>) -> Option<Live> {
-        let client = match tidings_ws::Client::builder(url).connect() {
+    /// Starts a client of `endpoint` and its event task.
+    pub(crate) fn start(
+        endpoint: &crate::Endpoint,
+        status: WriteSignal<ConnectionStatus>,
+    ) -> Option<Live> {
+        let client = match crate::endpoint::AnyClient::connect(endpoint) {
             Ok(client) => client,
             Err(error) => {
                 // Reported after the current render, like every other status change.
@@ -387,12 +392,27 @@ pub mod bytes_compat {
 ///
 /// Off wasm32 (SSR, native) nothing connects and the status stays [`ConnectionStatus::Idle`].
 pub fn use_connection(url: &str) -> Connection {
+    use_connection_to(Endpoint::web_socket(url))
+}
+
+/// Like [`use_connection`], to any [`Endpoint`]: a WebSocket endpoint or (feature
+/// `webtransport`) a WebTransport server, e.g. one whose development certificate is pinned by
+/// the hashes it serves:
+///
+/// ```no_run
+/// use tidings_leptos::{Endpoint, use_connection_to};
+/// let connection = use_connection_to(
+///     Endpoint::web_transport("https://127.0.0.1:3000/")
+///         .certificate_hashes_from("/webtransport-hashes.json"),
+/// );
+/// ```
+pub fn use_connection_to(endpoint: Endpoint) -> Connection {
     let (status, set_status) = signal(ConnectionStatus::Idle);
     #[cfg(target_arch = "wasm32")]
-    let started = live::start(url, set_status);
+    let started = live::start(&endpoint, set_status);
     #[cfg(not(target_arch = "wasm32"))]
     let started: Option<live::Live> = {
-        let _ = (url, set_status);
+        let _ = (endpoint, set_status);
         None
     };
     let connection = Connection {

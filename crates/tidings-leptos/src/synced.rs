@@ -179,7 +179,8 @@ fn diff<'a>(old: &str, new: &'a str) -> (u32, u32, &'a str) {
 #[cfg(target_arch = "wasm32")]
 fn browser_doc() -> tidings_sync::yrs::Doc {
     let id = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-    let mut options = tidings_sync::yrs::Options::with_client_id(id);
+    let mut options =
+        tidings_sync::yrs::Options::with_client_id(tidings_sync::yrs::ClientID::new(id));
     options.offset_kind = tidings_sync::yrs::OffsetKind::Utf16;
     tidings_sync::yrs::Doc::with_options(options)
 }

@@ -1,20 +1,18 @@
 //! `NatsBackend`: the connection, the stream layout (one JetStream stream per channel) and the `Store` implementation (append by JetStream publish, reads by message get).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use futures_util::{StreamExt, TryStreamExt};
 use tidings_broker::{
-    Appended, BoxFuture, HistoryRange, NewMessage, Store, StoreError, StoredMessage,
+    Appended, BoxFuture, Feeds, HistoryRange, NewMessage, Store, StoreError, StoredMessage,
 };
 use tidings_protocol::{ChannelName, MessageId, MessageIdGen};
 use tracing::{Instrument, debug_span};
 
 use crate::config::NatsConfig;
-use crate::feed::Feed;
 use crate::names;
 
 /// The header carrying a message's tidings id.
@@ -43,8 +41,7 @@ pub struct NatsBackend {
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) ids: MessageIdGen,
-    pub(crate) next_sub: AtomicU64,
-    pub(crate) feeds: Mutex<HashMap<ChannelName, Arc<Feed>>>,
+    pub(crate) feeds: Feeds,
     /// Streams known to exist, by channel.
     streams: Mutex<HashMap<ChannelName, stream::Stream>>,
 }
@@ -90,8 +87,7 @@ impl NatsBackend {
             client,
             js,
             ids: MessageIdGen::new(node),
-            next_sub: AtomicU64::new(1),
-            feeds: Mutex::default(),
+            feeds: Feeds::default(),
             streams: Mutex::default(),
         }))
     }
@@ -421,6 +417,28 @@ impl Store for NatsBackend {
                 return Ok(0);
             };
             let r = s.purge().keep(keep).await.map_err(unavailable)?;
+            Ok(r.purged)
+        })
+    }
+
+    /// A JetStream purge up to (not including) `through + 1`, clamped to
+    /// the last seq + 1: a purge sequence beyond that would move the
+    /// stream's numbering forward.
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let Some((s, first, last)) = self.bounds(&channel).await? else {
+                return Ok(0);
+            };
+            let upto = through.min(last).saturating_add(1);
+            if upto <= first || last == 0 {
+                return Ok(0);
+            }
+            let r = s.purge().sequence(upto).await.map_err(unavailable)?;
             Ok(r.purged)
         })
     }

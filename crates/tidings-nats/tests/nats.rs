@@ -121,3 +121,12 @@ async fn ping_answers_while_connected_and_fails_typed_while_cut() {
     }
     b.purge().await.unwrap();
 }
+
+#[tokio::test]
+async fn trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on() {
+    suite::trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on(
+        &Kit,
+        "trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on",
+    )
+    .await;
+}

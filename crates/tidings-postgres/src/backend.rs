@@ -1,19 +1,16 @@
 //! `PostgresBackend`: connection, migrations and the `Store` implementation (append by the `append` function, reads by seq).
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use tidings_broker::{
-    Appended, BoxFuture, HistoryRange, NewMessage, Store, StoreError, StoredMessage,
+    Appended, BoxFuture, Feeds, HistoryRange, NewMessage, Store, StoreError, StoredMessage,
 };
 use tidings_protocol::{ChannelName, MessageId, MessageIdGen};
 use tracing::{Instrument, debug_span};
 
 use crate::config::{PostgresConfig, valid_schema};
 use crate::conn::{Conn, open, unavailable};
-use crate::feed::Feed;
 use crate::migrate;
 
 /// PostgreSQL as a tidings [`Store`] and [`tidings_broker::Broker`].
@@ -26,8 +23,7 @@ pub struct PostgresBackend {
     pub(crate) config: PostgresConfig,
     pub(crate) conn: Conn,
     pub(crate) ids: MessageIdGen,
-    pub(crate) next_sub: AtomicU64,
-    pub(crate) feeds: Mutex<HashMap<ChannelName, Arc<Feed>>>,
+    pub(crate) feeds: Feeds,
     /// This backend, for the tasks it spawns (they must not keep it alive).
     pub(crate) me: Weak<PostgresBackend>,
 }
@@ -72,8 +68,7 @@ impl PostgresBackend {
             conn: Conn::new(config.url.clone(), client),
             config,
             ids: MessageIdGen::new(node),
-            next_sub: AtomicU64::new(1),
-            feeds: Mutex::default(),
+            feeds: Feeds::default(),
             me: me.clone(),
         });
         crate::feed::start_listener(&backend);
@@ -252,6 +247,27 @@ impl Store for PostgresBackend {
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(n)
+        })
+    }
+
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let c = self.conn.get().await?;
+            let through = i64::try_from(through).unwrap_or(i64::MAX);
+            c.execute(
+                &format!(
+                    "DELETE FROM {}.messages WHERE channel = $1 AND seq <= $2",
+                    self.config.schema
+                ),
+                &[&channel.as_str(), &through],
+            )
+            .await
+            .map_err(|e| unavailable(&e))
         })
     }
 }

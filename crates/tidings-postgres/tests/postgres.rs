@@ -117,3 +117,12 @@ async fn ping_answers_fails_while_the_proxy_cuts_the_link_and_answers_again() {
     }
     b.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on() {
+    suite::trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on(
+        &Kit,
+        "trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on",
+    )
+    .await;
+}

@@ -1,18 +1,15 @@
 //! `RedisBackend`: the connection, the key layout and the `Store` implementation (append by script, reads by XRANGE).
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
-use tidings_broker::{Appended, BoxFuture, HistoryRange, NewMessage, Store, StoreError};
+use tidings_broker::{Appended, BoxFuture, Feeds, HistoryRange, NewMessage, Store, StoreError};
 use tidings_protocol::{ChannelName, MessageIdGen};
 use tracing::{Instrument, debug_span};
 
 use crate::config::RedisConfig;
-use crate::feed::Feed;
 use crate::{reply, scripts};
 
 /// A Redis connection lost or refused: the typed error callers see.
@@ -38,8 +35,7 @@ pub struct RedisBackend {
     append: Script,
     trim: Script,
     pub(crate) ids: MessageIdGen,
-    pub(crate) next_sub: AtomicU64,
-    pub(crate) feeds: Mutex<HashMap<ChannelName, Arc<Feed>>>,
+    pub(crate) feeds: Feeds,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -95,8 +91,7 @@ impl RedisBackend {
             append: Script::new(&scripts::append()),
             trim: Script::new(&scripts::trim()),
             ids: MessageIdGen::new(node),
-            next_sub: AtomicU64::new(1),
-            feeds: Mutex::default(),
+            feeds: Feeds::default(),
         }))
     }
 
@@ -300,6 +295,25 @@ impl Store for RedisBackend {
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(before.saturating_sub(after))
+        })
+    }
+
+    /// `XTRIM MINID`: stream ids are `seq-0`, so the prefix is one command.
+    fn trim_through(
+        &self,
+        channel: &ChannelName,
+        through: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let channel = channel.clone();
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            redis::cmd("XTRIM")
+                .arg(self.key(&channel, "log"))
+                .arg("MINID")
+                .arg(format!("{}-0", through.saturating_add(1)))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable(&e))
         })
     }
 }

@@ -77,3 +77,12 @@ async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recovers_b
     )
     .await;
 }
+
+#[tokio::test]
+async fn trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on() {
+    suite::trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on(
+        &Kit,
+        "trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on",
+    )
+    .await;
+}

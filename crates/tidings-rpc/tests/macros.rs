@@ -1,6 +1,8 @@
 //! `#[tidings_rpc::rpc]` over a real WebSocket: the generated client and server for a call, a server stream, a typed application error, an unknown method (a client newer than the server), the call context, bidirectional streams with credits both ways and cancellation from either side, and the schema.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,14 +10,13 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tidings_channels::{Hub, MemoryBroker};
-use tidings_protocol::{ClientEvent, RpcCode};
+use tidings_protocol::RpcCode;
 use tidings_rpc::client::{CallOptions, RpcClient};
 use tidings_rpc::server::{CallContext, Inbound, RpcServer, ServerOptions};
 use tidings_rpc::{CallError, MethodKind, RpcError};
-use tidings_ws::{Accepted, Client, ServerConfig, ServerHandle, WsServer};
+use tidings_ws::Client;
 
-const STEP: Duration = Duration::from_secs(10);
+use common::{STEP, Served, eventually};
 /// The server's window of client items on bidirectional calls.
 const INBOUND_WINDOW: u32 = 8;
 
@@ -175,9 +176,7 @@ impl Chat for ChatImpl {
 }
 
 struct Fixture {
-    hub: Hub,
-    server: ServerHandle,
-    url: String,
+    served: Served,
     probe: Arc<Probe>,
 }
 
@@ -188,59 +187,18 @@ impl Fixture {
             probe: probe.clone(),
         }
         .into_router();
-        let hub = Hub::new(Arc::new(MemoryBroker::default()));
         let options = ServerOptions::default().inbound_window(INBOUND_WINDOW);
-        assert!(hub.set_rpc(Arc::new(RpcServer::with_options(router, options))));
-        let served = hub.clone();
-        let server = WsServer::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())
-            .await
-            .unwrap()
-            .serve(move |conn: Accepted| {
-                let hub = served.clone();
-                async move {
-                    let (t, codec, _shutdown) = conn.into_transport();
-                    hub.serve(t, codec).await
-                }
-            });
-        let url = format!("ws://{}/", server.local_addr());
-        Self {
-            hub,
-            server,
-            url,
-            probe,
-        }
+        let served = Served::ws(RpcServer::with_options(router, options)).await;
+        Self { served, probe }
     }
 
     async fn client(&self) -> (Client, RpcClient) {
-        let client = Client::builder(&self.url).connect().unwrap();
-        let rpc = RpcClient::new(&client);
-        loop {
-            match tokio::time::timeout(STEP, client.next_event())
-                .await
-                .unwrap()
-            {
-                Some(ClientEvent::Connected { .. }) => break,
-                Some(_) => {}
-                None => panic!("closed before connecting"),
-            }
-        }
-        (client, rpc)
+        self.served.client().await
     }
 
     async fn stop(self) {
-        self.hub.shutdown("test over");
-        self.server.shutdown().await;
+        self.served.stop().await;
     }
-}
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,24 +1,26 @@
 //! RPC over a real WebSocket connection: calls, typed errors with distinct codes, server streams with credits (a slow reader keeps the server bounded), cancellation both ways, and a Node `ws` client speaking plain JSON frames.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tidings_channels::{Hub, Identity, MemoryBroker};
-use tidings_protocol::{ClientEvent, RpcCode};
+use tidings_channels::Identity;
+use tidings_protocol::RpcCode;
 use tidings_rpc::RpcError;
 use tidings_rpc::client::{CallOptions, RpcClient};
 use tidings_rpc::server::layers::{AuthorizeLayer, MetricsLayer, RateLimitLayer, TraceLayer};
 use tidings_rpc::server::{Router, RpcServer};
 use tidings_test::peers;
 use tidings_test::require_peer;
-use tidings_ws::{Accepted, Client, ServerConfig, ServerHandle, WsServer};
+use tidings_ws::Client;
 use tower::ServiceBuilder;
 
-const STEP: Duration = Duration::from_secs(10);
+use common::{STEP, Served, connected, eventually};
 
 /// A chat message.
 #[derive(Serialize, Deserialize, schemars::JsonSchema, Debug, PartialEq, Clone)]
@@ -130,9 +132,7 @@ fn router(probe: Arc<Probe>) -> Router {
 }
 
 struct Fixture {
-    hub: Hub,
-    server: ServerHandle,
-    url: String,
+    served: Served,
     probe: Arc<Probe>,
 }
 
@@ -149,58 +149,17 @@ impl Fixture {
             ))
             .layer(RateLimitLayer::new().per_method("math.add", 0.001, 50.0))
             .service(router(probe.clone()).merge(DemoImpl.into_router()));
-        let hub = Hub::new(Arc::new(MemoryBroker::default()));
-        assert!(hub.set_rpc(Arc::new(RpcServer::new(stack))));
-        let served = hub.clone();
-        let server = WsServer::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())
-            .await
-            .unwrap()
-            .serve(move |conn: Accepted| {
-                let hub = served.clone();
-                async move {
-                    let (t, codec, _shutdown) = conn.into_transport();
-                    hub.serve(t, codec).await
-                }
-            });
-        let url = format!("ws://{}/", server.local_addr());
-        Self {
-            hub,
-            server,
-            url,
-            probe,
-        }
+        let served = Served::ws(RpcServer::new(stack)).await;
+        Self { served, probe }
     }
 
     async fn client(&self) -> (Client, RpcClient) {
-        let client = Client::builder(&self.url).connect().unwrap();
-        let rpc = RpcClient::new(&client);
-        loop {
-            match tokio::time::timeout(STEP, client.next_event())
-                .await
-                .unwrap()
-            {
-                Some(ClientEvent::Connected { .. }) => break,
-                Some(_) => {}
-                None => panic!("closed before connecting"),
-            }
-        }
-        (client, rpc)
+        self.served.client().await
     }
 
     async fn stop(self) {
-        self.hub.shutdown("test over");
-        self.server.shutdown().await;
+        self.served.stop().await;
     }
-}
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,15 +362,12 @@ async fn calls_fail_with_unavailable_when_the_connection_drops() {
 #[tokio::test(flavor = "multi_thread")]
 async fn binary_codec_carries_calls_and_streams() {
     let fx = Fixture::start().await;
-    let client = Client::builder(&fx.url)
+    let client = Client::builder(&fx.served.url)
         .subprotocols(["tidings.v1.bin", "tidings.v1.json"])
         .connect()
         .unwrap();
     let rpc = RpcClient::new(&client);
-    while !matches!(
-        client.next_event().await,
-        Some(ClientEvent::Connected { .. })
-    ) {}
+    connected(&client).await;
     let sum: i64 = rpc.call("math.add", &(20, 22)).await.unwrap();
     assert_eq!(sum, 42);
     let n = rpc
@@ -435,7 +391,7 @@ async fn node_client_with_plain_json_frames_calls_and_streams() {
     let out = peers::run_script(
         &node,
         &script,
-        [fx.url.clone(), schema.display().to_string()],
+        [fx.served.url.clone(), schema.display().to_string()],
         [("TIDINGS_NODE_MODULES", modules.display().to_string())],
         Duration::from_secs(60),
     )

@@ -16,6 +16,8 @@
 //! `wasm-bindgen`, `wasm-bindgen-futures`, `web-sys`.
 
 mod client;
+#[cfg(feature = "dev-cert")]
+pub mod dev_cert;
 mod driver;
 mod error;
 mod inbox;

@@ -1,5 +1,6 @@
 //! The client side of documents on the tidings session: `SyncedDoc` (sans-IO: client events in, payloads to publish out) and `SyncedClient`, which runs one over a `tidings_runtime::Client` (native and wasm32).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -68,8 +69,18 @@ pub struct SyncedDoc {
     channel: String,
     doc: Doc,
     outbox: Arc<Mutex<Vec<Vec<u8>>>>,
-    _observer: yrs::Subscription,
+    /// The key of the update observer that fills `outbox` (yrs 0.28 keys
+    /// observers instead of returning a subscription); removed on drop.
+    observer: Origin,
     synced: bool,
+}
+
+impl Drop for SyncedDoc {
+    fn drop(&mut self) {
+        // A clone of the `Doc` may outlive this: stop filling an outbox nobody reads.
+        // (Fails only while a transaction is open on the document; then the observer stays.)
+        let _ = self.doc.unobserve_update_v1(self.observer.clone());
+    }
 }
 
 impl std::fmt::Debug for SyncedDoc {
@@ -99,18 +110,23 @@ impl SyncedDoc {
         let outbox: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let sink = outbox.clone();
         let remote = Origin::from(REMOTE);
-        let observer = doc
-            .observe_update_v1(move |txn, e| {
-                if txn.origin() != Some(&remote) {
-                    lock(&sink).push(e.update.clone());
-                }
-            })
-            .map_err(|e| DocError::Observe(e.to_string()))?;
+        // One key per `SyncedDoc`: two of them on one (shared) `Doc` keep their own observers.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let observer = Origin::from(format!(
+            "tidings-sync:outbox:{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        doc.observe_update_v1(observer.clone(), move |txn, e| {
+            if txn.origin() != Some(&remote) {
+                lock(&sink).push(e.update.clone());
+            }
+        })
+        .map_err(|e| DocError::Observe(e.to_string()))?;
         Ok(Self {
             channel: channel.to_owned(),
             doc,
             outbox,
-            _observer: observer,
+            observer,
             synced: false,
         })
     }

@@ -8,12 +8,15 @@
 //! (it is encoded from the live document after update `S` was appended), so
 //! loading applies the last snapshot, then the log after `S`; an update that
 //! is both in the snapshot and replayed is harmless (Yjs updates are
-//! idempotent). After each snapshot the store's retention is applied to
-//! both channels (`Store::trim`): with a count retention of at least
-//! [`PersistConfig::compact_every`] updates, the log keeps what the last
-//! snapshot does not cover. If retention ever dropped updates after the
-//! snapshot, loading fails with [`PersistError::LostUpdates`] rather than
-//! serving a silently different document.
+//! idempotent). After each snapshot both channels are compacted by
+//! position (`Store::trim_through`): the log through `S` and every snapshot
+//! before the new one go, so the store holds one snapshot and the updates
+//! after it. The store's retention is applied as well (`Store::trim`): with
+//! a count retention of at least [`PersistConfig::compact_every`] updates,
+//! the log keeps what the last snapshot does not cover. If retention ever
+//! dropped updates after the snapshot, loading fails with
+//! [`PersistError::LostUpdates`] rather than serving a silently different
+//! document.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,7 +340,14 @@ async fn snapshot(
     let mut payload = Vec::with_capacity(8 + doc.len());
     payload.extend_from_slice(&at.position.to_le_bytes());
     payload.extend_from_slice(&doc);
-    p.append(&at.snap, Bytes::from(payload)).await?;
+    let snap_seq = p.append(&at.snap, Bytes::from(payload)).await?;
+    // The snapshot covers the log through its position, and replaces the
+    // snapshots before it: both prefixes go (by position where the store
+    // can; its retention applies as well).
+    p.store.trim_through(&at.log, at.position).await?;
+    p.store
+        .trim_through(&at.snap, snap_seq.saturating_sub(1))
+        .await?;
     p.store.trim(&at.log).await?;
     p.store.trim(&at.snap).await?;
     Ok(())

@@ -1,6 +1,10 @@
 //! Yjs interop against a real server: two Node `yjs` + `y-protocols` clients and a Rust `yrs` client edit one text at once, the Rust client's link is cut in the middle, and all converge to the same text as the server; bad input closes only its own connection.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::server;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,26 +18,9 @@ use tidings_sync::{DocConfig, Docs, DocsConfig};
 use tidings_test::peers;
 use tidings_test::proxy::{FaultProxy, ProxyHandle};
 use tidings_test::require_peer;
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const EDITS: usize = 100;
-
-async fn server(docs: Docs) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                    docs.serve_connection("doc", ws).await;
-                }
-            });
-        }
-    });
-    addr
-}
 
 fn markers(text: &str) -> usize {
     text.matches('[').count()
@@ -277,24 +264,7 @@ async fn bad_input_closes_only_its_connection_and_the_document_stays() {
         .unwrap();
     assert_eq!(text, "kept", "the document is intact");
     // The good peer is still served: it gets an answer to sync step 1.
-    let sv = Doc::new().transact().state_vector();
-    good.send(WsMessage::binary(
-        Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1(),
-    ))
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(frame)) = good.next().await {
-            if let WsMessage::Binary(d) = frame
-                && let Ok(Message::Sync(SyncMessage::SyncStep2(_))) = Message::decode_v1(&d)
-            {
-                return;
-            }
-        }
-        panic!("the good peer was dropped");
-    })
-    .await
-    .unwrap();
+    common::still_served(&mut good).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,8 @@
 //! Document persistence through a `Store` (memory, Redis, PostgreSQL): a real yrs client edits over y-websocket, the server logs every update and snapshots every N, the log is trimmed, and a restarted server (a new `Docs` on the same store) restores the document exactly; lost or malformed stored data is a typed error.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,6 @@ use tidings_sync::yrs::updates::encoder::Encode;
 use tidings_sync::yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 use tidings_sync::{Docs, DocsConfig, LoadError, PersistConfig, PersistError};
 use tidings_test::services::{postgres_url, redis_url, unique_name, unreachable};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const NAME: &str = "notes";
@@ -21,19 +22,7 @@ const STEP: Duration = Duration::from_secs(60);
 
 /// A y-websocket server for `docs` (every path serves [`NAME`]).
 async fn server(docs: Docs) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let docs = docs.clone();
-            tokio::spawn(async move {
-                if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-                    docs.serve_connection(NAME, ws).await;
-                }
-            });
-        }
-    });
-    (addr, task)
+    common::serve(docs, NAME).await
 }
 
 fn config(every: u64) -> PersistConfig {
@@ -200,6 +189,34 @@ async fn a_restarted_server_restores_the_document_exactly_from_a_memory_store_an
         range.gap.is_some(),
         "the compacted prefix is an explicit gap"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_drops_the_covered_log_and_older_snapshots_by_position_without_any_retention() {
+    // No retention at all: only compaction (`Store::trim_through`) shrinks
+    // the channels.
+    let store = Arc::new(MemoryStore::default());
+    a_restart_restores(store.clone(), 50, 230).await;
+    let log = ChannelName::new(format!("ydoc:{NAME}:log")).unwrap();
+    let snap = ChannelName::new(format!("ydoc:{NAME}:snap")).unwrap();
+    let snaps = store.read_after(&snap, 0, 10_000).await.unwrap();
+    assert_eq!(snaps.messages.len(), 1, "one snapshot kept");
+    assert!(snaps.last_seq >= 4, "{} snapshots written", snaps.last_seq);
+    let mut pos = [0u8; 8];
+    pos.copy_from_slice(&snaps.messages[0].payload[..8]);
+    let covered = u64::from_le_bytes(pos);
+    let range = store.read_after(&log, 0, 10_000).await.unwrap();
+    assert!(range.last_seq >= 240);
+    assert!(
+        range.messages.iter().all(|m| m.seq > covered),
+        "the log keeps only what the snapshot at {covered} does not cover"
+    );
+    assert_eq!(
+        range.gap,
+        Some((1, covered)),
+        "the compacted prefix is a gap"
+    );
+    assert!(range.messages.len() < 50, "{} kept", range.messages.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]

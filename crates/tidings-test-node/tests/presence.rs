@@ -1,4 +1,4 @@
-//! Presence across server processes on Redis: 1,000 members joining and leaving over two `tidings-test-node` processes, every watching client's view converging, and a SIGKILLed node's members leaving after the node timeout.
+//! Presence across server processes on Redis and on NATS (the same scenario, parametrized by broker URL): 1,000 members joining and leaving over two `tidings-test-node` processes, every watching client's view converging, and a SIGKILLed node's members leaving after the node timeout.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tidings::presence::PresenceView;
 use tidings::protocol::ClientEvent;
 use tidings::ws::Client;
-use tidings_test::services::{redis_url, unique_name, unreachable};
+use tidings_test::services::{nats_url, redis_url, unique_name, unreachable};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -57,32 +57,53 @@ impl Node {
     }
 }
 
-/// A broker URL with a key prefix of its own, or `None` (skipped loudly).
+/// `url` with `prefix=PREFIX` added, once `connect` shows the service is
+/// reachable; `None` (skipped loudly) when it is not. Also returns the
+/// connected backend (to clean up with).
+async fn reachable<B, E: std::fmt::Display>(
+    test: &str,
+    service: &str,
+    url: String,
+    prefix: &str,
+    connect: impl std::future::Future<Output = Result<B, E>>,
+) -> Option<(String, B)> {
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(b)) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Some((format!("{url}{sep}prefix={prefix}"), b))
+        }
+        Ok(Err(e)) => {
+            unreachable(test, service, &url, &e);
+            None
+        }
+        Err(e) => {
+            unreachable(test, service, &url, &e);
+            None
+        }
+    }
+}
+
+/// A Redis broker URL with a key prefix of its own, or `None` (skipped loudly).
 async fn redis_broker(test: &str) -> Option<String> {
     let url = redis_url();
     let prefix = unique_name("tidings_presence");
     let config = tidings_redis::RedisConfig::from_url(&url)
         .unwrap()
         .with_prefix(prefix.clone());
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tidings_redis::RedisBackend::connect(config),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            Some(format!("{url}{sep}prefix={prefix}"))
-        }
-        Ok(Err(e)) => {
-            unreachable(test, "Redis", &url, &e);
-            None
-        }
-        Err(e) => {
-            unreachable(test, "Redis", &url, &e);
-            None
-        }
-    }
+    let connect = tidings_redis::RedisBackend::connect(config);
+    Some(reachable(test, "Redis", url, &prefix, connect).await?.0)
+}
+
+/// A NATS broker URL with a stream prefix of its own and the backend to
+/// purge it with afterwards, or `None` (skipped loudly).
+async fn nats_broker(test: &str) -> Option<(String, Arc<tidings_nats::NatsBackend>)> {
+    let url = nats_url();
+    let prefix = unique_name("tidings_presence");
+    let config = tidings_nats::NatsConfig::from_url(&url)
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let connect = tidings_nats::NatsBackend::connect(config);
+    reachable(test, "NATS", url, &prefix, connect).await
 }
 
 fn member(addr: SocketAddr, user: &str) -> Client {
@@ -150,21 +171,15 @@ async fn converge(what: &str, watchers: &[&Watcher], expected: &BTreeSet<String>
     }
 }
 
-/// Two node processes share a Redis broker. 1,000 members join (even users on
+/// Two node processes share a broker (`broker`: its URL). 1,000 members join (even users on
 /// node A, odd on B; ten of them connected to both nodes, counted once);
 /// 100 of them watch the room's presence, 50 on each node. Every view
 /// converges on the same 1,000 names; 500 leave and every view converges
 /// again; then B is SIGKILLed, and its members (all but those also connected
 /// to A) leave every view on A once the node timeout has passed; a watcher
 /// joining A afterwards starts from the same snapshot.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkilled_nodes_members_leave()
- {
-    let test = "a_thousand_members_on_two_node_processes_on_redis_converge";
-    let Some(broker) = redis_broker(test).await else {
-        return;
-    };
-    let (a, b) = tokio::join!(Node::start(&broker), Node::start(&broker));
+async fn a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(broker: &str) {
+    let (a, b) = tokio::join!(Node::start(broker), Node::start(broker));
     let name = |i: usize| format!("user{i}");
     let on_a = |i: usize| i.is_multiple_of(2);
 
@@ -234,4 +249,25 @@ async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkil
 
     drop((members, twins, watchers, late));
     a.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_members_on_two_node_processes_on_redis_converge_and_a_sigkilled_nodes_members_leave()
+ {
+    let test = "a_thousand_members_on_two_node_processes_on_redis_converge";
+    let Some(broker) = redis_broker(test).await else {
+        return;
+    };
+    a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_members_on_two_node_processes_on_nats_converge_and_a_sigkilled_nodes_members_leave()
+ {
+    let test = "a_thousand_members_on_two_node_processes_on_nats_converge";
+    let Some((broker, backend)) = nats_broker(test).await else {
+        return;
+    };
+    a_thousand_members_converge_and_a_sigkilled_nodes_members_leave(&broker).await;
+    backend.purge().await.unwrap();
 }

@@ -1,4 +1,4 @@
-//! The backend suite: the five scenarios every `Broker` + `Store` backend (Redis, PostgreSQL, NATS) must pass against its real service, written once.
+//! The backend suite: the six scenarios every `Broker` + `Store` backend (Redis, PostgreSQL, NATS) must pass against its real service, written once.
 //!
 //! A backend's test file implements [`BackendKit`] (how to connect under a
 //! fresh name, how to clean up, which URL goes through a proxy) and calls
@@ -393,4 +393,57 @@ pub async fn a_cut_connection_gives_typed_errors_loses_nothing_stored_and_recove
         "every stored message delivered once, in order"
     );
     kit.cleanup(&direct).await;
+}
+
+/// `trim_through` drops a prefix by position (what document compaction
+/// does after a snapshot): the dropped range reads as a gap, the rest is
+/// untouched, the numbering goes on, and a position past the end drops
+/// everything without moving the numbering.
+pub async fn trim_through_drops_a_prefix_by_position_and_the_numbering_goes_on<K: BackendKit>(
+    kit: &K,
+    test: &str,
+) {
+    let name = unique_name("tidings_test");
+    let retention = Retention::default().with_max_len(1000);
+    let Some(b) = connect(kit, test, &kit.url(), &name, retention).await else {
+        return;
+    };
+    let c = ch("doc");
+    assert_eq!(
+        b.trim_through(&c, 5).await.unwrap(),
+        0,
+        "nothing stored yet"
+    );
+    for n in 1..=10 {
+        b.append(&c, msg(n, None)).await.unwrap();
+    }
+    assert_eq!(b.trim_through(&c, 4).await.unwrap(), 4);
+    assert_eq!(b.trim_through(&c, 4).await.unwrap(), 0, "idempotent");
+    let r = b.read_after(&c, 0, 100).await.unwrap();
+    assert_eq!((r.gap, r.last_seq), (Some((1, 4)), 10));
+    assert_eq!(
+        r.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (5..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(r.messages[0].payload.as_ref(), b"m5");
+    let r = b.read_after(&c, 4, 100).await.unwrap();
+    assert_eq!(
+        (r.gap, r.messages.len()),
+        (None, 6),
+        "no gap after the trim point"
+    );
+    assert_eq!(
+        b.trim_through(&c, 1_000).await.unwrap(),
+        6,
+        "past the end: all"
+    );
+    assert_eq!(b.last_seq(&c).await.unwrap(), 10, "the numbering stays");
+    let a = b.append(&c, msg(11, None)).await.unwrap();
+    assert_eq!(a.seq, 11, "and goes on");
+    let r = b.read_after(&c, 0, 100).await.unwrap();
+    assert_eq!(
+        (r.gap, r.messages.iter().map(|m| m.seq).collect::<Vec<_>>()),
+        (Some((1, 10)), vec![11])
+    );
+    kit.cleanup(&b).await;
 }

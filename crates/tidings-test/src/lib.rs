@@ -14,7 +14,7 @@
 //!   installs, skips (or, with `TIDINGS_REQUIRE_PEERS=1`, fails) tests whose
 //!   peer is missing, and runs peer scripts as child processes with a hard
 //!   timeout.
-//! * [`backends`]: the five scenarios every `Broker` + `Store` backend
+//! * [`backends`]: the six scenarios every `Broker` + `Store` backend
 //!   (Redis, PostgreSQL, NATS) runs against its real service.
 //! * [`services`]: URLs of the shared PostgreSQL, Redis and NATS, unique
 //!   names per test, loud skips (failures under `TIDINGS_REQUIRE_SERVICES=1`).

@@ -2,12 +2,13 @@
 
 use std::path::Path;
 
+use tidings_runtime::dev_cert::DevCertificate;
 use wtransport::Identity;
+use wtransport::tls::{Certificate as WtCertificate, CertificateChain, PrivateKey};
 
 use crate::error::WtError;
 
-/// Longest validity Chromium accepts for a certificate pinned by hash (14 days), less a day of margin.
-pub const DEV_VALIDITY_DAYS: u32 = 13;
+pub use tidings_runtime::dev_cert::DEV_VALIDITY_DAYS;
 
 /// The TLS identity a [`crate::WtServer`] presents.
 #[derive(Debug)]
@@ -29,14 +30,20 @@ impl Certificate {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let names: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
-        let identity = Identity::self_signed_builder()
-            .subject_alt_names(&names)
-            .from_now_utc()
-            .validity_days(DEV_VALIDITY_DAYS)
-            .build()
-            .map_err(|e| WtError::Certificate(format!("invalid subject name in {names:?}: {e}")))?;
-        Ok(Self { identity })
+        let dev =
+            DevCertificate::generate(names).map_err(|e| WtError::Certificate(e.to_string()))?;
+        Self::from_dev(&dev)
+    }
+
+    /// A [`DevCertificate`] (e.g. the one a wss:// server in the same
+    /// process also presents, through its PEM).
+    pub fn from_dev(dev: &DevCertificate) -> Result<Self, WtError> {
+        let cert = WtCertificate::from_der(dev.cert_der().to_vec())
+            .map_err(|e| WtError::Certificate(format!("development certificate: {e}")))?;
+        let key = PrivateKey::from_der_pkcs8(dev.key_der().to_vec());
+        Ok(Self {
+            identity: Identity::new(CertificateChain::single(cert), key),
+        })
     }
 
     /// A production certificate: a PEM chain (leaf first) and its PEM private key.

@@ -1,29 +1,25 @@
-//! The `Client` over WebTransport: builder (URL, codec, certificate pins, limits) and the native connector on wtransport.
+//! The `Client` over WebTransport: the builder (URL, codec, certificate pins, limits, connect timeout), the same natively and in the browser.
 
 use std::time::Duration;
 
-use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON, codec_for};
+use tidings_codec::{SUBPROTOCOL_BIN, SUBPROTOCOL_JSON};
 use tidings_protocol::{ClientConfig, CodecKind};
-use tidings_runtime::{
-    BoxFuture, ClientTransport, Connected, Connector, TokioTimer, TransportError,
-};
-use wtransport::Endpoint;
-use wtransport::tls::Sha256Digest;
+use tidings_runtime::ClientTransport;
 
 use crate::Error;
-use crate::config::WtConfig;
-use crate::server::{CHANNEL_STREAMS_PARAM, PROTOCOL_PARAM};
-use crate::transport::WtTransport;
+use crate::config::{CHANNEL_STREAMS_PARAM, PROTOCOL_PARAM, WtConfig};
 
 /// Builder of a [`Client`].
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
-    url: String,
-    session: ClientConfig,
-    wt: WtConfig,
-    protocol: &'static str,
-    hashes: Vec<[u8; 32]>,
-    connect_timeout: Duration,
+    pub(crate) url: String,
+    pub(crate) session: ClientConfig,
+    pub(crate) wt: WtConfig,
+    pub(crate) protocol: &'static str,
+    pub(crate) hashes: Vec<[u8; 32]>,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) hashes_url: Option<String>,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl ClientBuilder {
@@ -45,11 +41,27 @@ impl ClientBuilder {
         self
     }
 
-    /// Trust a self-signed server certificate by its SHA-256 (what browsers
-    /// do with `serverCertificateHashes`). Without any, the platform's root
-    /// certificates are used.
+    /// Trust a self-signed server certificate by its SHA-256 (in the
+    /// browser: `serverCertificateHashes`, which Chromium accepts for ECDSA
+    /// certificates valid at most 14 days).
+    /// May be called more than once. Without any, the platform's (or the
+    /// browser's) root certificates are used.
     pub fn server_certificate_hash(mut self, hash: [u8; 32]) -> Self {
         self.hashes.push(hash);
+        self
+    }
+
+    /// Browser only: before each connection attempt, fetch the hashes to pin
+    /// from `url` (the JSON of `Certificate::hashes_json`:
+    /// `[{"algorithm":"sha-256","value":[…32 bytes…]}]`, as
+    /// `serve_certificate_hashes` or a route of the server serves it), beside
+    /// any given with [`Self::server_certificate_hash`] (an empty list pins
+    /// nothing: the browser's roots decide). A development server
+    /// makes a new certificate at every start; this way a reconnecting page
+    /// pins the new one. A failed fetch fails that attempt (retried with backoff).
+    #[cfg(target_arch = "wasm32")]
+    pub fn server_certificate_hashes_url(mut self, url: impl Into<String>) -> Self {
+        self.hashes_url = Some(url.into());
         self
     }
 
@@ -59,90 +71,66 @@ impl ClientBuilder {
         self
     }
 
-    /// Starts the client (inside a tokio runtime): a background task
-    /// connects, and reconnects with backoff whenever the session drops,
-    /// resuming it.
+    /// Starts the client: a background task connects, and reconnects with
+    /// backoff whenever the session drops, resuming it. Natively this must
+    /// run inside a tokio runtime; in the browser it uses the page's event
+    /// loop (and needs a secure context: https, or http on localhost).
     pub fn connect(self) -> Result<Client, Error> {
+        let session = self.check_url()?;
+        Client::start(session, crate::platform::connector(self, None))
+    }
+
+    /// Like [`Self::connect`], and also returns the client's
+    /// [`ClientDatagrams`](crate::ClientDatagrams): lossy, unordered data
+    /// beside the session, on whichever session is current.
+    ///
+    /// ```no_run
+    /// # async fn demo(hash: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tidings_runtime::ClientTransport;
+    /// let (client, datagrams) = tidings_webtransport::WebTransport::builder("https://127.0.0.1:4433/".into())
+    ///     .server_certificate_hash(hash)
+    ///     .connect_with_datagrams()?;
+    /// # let _ = client;
+    /// datagrams.send(br#"{"cursor":[10,20]}"#)?; // fails fast with NotConnected before the session is up
+    /// let echoed = datagrams.recv().await?;
+    /// # let _ = echoed; Ok(()) }
+    /// ```
+    pub fn connect_with_datagrams(self) -> Result<(Client, crate::ClientDatagrams), Error> {
+        let session = self.check_url()?;
+        let (slot, datagrams) = crate::platform::datagrams();
+        let client = Client::start(session, crate::platform::connector(self, Some(slot)))?;
+        Ok((client, datagrams))
+    }
+
+    /// The session settings, once the URL is known to be https://.
+    fn check_url(&self) -> Result<ClientConfig, Error> {
         if !self.url.to_ascii_lowercase().starts_with("https://") {
             return Err(Error::InvalidUrl {
-                url: self.url,
+                url: self.url.clone(),
                 reason: "WebTransport URLs are https://".into(),
             });
         }
-        let session = self.session.clone();
-        Client::start(session, Native { builder: self })
-    }
-}
-
-struct Native {
-    builder: ClientBuilder,
-}
-
-impl Connector for Native {
-    type Timer = TokioTimer;
-
-    fn timer(&self) -> TokioTimer {
-        TokioTimer::default()
+        Ok(self.session.clone())
     }
 
-    fn connect(&self) -> BoxFuture<'static, Result<Connected, TransportError>> {
-        let b = self.builder.clone();
-        Box::pin(async move {
-            tokio::time::timeout(b.connect_timeout, connect(&b))
-                .await
-                .map_err(|_| TransportError::Timeout("WebTransport connect"))?
-        })
+    /// The session URL: the given one with the codec and the channel
+    /// streams this client accepts in its query (docs/protocol.md §10).
+    pub(crate) fn session_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}{PROTOCOL_PARAM}={}&{CHANNEL_STREAMS_PARAM}={}",
+            self.url, self.protocol, self.wt.max_channel_streams
+        )
     }
-}
 
-fn handshake(reason: String) -> TransportError {
-    TransportError::Handshake {
-        status: None,
-        reason,
+    /// The codec this client asked for.
+    pub(crate) fn codec_kind(&self) -> CodecKind {
+        if self.protocol == SUBPROTOCOL_BIN {
+            CodecKind::Binary
+        } else {
+            CodecKind::Json
+        }
     }
-}
-
-/// Opens one session and its control stream.
-async fn connect(b: &ClientBuilder) -> Result<Connected, TransportError> {
-    let span = tracing::debug_span!("wt_connect", url = %b.url);
-    let _e = span.enter();
-    let config = wtransport::ClientConfig::builder().with_bind_default();
-    let config = if b.hashes.is_empty() {
-        config.with_native_certs()
-    } else {
-        config.with_server_certificate_hashes(b.hashes.iter().map(|h| Sha256Digest::new(*h)))
-    };
-    let mut config = config.build();
-    config
-        .quic_config_mut()
-        .transport_config(std::sync::Arc::new(b.wt.quic()));
-    let endpoint = Endpoint::client(config)?;
-    let sep = if b.url.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{}{sep}{PROTOCOL_PARAM}={}&{CHANNEL_STREAMS_PARAM}={}",
-        b.url, b.protocol, b.wt.max_channel_streams
-    );
-    let conn = endpoint
-        .connect(&url)
-        .await
-        .map_err(|e| handshake(format!("WebTransport session to {url}: {e}")))?;
-    let control = conn
-        .open_bi()
-        .await
-        .map_err(|e| handshake(format!("control stream: {e}")))?
-        .await
-        .map_err(|e| handshake(format!("control stream: {e}")))?;
-    let kind = if b.protocol == SUBPROTOCOL_BIN {
-        CodecKind::Binary
-    } else {
-        CodecKind::Json
-    };
-    let codec = codec_for(kind)
-        .ok_or_else(|| handshake(format!("this build cannot speak {}", b.protocol)))?;
-    let transport = WtTransport::new(conn, control, b.wt.max_frame_bytes, b.wt.write_buffer_bytes)
-        .accepting_channel_streams(codec.clone(), b.wt.max_channel_streams as usize)
-        .with_endpoint(endpoint);
-    Ok((Box::new(transport), codec))
 }
 
 /// The WebTransport transport of a [`Client`] (`Client<WebTransport>`).
@@ -159,6 +147,7 @@ impl ClientTransport for WebTransport {
             wt: WtConfig::default(),
             protocol: SUBPROTOCOL_JSON,
             hashes: Vec::new(),
+            hashes_url: None,
             connect_timeout: Duration::from_secs(10),
         }
     }

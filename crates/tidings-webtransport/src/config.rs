@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// Query parameter naming the codec (`?protocol=tidings.v1.bin`; absent: JSON).
+pub const PROTOCOL_PARAM: &str = "protocol";
+
+/// Query parameter with the most channel streams the client accepts
+/// (`?channel_streams=8`; `0`: everything on the control stream; absent: the
+/// server's [`crate::WtConfig::max_channel_streams`]).
+pub const CHANNEL_STREAMS_PARAM: &str = "channel_streams";
+
 /// WebTransport settings shared by the server and the native client.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

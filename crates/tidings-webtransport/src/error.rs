@@ -80,9 +80,12 @@ pub enum DatagramError {
     /// The peer does not accept datagrams.
     #[error("the peer does not accept datagrams")]
     Unsupported,
-    /// The session is gone.
+    /// The session is gone (for a client's datagrams: the client is closed).
     #[error("the session is closed")]
     Closed,
+    /// The client has no session yet (or is reconnecting): nothing was sent.
+    #[error("the client is not connected: no session to send the datagram on")]
+    NotConnected,
 }
 
 impl DatagramError {

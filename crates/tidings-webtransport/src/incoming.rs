@@ -5,35 +5,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
 use tidings_protocol::FrameCodec;
 use tokio::io::{AsyncRead, ReadBuf};
 use wtransport::error::ConnectionError;
 use wtransport::{Connection, RecvStream};
 
-use crate::channel_stream::read_header;
-use crate::error::FramingError;
-use crate::framing::FrameReader;
-use crate::route::channel_of;
+pub(crate) use crate::lane_reader::Incoming;
+use crate::lane_reader::LaneReader;
 
 type AcceptFuture = Pin<Box<dyn Future<Output = Result<RecvStream, ConnectionError>> + Send>>;
 
-/// What reading the channel streams gave.
-pub(crate) enum Incoming {
-    /// A frame of some channel.
-    Frame(Bytes),
-    /// Bad input on a channel stream: end the session with this error.
-    Bad(FramingError),
-    /// The server opened more channel streams than allowed.
-    TooMany { limit: usize },
-}
-
 struct Lane {
     recv: RecvStream,
-    /// The channel named by the header, once read.
-    channel: Option<String>,
-    head: BytesMut,
-    reader: FrameReader,
+    parse: LaneReader,
     done: bool,
 }
 
@@ -85,9 +69,7 @@ impl IncomingLanes {
                     }
                     self.lanes.push(Lane {
                         recv,
-                        channel: None,
-                        head: BytesMut::new(),
-                        reader: FrameReader::new(self.max_frame),
+                        parse: LaneReader::new(self.max_frame),
                         done: false,
                     });
                 }
@@ -119,61 +101,18 @@ fn poll_lane(
     scratch: &mut [u8],
 ) -> Poll<Option<Incoming>> {
     loop {
-        if let Some(channel) = &lane.channel {
-            match lane.reader.next_frame() {
-                Ok(Some(frame)) => {
-                    if channel_of(codec, &frame).as_deref() != Some(channel.as_str()) {
-                        return Poll::Ready(Some(Incoming::Bad(FramingError::WrongChannel {
-                            stream: channel.clone(),
-                        })));
-                    }
-                    return Poll::Ready(Some(Incoming::Frame(frame)));
-                }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Some(Incoming::Bad(e))),
-            }
-        } else {
-            match read_header(&lane.head) {
-                Ok(Some((channel, len))) => {
-                    lane.head.advance(len);
-                    lane.reader.extend(&lane.head);
-                    lane.head.clear();
-                    lane.channel = Some(channel);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Some(Incoming::Bad(e))),
-            }
-        }
-        if lane.done {
-            return Poll::Ready(None);
+        if let Some(got) = lane.parse.next(codec, lane.done) {
+            return Poll::Ready(got);
         }
         let mut buf = ReadBuf::new(&mut *scratch);
         match Pin::new(&mut lane.recv).poll_read(cx, &mut buf) {
             Poll::Pending => return Poll::Pending,
+            // Ended on a frame boundary (the server finished it on close) or not.
             Poll::Ready(Ok(())) if buf.filled().is_empty() => {
                 lane.done = true;
-                // Ended on a frame boundary (the server finished it on close) or not.
-                let ended = match &lane.channel {
-                    Some(_) => lane.reader.finish(),
-                    None if lane.head.is_empty() => Ok(()),
-                    None => Err(FramingError::StreamHeader(
-                        "the stream ended inside its header".into(),
-                    )),
-                };
-                if let Err(e) = ended {
-                    return Poll::Ready(Some(Incoming::Bad(e)));
-                }
-                return Poll::Ready(None);
+                return Poll::Ready(lane.parse.ended());
             }
-            Poll::Ready(Ok(())) => {
-                let data = buf.filled();
-                if lane.channel.is_some() {
-                    lane.reader.extend(data);
-                } else {
-                    lane.head.extend_from_slice(data);
-                }
-            }
+            Poll::Ready(Ok(())) => lane.parse.extend(buf.filled()),
             // Reset by the server or the session is gone: the control stream reports why.
             Poll::Ready(Err(_)) => {
                 lane.done = true;

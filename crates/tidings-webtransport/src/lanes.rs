@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -49,6 +51,8 @@ pub(crate) struct Lanes {
     /// Bytes buffered in lanes, all together.
     backlog: usize,
     max_backlog: usize,
+    /// Counts the streams opened, across the server's sessions.
+    counter: Option<Arc<AtomicUsize>>,
 }
 
 impl Lanes {
@@ -60,7 +64,15 @@ impl Lanes {
             max_lanes,
             backlog: 0,
             max_backlog: max_backlog.max(1),
+            counter: None,
         }
+    }
+
+    /// Also counts every stream opened in `counter`.
+    #[cfg(feature = "server")]
+    pub(crate) fn counting(mut self, counter: Arc<AtomicUsize>) -> Self {
+        self.counter = Some(counter);
+        self
     }
 
     /// Streams opened so far.
@@ -113,6 +125,9 @@ impl Lanes {
                     state: State::Opening(stream),
                     buf,
                 });
+                if let Some(counter) = &self.counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 Some(self.lanes.len() - 1)
             }
             Poll::Ready(Err(e)) => {

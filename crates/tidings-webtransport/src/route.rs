@@ -24,6 +24,7 @@ const JSON_HEADS: [&[u8]; 3] = [
 /// is decoded in full. Binary frames are validated and read in place
 /// ([`BinaryCodec::view`], allocation-free). A frame that does not decode is
 /// left on the control stream, where the peer reports it.
+#[cfg_attr(all(target_arch = "wasm32", not(feature = "client")), allow(dead_code))]
 pub(crate) fn channel_of<'a>(codec: &dyn FrameCodec, frame: &'a Bytes) -> Option<Cow<'a, str>> {
     match codec.kind() {
         CodecKind::Binary => binary_channel(frame),

@@ -19,13 +19,7 @@ use crate::datagram::Datagrams;
 use crate::error::{WtError, close_code};
 use crate::transport::WtTransport;
 
-/// Query parameter naming the codec (`?protocol=tidings.v1.bin`; absent: JSON).
-pub const PROTOCOL_PARAM: &str = "protocol";
-
-/// Query parameter with the most channel streams the client accepts
-/// (`?channel_streams=8`; `0`: everything on the control stream; absent: the
-/// server's [`crate::WtConfig::max_channel_streams`]).
-pub const CHANNEL_STREAMS_PARAM: &str = "channel_streams";
+use crate::config::{CHANNEL_STREAMS_PARAM, PROTOCOL_PARAM};
 
 /// One accepted session, ready to serve.
 #[derive(Debug)]
@@ -122,8 +116,10 @@ impl WtServer {
         let handler = Arc::new(handler);
         let config = Arc::new(self.config);
         let live = Arc::new(AtomicUsize::new(0));
+        let streams = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn({
             let live = live.clone();
+            let streams = streams.clone();
             let mut stop = rx.clone();
             async move {
                 loop {
@@ -131,11 +127,16 @@ impl WtServer {
                         i = endpoint.accept() => i,
                         _ = stop.changed() => break,
                     };
-                    let (handler, config, live, shutdown) =
-                        (handler.clone(), config.clone(), live.clone(), rx.clone());
+                    let (handler, config, live, streams, shutdown) = (
+                        handler.clone(),
+                        config.clone(),
+                        live.clone(),
+                        streams.clone(),
+                        rx.clone(),
+                    );
                     let span = tracing::info_span!("wt_session", peer = %incoming.remote_address());
                     tokio::spawn(
-                        accept(incoming, handler, config, live, shutdown).instrument(span),
+                        accept(incoming, handler, config, live, streams, shutdown).instrument(span),
                     );
                 }
             }
@@ -148,6 +149,7 @@ impl WtServer {
             shutdown: tx,
             task,
             live,
+            streams,
         }
     }
 }
@@ -157,6 +159,7 @@ async fn accept(
     handler: Arc<dyn SessionHandler>,
     config: Arc<ServerConfig>,
     live: Arc<AtomicUsize>,
+    streams: Arc<AtomicUsize>,
     shutdown: watch::Receiver<bool>,
 ) {
     let request = match tokio::time::timeout(config.handshake_timeout, incoming).await {
@@ -217,7 +220,8 @@ async fn accept(
         codec.clone(),
         channel_streams as usize,
         config.wt.max_stream_backlog_bytes,
-    );
+    )
+    .counting_channel_streams(streams);
     let datagrams = transport.datagrams();
     let peer = conn.remote_address();
     handler
@@ -324,6 +328,7 @@ pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     live: Arc<AtomicUsize>,
+    streams: Arc<AtomicUsize>,
 }
 
 impl ServerHandle {
@@ -347,6 +352,11 @@ impl ServerHandle {
     /// Sessions being served now.
     pub fn sessions(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Channel streams (docs/protocol.md §10) opened so far, all sessions together.
+    pub fn channel_streams_opened(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, tells handlers (their `shutdown` receivers), waits up

@@ -14,9 +14,10 @@ use wtransport::endpoint::endpoint_side::Client as ClientSide;
 use wtransport::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 use crate::datagram::Datagrams;
-use crate::error::{FramingError, WtError, close_code};
+use crate::error::FramingError;
 use crate::framing::{FrameReader, write_frame};
-use crate::incoming::{Incoming, IncomingLanes};
+use crate::incoming::IncomingLanes;
+use crate::lane_reader::RecvState;
 use crate::lanes::{CONTROL_PRIORITY, Lanes};
 use crate::route::channel_of;
 
@@ -63,11 +64,8 @@ pub struct WtTransport {
     lanes: Option<(Arc<dyn FrameCodec>, Lanes)>,
     /// Client: the channel streams the server opens.
     incoming: Option<IncomingLanes>,
-    /// Client: a control frame (the `welcome`) has been handed out.
-    welcomed: bool,
-    /// Framing failed: the close code and reason to end the session with.
-    failed: Option<(u32, String)>,
-    eof: bool,
+    /// The welcome passed, a framing failure, the end.
+    state: RecvState,
     closing: Option<CloseFuture>,
     metrics: TransportMetrics,
 }
@@ -101,10 +99,8 @@ impl WtTransport {
             wbuf: BytesMut::new(),
             lanes: None,
             incoming: None,
-            welcomed: false,
             write_buffer: write_buffer.max(1024),
-            failed: None,
-            eof: false,
+            state: RecvState::default(),
             closing: None,
             metrics: TransportMetrics::default(),
         }
@@ -144,6 +140,27 @@ impl WtTransport {
             max_frame,
         ));
         self
+    }
+
+    /// Server side: also count the channel streams opened in `counter`
+    /// (the server's total, [`crate::ServerHandle::channel_streams_opened`]).
+    #[cfg(feature = "server")]
+    pub(crate) fn counting_channel_streams(
+        mut self,
+        counter: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        if let Some((codec, lanes)) = self.lanes.take() {
+            self.lanes = Some((codec, lanes.counting(counter)));
+        }
+        self
+    }
+
+    /// A handle that closes this session from elsewhere (an operator's kick,
+    /// a test killing a session) while the transport is being served.
+    pub fn closer(&self) -> SessionCloser {
+        SessionCloser {
+            conn: self.conn.clone(),
+        }
     }
 
     /// Channel streams this (server) side has opened so far.
@@ -205,12 +222,39 @@ impl WtTransport {
     }
 
     fn framing_failed(&mut self, e: FramingError) -> TransportError {
-        tracing::warn!(error = %e, remote = %self.conn.remote_address(), "bad input on the control stream");
-        self.failed = Some((e.close_code(), e.to_string()));
-        match e {
-            FramingError::TooLarge { size, max } => TransportError::MessageTooLarge { size, max },
-            other => TransportError::Protocol(other.to_string()),
-        }
+        tracing::warn!(remote = %self.conn.remote_address(), "bad input from the peer");
+        self.state.fail(e)
+    }
+}
+
+/// Closes a WebTransport session from outside its [`WtTransport`]; cheap to clone.
+#[derive(Clone)]
+pub struct SessionCloser {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SessionCloser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCloser")
+            .field("remote", &self.conn.remote_address())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl SessionCloser {
+    /// Closes the session at once with an application error `code` and
+    /// `reason` (cut to 512 bytes): nothing queued is flushed, as when the
+    /// network drops. A client then reconnects and resumes its session.
+    pub fn close(&self, code: u32, reason: &str) {
+        let mut reason = reason.as_bytes().to_vec();
+        reason.truncate(512);
+        self.conn.close(VarInt::from_u32(code), &reason);
+    }
+
+    /// Whether the session has ended (by either side).
+    pub fn is_closed(&self) -> bool {
+        self.conn.quic_connection().close_reason().is_some()
     }
 }
 
@@ -235,26 +279,17 @@ pub(crate) fn connection_error(conn: &Connection) -> Option<TransportError> {
 
 impl Transport for WtTransport {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, TransportError>>> {
-        if let Some((_, reason)) = &self.failed {
-            // Again, for a caller that handled the frames read before it first.
-            return Poll::Ready(Some(Err(TransportError::Protocol(reason.clone()))));
-        }
-        if self.eof {
-            return Poll::Ready(None);
+        if let Some(over) = self.state.over() {
+            return Poll::Ready(over);
         }
         loop {
-            match self.reader.next_frame() {
-                Ok(Some(frame)) => {
-                    self.welcomed = true;
-                    return Poll::Ready(Some(Ok(self.received(frame))));
-                }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Some(Err(self.framing_failed(e)))),
+            if let Some(got) = self.state.control(&mut self.reader) {
+                return Poll::Ready(Some(got.map(|frame| self.received(frame))));
             }
             let mut buf = ReadBuf::new(&mut self.scratch);
             match Pin::new(&mut self.recv).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                    self.eof = true;
+                    self.state.eof = true;
                     if let Err(e) = self.reader.finish() {
                         return Poll::Ready(Some(Err(self.framing_failed(e))));
                     }
@@ -266,26 +301,18 @@ impl Transport for WtTransport {
                     continue;
                 }
                 Poll::Ready(Err(e)) => {
-                    self.eof = true;
+                    self.state.eof = true;
                     return Poll::Ready(Some(Err(self.read_error(e))));
                 }
                 Poll::Pending => {}
             }
             // The control stream has nothing now: the channel streams' turn
             // (none before the `welcome`, which comes first on the control stream).
-            let (true, Some(incoming)) = (self.welcomed, self.incoming.as_mut()) else {
+            let (true, Some(incoming)) = (self.state.welcomed, self.incoming.as_mut()) else {
                 return Poll::Pending;
             };
-            return match ready!(incoming.poll_next(cx, &mut self.scratch)) {
-                Incoming::Frame(frame) => Poll::Ready(Some(Ok(self.received(frame)))),
-                Incoming::Bad(e) => Poll::Ready(Some(Err(self.framing_failed(e)))),
-                Incoming::TooMany { limit } => {
-                    let e = WtError::TooManyStreams { limit };
-                    tracing::warn!(error = %e, "closing the session");
-                    self.failed = Some((close_code::UNEXPECTED_STREAM, e.to_string()));
-                    Poll::Ready(Some(Err(TransportError::Protocol(e.to_string()))))
-                }
-            };
+            let got = ready!(incoming.poll_next(cx, &mut self.scratch));
+            return Poll::Ready(Some(self.state.channel(got).map(|f| self.received(f))));
         }
     }
 
@@ -343,7 +370,7 @@ impl Transport for WtTransport {
         if self.closing.is_none() {
             let conn = self.conn.clone();
             let send = self.send.take();
-            let (code, reason, linger) = match self.failed.take() {
+            let (code, reason, linger) = match self.state.failed.take() {
                 // Bad input: close at once with the framing error's code.
                 Some((c, r)) => (c, r, false),
                 None => (u32::from(code), reason.to_string(), true),

@@ -47,8 +47,11 @@ enum State {
     PeerClosed,
     /// Reading failed; the close frame to send (if the socket is still writable).
     Failed(Option<(u16, String)>),
-    /// Our close frame is queued.
+    /// Our close frame is queued; the peer's answer is not read yet.
     Closing,
+    /// The closing handshake is over (both close frames went), or the peer
+    /// is gone: nothing more to read or send.
+    Closed,
 }
 
 impl<S> std::fmt::Debug for WsTransport<S> {
@@ -232,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
             State::Open => Some((code, reason.to_string())),
             State::Failed(Some((c, r))) => Some((*c, r.clone())),
             State::Failed(None) => return Poll::Ready(Ok(())),
-            State::PeerClosed | State::Closing => None,
+            State::PeerClosed | State::Closing | State::Closed => None,
         };
         if let Some((code, reason)) = to_send {
             if ready!(Pin::new(&mut self.ws).poll_ready(cx)).is_err() {
@@ -251,9 +254,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WsTransport<S> {
             self.state = State::Closing;
         }
         match ready!(Pin::new(&mut self.ws).poll_close(cx)) {
-            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
-            Err(e) => Poll::Ready(Err(map_ws_error(e, max))),
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {}
+            Err(e) => return Poll::Ready(Err(map_ws_error(e, max))),
         }
+        if self.state == State::Closing {
+            // We sent the first close frame: read until the peer's answer
+            // (RFC 6455 §7.1.1: the TCP connection is closed after both).
+            // Dropping the socket earlier, with the peer's close frame (or
+            // anything it sent before it saw ours) unread, makes the kernel
+            // answer with a reset instead of a FIN, which can destroy our
+            // close frame before the peer reads it (a browser then reports
+            // `wasClean: false`). The caller bounds the wait (the pump's
+            // `CLOSE_GRACE`).
+            loop {
+                match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {} // sent before it saw our close: dropped
+                }
+            }
+            self.state = State::Closed;
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn kind(&self) -> TransportKind {

@@ -56,7 +56,8 @@
 //! | `ws-client` | `tidings::ws`: the client only (browser `WebSocket` on wasm32)  | yes    |
 //! | `sse`       | `tidings::sse`: SSE endpoint (`Router::tidings_sse`) and client; + `axum` | client |
 //! | `sse-client`| `tidings::sse`: the client only (browser `EventSource` on wasm32) | yes    |
-//! | `webtransport` | `tidings::webtransport`: native WebTransport (HTTP/3) server and client | no |
+//! | `webtransport` | `tidings::webtransport`: WebTransport (HTTP/3) server and client | client |
+//! | `webtransport-client` | `tidings::webtransport`: the client only (browser `WebTransport` on wasm32) | yes |
 //! | `channels`  | `tidings::channels`: `Hub`, `Broker`, `MemoryBroker`            | no     |
 //! | `axum`      | `tidings::axum`: `Router::tidings`, `Router::tidings_sse`, auth, `Rejection`; + `channels` | no |
 //! | `rpc`       | `tidings::rpc`: typed RPC server (router, layers), client, `#[tidings::rpc]` with schemas; + `channels` | client |
@@ -107,9 +108,9 @@ pub mod sse {
     pub use tidings_axum::{SseRoute, SseRouterExt};
 }
 
-/// WebTransport over HTTP/3 (`tidings-webtransport`): `WtServer`, `Client`, `Datagrams`,
-/// development certificates pinned by hash.
-#[cfg(all(feature = "webtransport", not(target_arch = "wasm32")))]
+/// WebTransport over HTTP/3 (`tidings-webtransport`): `Client` (native and wasm) and, on
+/// native targets, `WtServer`, `Datagrams`, development certificates pinned by hash.
+#[cfg(any(feature = "webtransport", feature = "webtransport-client"))]
 #[doc(inline)]
 pub use tidings_webtransport as webtransport;
 

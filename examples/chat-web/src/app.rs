@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 use tidings_leptos::{
-    Channel, ChannelNotice, Connection, ConnectionStatus, use_channel, use_connection,
+    Channel, ChannelNotice, Connection, ConnectionStatus, use_channel, use_connection_to,
 };
 
 use crate::ROOMS;
@@ -64,14 +64,14 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// One connection to the server's `/ws` for as long as this component is mounted, the room
-/// list, the status and the current room.
+/// One connection to the server (its `/ws`, or WebTransport with `?transport=webtransport`) for
+/// as long as this component is mounted, the room list, the status and the current room.
 #[component]
 pub fn Chat(
     /// The name messages are sent under.
     name: ReadSignal<String>,
 ) -> impl IntoView {
-    let connection = use_connection(&crate::browser::ws_url());
+    let connection = use_connection_to(crate::browser::endpoint());
     let (room, set_room) = signal(ROOMS[0].to_owned());
     let status = connection.status;
     view! {
@@ -115,7 +115,7 @@ pub fn Chat(
 fn describe(status: &ConnectionStatus) -> String {
     match status {
         ConnectionStatus::Idle => "not connected yet".to_owned(),
-        ConnectionStatus::Connecting => "opening the WebSocket".to_owned(),
+        ConnectionStatus::Connecting => "opening the connection".to_owned(),
         ConnectionStatus::Open { resumed: true } => "session resumed: nothing was lost".to_owned(),
         ConnectionStatus::Open { .. } => "session open".to_owned(),
         ConnectionStatus::Reconnecting { reason } => format!("reconnecting ({reason})"),

@@ -1,4 +1,4 @@
-//! What only the browser knows: the page's own WebSocket URL and the name kept in `localStorage`. Off wasm32 (the server rendering the page) these are placeholders the hooks never use.
+//! What only the browser knows: the page's own endpoint (WebSocket, or WebTransport with `?transport=webtransport`) and the name kept in `localStorage`. Off wasm32 (the server rendering the page) these are placeholders the hooks never use.
 
 /// The `localStorage` key of the chat name.
 #[cfg(target_arch = "wasm32")]
@@ -22,6 +22,33 @@ pub(crate) fn ws_url() -> String {
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn ws_url() -> String {
     "ws://server-side-rendering.invalid/ws".to_owned()
+}
+
+/// The page's server over WebSocket, or with `?transport=webtransport` in the page URL over
+/// WebTransport: the chat server listens for it on the UDP port of the same number as its HTTP
+/// port, and serves the SHA-256 of its development certificate at `/webtransport-hashes.json`.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn endpoint() -> tidings_leptos::Endpoint {
+    let location = leptos::prelude::window().location();
+    let search = location.search().unwrap_or_default();
+    let webtransport = search
+        .trim_start_matches('?')
+        .split('&')
+        .any(|kv| kv == "transport=webtransport");
+    if !webtransport {
+        return tidings_leptos::Endpoint::web_socket(ws_url());
+    }
+    let host = location
+        .host()
+        .unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    tidings_leptos::Endpoint::web_transport(format!("https://{host}/"))
+        .certificate_hashes_from("/webtransport-hashes.json")
+}
+
+/// Never used to connect: off wasm32 the hooks are inert.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn endpoint() -> tidings_leptos::Endpoint {
+    tidings_leptos::Endpoint::web_socket(ws_url())
 }
 
 /// The name kept from an earlier visit, else `guest-NNNN`.

@@ -1,4 +1,4 @@
-//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events), the Leptos front end at `/` and the plain-JS reference page at `/plain`.
+//! Chat demo: an axum server with the tidings endpoints at `/ws` (WebSocket) and `/sse` (Server-Sent Events), WebTransport on the UDP port of the same number, the Leptos front end at `/` and the plain-JS reference page at `/plain`.
 //!
 //! ```text
 //! PORT=3000 cargo run -p tidings-examples --bin chat
@@ -14,7 +14,11 @@
 //! are not lost. <http://127.0.0.1:3000/plain> is the protocol's reference client in plain
 //! JavaScript (no wasm), and <http://127.0.0.1:3000/plain?transport=sse> the same over
 //! Server-Sent Events (`EventSource` down, `fetch` POSTs up); all of them share the rooms.
-//! Ctrl-C (or SIGTERM) closes every session with "server stopping" (1001) before the process
+//! <http://127.0.0.1:3000/?transport=webtransport> is the Leptos front end over WebTransport
+//! (HTTP/3 on UDP 127.0.0.1:3000, the same port number): a self-signed ECDSA development
+//! certificate valid 13 days is made at start and the page pins its SHA-256, served at
+//! `/webtransport-hashes.json` (with `TIDINGS_TLS_CERT` / `TIDINGS_TLS_KEY` that chain is
+//! used instead, verified by the browser's roots). Ctrl-C (or SIGTERM) closes every session with "server stopping" (1001) before the process
 //! exits.
 //!
 //! `TIDINGS_BROKER` picks the broker by URL (default `memory://`); with
@@ -44,8 +48,13 @@ use tidings::axum::Server;
 use tidings::prelude::*;
 use tidings_examples::{
     chat_app, collab_routes, drain, init_tracing, port_from_env, shutdown_signal, tls_from_env,
+    webtransport_server,
 };
 use tracing::{error, info, warn};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -107,26 +116,38 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut app = chat_app(hub.clone()).merge(collab_routes(docs));
+    // WebTransport beside HTTP: the UDP port of the same number.
+    let webtransport = match webtransport_server(hub.clone(), addr).await {
+        Ok((handle, route)) => {
+            info!(udp = %handle.local_addr(), hash = %hex(&handle.certificate_hash()), "WebTransport (HTTP/3); ?transport=webtransport in the page URL uses it");
+            app = app.merge(route);
+            Some(handle)
+        }
+        Err(e) => {
+            warn!("WebTransport is off: {e}");
+            None
+        }
+    };
     println!("chat server on {scheme}://{addr}");
     info!(%addr, "serving the Leptos chat at /, the plain-JS page at /plain and the tidings endpoints at /ws and /sse");
 
     let stopping = hub.clone();
     let served = server
-        .serve(
-            listener,
-            chat_app(hub.clone()).merge(collab_routes(docs)),
-            async move {
-                shutdown_signal().await;
-                info!("shutting down: closing sessions");
-                stopping.shutdown("server stopping");
-            },
-        )
+        .serve(listener, app, async move {
+            shutdown_signal().await;
+            info!("shutting down: closing sessions");
+            stopping.shutdown("server stopping");
+        })
         .await;
     if let Err(e) = served {
         error!("server failed: {e}");
         return ExitCode::FAILURE;
     }
     let left = drain(&hub, Duration::from_secs(5)).await;
+    if let Some(handle) = webtransport {
+        handle.shutdown().await;
+    }
     if left > 0 {
         warn!(
             connections = left,

@@ -93,14 +93,14 @@ function tracker() {
 
 /** Opens `/` of the chat server in a new context; resolves once the page is hydrated and its
  *  connection is open. */
-async function openChat(ctx, name, { beforeLoad } = {}) {
+async function openChat(ctx, name, { beforeLoad, query = '' } = {}) {
   const context = await ctx.browser.browser.newContext({ viewport: { width: 900, height: 700 } });
   ctx.browser.contexts.push(context);
   const page = await context.newPage();
   ctx.browser.watch(page, name, { warnings: true });
   await page.addInitScript(tracker);
   if (beforeLoad) beforeLoad(page);
-  await page.goto(`${ctx.chat.url}/`);
+  await page.goto(`${ctx.chat.url}/${query}`);
   await page.waitForFunction(() => document.body.dataset.hydrated === 'true', null, { timeout: 20000, polling: 50 });
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'open', null, { timeout: 15000, polling: 50 });
   return { context, page, name };
@@ -284,14 +284,58 @@ async function unmount(ctx) {
     + `join reopened one (${back})`;
 }
 
+/** One Leptos page over WebTransport (`?transport=webtransport`: HTTP/3 to the chat server's
+ *  UDP port, its development certificate pinned by the SHA-256 it serves) and one over
+ *  WebSocket chat in one room: both show every message once, in the same order; the
+ *  WebTransport page opens no WebSocket. */
+async function webTransportChat(ctx) {
+  const wt = await openChat(ctx, 'leptos-wt', { query: '?transport=webtransport' });
+  const ws = await openChat(ctx, 'leptos-ws');
+  await setName(wt, 'erin');
+  await setName(ws, 'frank');
+  await say(wt, 'ready-wt');
+  await waitForText(wt, 'ready-wt');
+  await say(ws, 'ready-ws');
+  await waitForText(ws, 'ready-ws');
+  await waitForText(wt, 'ready-ws');
+  const n = 10;
+  const fromWt = Array.from({ length: n }, (_, i) => `wt-${i + 1}`);
+  const fromWs = Array.from({ length: n }, (_, i) => `ws-${i + 1}`);
+  const sendAll = async (tab, texts) => { for (const t of texts) await say(tab, t); };
+  await Promise.all([sendAll(wt, fromWt), sendAll(ws, fromWs)]);
+  const sent = [...fromWt, ...fromWs];
+  const seen = {};
+  for (const tab of [wt, ws]) {
+    const all = await until(`${tab.name} to show all ${sent.length} messages`, () => log(tab),
+      (l) => sent.every((t) => l.some((m) => m.text === t)), 20000);
+    const after = all.slice(all.findIndex((m) => m.text === 'ready-ws'));
+    checkContiguous(after, tab.name);
+    for (const [who, texts] of [['erin', fromWt], ['frank', fromWs]]) {
+      const mine = after.filter((m) => texts.includes(m.text));
+      check(JSON.stringify(mine.map((m) => m.text)) === JSON.stringify(texts),
+        `${tab.name}: ${who}'s messages not each shown once in the order sent`, after.map((m) => m.text));
+    }
+    seen[tab.name] = after.map((m) => `${m.seq}:${m.text}`);
+  }
+  check(JSON.stringify(seen['leptos-wt']) === JSON.stringify(seen['leptos-ws']), 'the two pages show different orders', seen);
+  const sockets = { wt: await tracked(wt), ws: await tracked(ws) };
+  check(sockets.wt.length === 0, 'the WebTransport page opened a WebSocket', sockets.wt);
+  check(sockets.ws.length === 1, 'the WebSocket page must open one WebSocket', sockets.ws);
+  const online = await ctx.chat.online();
+  check(online >= 2, 'the chat server must count both pages\' connections', online);
+  await shot(ctx, wt, 'leptos-chat-webtransport');
+  return `${seen['leptos-wt'].length} messages on both pages, same order, each once; the ?transport=webtransport page `
+    + `opened no WebSocket; server counts ${online} connections`;
+}
+
 /** What Chromium logs for a WebSocket that cannot connect while the chat server is down. */
 const CONNECT_FAILED = /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed: .*(ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET)/;
 
 /** The chat server restarts (SIGTERM, then a new process on the same port, whose in-memory
  *  broker numbers the room from scratch): the status shows the drop and the reconnect, the
  *  room shows a notice that what it had is gone from the server, and chatting goes on. */
-async function serverRestart(ctx) {
-  const tab = await openChat(ctx, 'leptos-restart');
+async function serverRestart(ctx, query = '') {
+  const tab = await openChat(ctx, query ? 'leptos-restart-wt' : 'leptos-restart', { query });
   await setName(tab, 'dora');
   await say(tab, 'before the restart');
   await waitForText(tab, 'before the restart');
@@ -309,8 +353,12 @@ async function serverRestart(ctx) {
   const after = await waitForText(tab, 'after the restart');
   const mine = after.filter((m) => m.text.endsWith('the restart'));
   check(mine.length === 2 && mine[1].seq === 1, 'the new server numbers the room from 1 again', after);
-  await shot(ctx, tab, 'leptos-restart');
-  return `status ${shown.join(' → ')}; notice "${notices[0]}"; the next message is #${mine[1].seq} of the new numbering`;
+  await shot(ctx, tab, query ? 'leptos-restart-wt' : 'leptos-restart');
+  if (query) {
+    const sockets = await tracked(tab);
+    check(sockets.length === 0, 'the WebTransport page opened a WebSocket', sockets);
+  }
+  return `${query ? 'over WebTransport (the new server\'s new certificate pinned by its served hash): ' : ''}status ${shown.join(' → ')}; notice "${notices[0]}"; the next message is #${mine[1].seq} of the new numbering`;
 }
 
 export const LEPTOS_SCENARIOS = [
@@ -319,7 +367,16 @@ export const LEPTOS_SCENARIOS = [
   { name: 'leptos-chat-unmount', run: unmount },
   {
     name: 'leptos-chat-server-restart',
-    run: serverRestart,
+    run: (ctx) => serverRestart(ctx),
     expectedConsole: [{ pattern: CONNECT_FAILED, why: 'reconnect attempts while the chat server restarts' }],
+  },
+  { name: 'leptos-chat-webtransport', run: webTransportChat },
+  {
+    name: 'leptos-chat-webtransport-restart',
+    run: (ctx) => serverRestart(ctx, '?transport=webtransport'),
+    expectedConsole: [{
+      pattern: /^Failed to load resource: net::ERR_CONNECTION_REFUSED/,
+      why: 'the client fetches the certificate hashes before each reconnect attempt while the chat server restarts',
+    }],
   },
 ];

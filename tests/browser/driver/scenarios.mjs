@@ -129,8 +129,12 @@ async function roundTrip(ctx, transport) {
   const frames = frameKinds(tab);
   const requests = [];
   tab.page.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  const wt = transport.startsWith('wt-');
+  const wtBefore = wt ? await ctx.server.wtStats() : null;
   if (transport === 'sse') {
     await call(tab, 'sse', 'client');
+  } else if (wt) {
+    await call(tab, 'wt', 'client', transport === 'wt-json' ? JSON_PROTOCOL : BIN_PROTOCOL);
   } else if (transport === 'wss') {
     // The page is served over http://; its client connects to the TLS listener.
     check(ctx.server.tlsUrl, 'the server has a TLS listener', ctx.server.tlsUrl);
@@ -169,6 +173,18 @@ async function roundTrip(ctx, transport) {
     const posts = requests.filter((r) => r.startsWith('POST /sse/'));
     check(streams.length >= 1 && posts.length >= 1, 'expected an event stream and POSTs', requests);
     return `${messages.length} messages over EventSource (${streams.length} stream, ${posts.length} POSTs)`;
+  }
+  if (wt) {
+    check(frames.sockets.length === 0, 'the WebTransport client opened a WebSocket', frames.sockets);
+    const sse = requests.filter((r) => r.includes('/sse'));
+    check(sse.length === 0, 'the WebTransport client used SSE', sse);
+    const stats = await ctx.server.wtStats();
+    check(stats.sessions >= 1, 'the WebTransport server serves no session', stats);
+    // The channel's messages travel on a unidirectional stream of their own.
+    const opened = stats.channelStreams - wtBefore.channelStreams;
+    check(opened >= 1, `the server opened no channel stream for ${channel}`, { before: wtBefore, after: stats });
+    return `${messages.length} messages over WebTransport (${transport === 'wt-json' ? JSON_PROTOCOL : BIN_PROTOCOL}, `
+      + `certificate pinned by SHA-256), ${opened} channel stream(s) opened by the server, RPC on the control stream`;
   }
   if (transport === 'wss') {
     check(frames.sockets.length === 1 && frames.sockets[0].startsWith('wss://'), 'one wss:// socket', frames.sockets);
@@ -326,14 +342,15 @@ function checkContiguousOrGap(messages, gaps, who) {
 // ---------------------------------------------------------------------------------------------
 // Server restart.
 
-/** The server is killed (SIGKILL) and started again on the same port while a WebSocket client
- *  and an SSE client are subscribed, and the WebSocket client publishes while it is down. */
+/** The server is killed (SIGKILL) and started again on the same ports while a WebSocket, an
+ *  SSE and a WebTransport client are subscribed, and the WebSocket client publishes while it is down. */
 async function serverRestart(ctx) {
   const channel = 'room:restart';
   const tab = await open(ctx, 'restart', 'server restart');
   await call(tab, 'ws', 'ws', [JSON_PROTOCOL]);
   await call(tab, 'sse', 'sse');
-  const clients = ['ws', 'sse'];
+  await call(tab, 'wt', 'wt', JSON_PROTOCOL);
+  const clients = ['ws', 'sse', 'wt'];
   for (const c of clients) await call(tab, 'subscribe', c, channel);
   for (const c of clients) await subscribed(ctx, tab, c, channel);
 
@@ -426,6 +443,65 @@ async function serverRestart(ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// WebTransport: a killed session is resumed.
+
+/** The server closes the page's WebTransport session at once (as a dropped network would)
+ *  while the page is subscribed; the server publishes meanwhile and the page publishes while
+ *  it is disconnected. The client reconnects, RESUMES its session (the hub kept it) and has
+ *  every message exactly once, in order, with no gap, and its publishes acknowledged. */
+async function wtKilledSession(ctx) {
+  const channel = 'room:wt-resume';
+  const tab = await open(ctx, 'wt-resume', 'WebTransport: killed session resumed');
+  await call(tab, 'wt', 'client', BIN_PROTOCOL);
+  await call(tab, 'subscribe', 'client', channel);
+  await subscribed(ctx, tab, 'client', channel);
+  const before = payloads('before-kill', 3);
+  await serverPublishAll(ctx.server, channel, before);
+  await received(ctx, tab, 'client', channel, before.length);
+  const mark = (await events(tab, 'client')).length;
+
+  const killed = await ctx.server.killWebTransportSessions();
+  check(killed >= 1, 'no WebTransport session to kill', killed);
+  // Published right after the kill: in flight on the dead session, or after it; the resume
+  // must bring them either way.
+  const meanwhile = payloads('server-meanwhile', 3);
+  await serverPublishAll(ctx.server, channel, meanwhile);
+  await until(
+    'the client to notice its session was killed',
+    () => events(tab, 'client'),
+    (evs) => eventsOf(evs.slice(mark), 'disconnected').length > 0,
+    15000,
+  );
+  const fromPage = payloads('page-while-down', 2);
+  await publishAll(tab, 'client', channel, fromPage);
+  const total = before.length + meanwhile.length + fromPage.length;
+  const evs = await untilClient(
+    ctx, tab, 'client',
+    'a resumed session and every message',
+    (e) => eventsOf(e.slice(mark), 'connected').length > 0 && messagesOf(e, channel).length >= total,
+    30000,
+  );
+  const messages = messagesOf(evs, channel);
+  const since = evs.slice(mark);
+  const connects = eventsOf(since, 'connected');
+  check(connects.every((c) => c.resumed), 'the client reconnected to a NEW session: the resume failed', summarize(since));
+  check(eventsOf(evs, 'gap').length === 0 && eventsOf(evs, 'reset').length === 0, 'a resume must lose nothing', summarize(evs));
+  checkExactly(messages.slice(0, before.length + meanwhile.length), [...before, ...meanwhile], 'wt client');
+  checkSubsequence(messages, fromPage, 'wt client (its own publishes)');
+  checkContiguous(messages, 'wt client');
+  check(messages.length === total, `expected ${total} messages, got ${messages.length}`, summarize(evs));
+  await until(
+    'the publishes made while down to be acknowledged',
+    () => events(tab, 'client'),
+    (e) => eventsOf(e, 'publishAcked').some((a) => a.seq >= fromPage.length),
+  );
+  await screenshot(ctx, tab, 'wt-killed-session-resumed');
+  const drop = eventsOf(since, 'disconnected')[0];
+  return `session killed (${killed}), noticed: "${drop.reason}"; resumed (${connects.length} reconnect); `
+    + `${messages.length}/${total} messages exactly once in order, no gap; publishes made while down acked`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Two contexts in one room.
 
 /** Two browser contexts (JSON and binary codec) and the server publish into one room at the
@@ -513,7 +589,7 @@ async function oversized(ctx) {
  *  client's queue (past that check) is refused by the server by name once, reported once and
  *  dropped; messages typed afterwards are delivered; the connection never drops meanwhile. */
 async function chatPageRefusals(ctx, transport) {
-  const query = transport === 'sse' ? '?transport=sse' : '';
+  const query = { sse: '?transport=sse', wt: '?transport=webtransport' }[transport] ?? '';
   const tab = await ctx.browser.openChatPage(ctx.server.url, `chat-${transport}`, query);
   const { page } = tab;
   await page.evaluate(() => {
@@ -565,7 +641,7 @@ async function chatPageRefusals(ctx, transport) {
 /** The chat page fills its room list from `chat.rooms`, called over RPC on its own connection
  *  (docs/rpc-schema/chat.md), and its `call` API answers typed errors. */
 async function chatPageRooms(ctx, transport) {
-  const query = transport === 'sse' ? '?transport=sse' : '';
+  const query = { sse: '?transport=sse', wt: '?transport=webtransport' }[transport] ?? '';
   const tab = await ctx.browser.openChatPage(ctx.server.url, `chat-rooms-${transport}`, query);
   const { page } = tab;
   const names = await until('the room list from chat.rooms',
@@ -573,6 +649,10 @@ async function chatPageRooms(ctx, transport) {
     (v) => v.length > 0, 15000);
   check(JSON.stringify(names) === JSON.stringify(['lobby', 'random', 'help']),
     'the page must list the rooms chat.rooms returns', names);
+  if (transport === 'wt') {
+    const via = await page.evaluate(() => ({ wt: client.ws instanceof WtSocket, transport: client.transport }));
+    check(via.wt && via.transport === 'wt', 'the plain page must run over its WebTransport socket', via);
+  }
   const online = await page.evaluate(() => client.call('chat.online'));
   check(Number.isInteger(online) && online >= 1, 'chat.online must count this page', online);
   const unknown = await page.evaluate(() => client.call('chat.nope').then(() => null, (e) => e.code));
@@ -584,6 +664,9 @@ export const SCENARIOS = [
   { name: 'ws-json-roundtrip', run: (ctx) => roundTrip(ctx, 'json') },
   { name: 'ws-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'bin') },
   { name: 'sse-roundtrip', run: (ctx) => roundTrip(ctx, 'sse') },
+  { name: 'wt-json-roundtrip', run: (ctx) => roundTrip(ctx, 'wt-json') },
+  { name: 'wt-binary-roundtrip', run: (ctx) => roundTrip(ctx, 'wt-bin') },
+  { name: 'wt-killed-session-resume', run: wtKilledSession },
   {
     name: 'wss-roundtrip',
     run: (ctx) => roundTrip(ctx, 'wss'),
@@ -613,4 +696,6 @@ export const SCENARIOS = [
   { name: 'chat-page-refusals-sse', run: (ctx) => chatPageRefusals(ctx, 'sse') },
   { name: 'chat-page-rooms-rpc-ws', run: (ctx) => chatPageRooms(ctx, 'ws') },
   { name: 'chat-page-rooms-rpc-sse', run: (ctx) => chatPageRooms(ctx, 'sse') },
+  { name: 'chat-page-refusals-wt', run: (ctx) => chatPageRefusals(ctx, 'wt') },
+  { name: 'chat-page-rooms-rpc-wt', run: (ctx) => chatPageRooms(ctx, 'wt') },
 ];

@@ -18,6 +18,9 @@ export class Server {
     this.tlsDir = tlsDir;
     this.tlsPort = 0;
     this.tlsUrl = null;
+    // The WebTransport server (UDP): same port after a restart, certificate kept in `tlsDir`.
+    this.wtPort = 0;
+    this.wtUrl = null;
     this.spki = null;
     this.heartbeatMs = heartbeatMs;
     this.pages = pages;
@@ -35,6 +38,7 @@ export class Server {
     const args = ['--port', String(port), '--pages', this.pages, '--pkg', this.pkg];
     if (this.heartbeatMs) args.push('--heartbeat-ms', String(this.heartbeatMs));
     if (this.tlsDir) args.push('--tls-dir', this.tlsDir, '--tls-port', String(this.tlsPort));
+    args.push('--wt-port', String(this.wtPort));
     this.log.write(`\n--- start ${new Date().toISOString()} ${this.bin} ${args.join(' ')}\n`);
     const child = spawn(this.bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
@@ -63,6 +67,11 @@ export class Server {
           this.tlsPort = Number(new URL(tls[1]).port);
           this.spki = tls[2];
           this.untrustedTlsUrl = tls[3];
+        }
+        const wt = /^webtransport on (https:\/\/\S+)$/.exec(line);
+        if (wt) {
+          this.wtUrl = wt[1];
+          this.wtPort = Number(new URL(wt[1]).port);
         }
         const m = /^listening on (http:\/\/\S+)$/.exec(line);
         if (m) { clearTimeout(timer); resolve(m[1]); }
@@ -103,6 +112,21 @@ export class Server {
     const text = await r.text();
     if (!r.ok) throw new Error(`server publish on ${channel}: HTTP ${r.status}: ${text}`);
     return Number(text);
+  }
+
+  /** The WebTransport server's counts: `{ sessions, channelStreams }` (streams opened so far). */
+  async wtStats() {
+    const r = await fetch(`${this.url}/control/wt/stats`);
+    if (!r.ok) throw new Error(`wt stats: HTTP ${r.status}`);
+    return r.json();
+  }
+
+  /** Closes every live WebTransport session at once (as a dropped network would); returns how
+   *  many were closed. */
+  async killWebTransportSessions() {
+    const r = await fetch(`${this.url}/control/wt/kill`, { method: 'POST' });
+    if (!r.ok) throw new Error(`wt kill: HTTP ${r.status}`);
+    return Number(await r.text());
   }
 
   /** Stops the server at the end of the run. */

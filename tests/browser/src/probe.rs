@@ -1,4 +1,4 @@
-//! `Probe`: one Rust tidings client (WebSocket or SSE) in the page, with a record of its events.
+//! `Probe`: one Rust tidings client (WebSocket, SSE or WebTransport) in the page, with a record of its events.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,53 +25,47 @@ trait Chat {
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
 
-/// Either client of the facade; both have the same API.
+/// Any client of the facade; all have the same API.
 enum AnyClient {
     Ws(tidings::ws::Client),
     Sse(tidings::sse::Client),
+    Wt(tidings::webtransport::Client),
+}
+
+/// `$body` on the client, whichever transport it runs on.
+macro_rules! each {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            AnyClient::Ws($c) => $body,
+            AnyClient::Sse($c) => $body,
+            AnyClient::Wt($c) => $body,
+        }
+    };
 }
 
 impl AnyClient {
     fn subscribe(&self, channel: &str) -> Result<(), tidings::core::ClientError> {
-        match self {
-            Self::Ws(c) => c.subscribe(channel),
-            Self::Sse(c) => c.subscribe(channel),
-        }
+        each!(self, c => c.subscribe(channel))
     }
 
     fn publish(&self, channel: &str, payload: String) -> Result<u64, tidings::core::ClientError> {
-        match self {
-            Self::Ws(c) => c.publish(channel, payload),
-            Self::Sse(c) => c.publish(channel, payload),
-        }
+        each!(self, c => c.publish(channel, payload))
     }
 
     async fn next_event(&self) -> Option<ClientEvent> {
-        match self {
-            Self::Ws(c) => c.next_event().await,
-            Self::Sse(c) => c.next_event().await,
-        }
+        each!(self, c => c.next_event().await)
     }
 
     fn state(&self) -> ClientState {
-        match self {
-            Self::Ws(c) => c.state(),
-            Self::Sse(c) => c.state(),
-        }
+        each!(self, c => c.state())
     }
 
     fn unacked(&self) -> usize {
-        match self {
-            Self::Ws(c) => c.unacked(),
-            Self::Sse(c) => c.unacked(),
-        }
+        each!(self, c => c.unacked())
     }
 
     fn close(&self) {
-        match self {
-            Self::Ws(c) => c.close(),
-            Self::Sse(c) => c.close(),
-        }
+        each!(self, c => c.close())
     }
 }
 
@@ -117,6 +111,28 @@ impl Probe {
             .map_err(js_error)?;
         let rpc = RpcClient::new(&client);
         Ok(Self::start(AnyClient::Sse(client), rpc))
+    }
+
+    /// A WebTransport client of `url` (`https://...`) speaking `protocol` (`tidings.v1.json`
+    /// or `tidings.v1.bin`), pinning the certificate hashes it fetches from `hashes_url` before
+    /// each connect (the server's self-signed certificate).
+    #[wasm_bindgen(js_name = webTransport)]
+    pub fn web_transport(
+        url: String,
+        hashes_url: String,
+        protocol: String,
+    ) -> Result<Probe, JsError> {
+        let mut builder = tidings::webtransport::Client::builder(url)
+            .server_certificate_hashes_url(hashes_url)
+            .session_config(session_config());
+        match protocol.as_str() {
+            "tidings.v1.json" => {}
+            "tidings.v1.bin" => builder = builder.binary(),
+            other => return Err(JsError::new(&format!("unknown protocol {other}"))),
+        }
+        let client = builder.connect().map_err(js_error)?;
+        let rpc = RpcClient::new(&client);
+        Ok(Self::start(AnyClient::Wt(client), rpc))
     }
 
     fn start(client: AnyClient, rpc: RpcClient) -> Probe {

@@ -1,7 +1,7 @@
 // The page side of the browser tests: loads the wasm module and exposes `window.harness`.
 //
 // The Node driver calls `harness.*` through `page.evaluate`. Each client is a `Probe` of the
-// wasm module (a Rust tidings client, WebSocket or SSE) under a name; `harness.events(name)`
+// wasm module (a Rust tidings client, WebSocket, SSE or WebTransport) under a name; `harness.events(name)`
 // returns what it received. The page also lists each client's events, for the screenshots.
 // `harness.oversized()` is the one piece of plain JavaScript speaking to the server: a raw
 // `WebSocket` sending frames larger than the server accepts.
@@ -100,6 +100,12 @@ window.harness = {
   },
   sse(name) {
     probes.set(name, Probe.sse(sseUrl));
+  },
+  /** A WebTransport client: the session URL from the server, its certificate pinned by the
+   *  SHA-256 the server serves (fetched again before each connect). */
+  async wt(name, protocol = 'tidings.v1.json') {
+    const { url } = await (await fetch('/webtransport.json')).json();
+    probes.set(name, Probe.webTransport(url, `${location.origin}/webtransport-hashes.json`, protocol));
   },
   subscribe(name, channel) { probe(name).subscribe(channel); },
   publish(name, channel, payload) { return probe(name).publish(channel, payload); },

@@ -11,6 +11,10 @@
 //!     .service(Router::new());
 //! # let _ = stack;
 //! ```
+//!
+//! Every layer here has one shape: the layer is a cheap `Clone` value that
+//! implements [`AroundCall`] (what it does around one call), and its service
+//! is [`Layered`] (the inner service's readiness, then `around_call`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +31,71 @@ use super::{RpcFuture, RpcRequest, RpcResponse};
 use crate::RpcError;
 
 type Rule = Arc<dyn Fn(Option<&Identity>, &str) -> bool + Send + Sync>;
+
+/// What an RPC layer does around one call: answer it itself, or pass it
+/// to `next` (the inner service) and act on the future. Implement it on a
+/// `Clone` layer and wrap services in [`Layered`] to write your own.
+pub trait AroundCall: Clone {
+    /// Handles `req`; `next` calls the inner service.
+    fn around_call(&self, req: RpcRequest, next: impl FnOnce(RpcRequest) -> RpcFuture)
+    -> RpcFuture;
+}
+
+/// The service of a layer `L` in front of `S`: ready when `S` is, each call
+/// through [`AroundCall::around_call`].
+#[derive(Clone)]
+pub struct Layered<L, S> {
+    layer: L,
+    inner: S,
+}
+
+impl<L, S> Layered<L, S> {
+    /// `inner` behind `layer`.
+    pub fn new(layer: L, inner: S) -> Self {
+        Self { layer, inner }
+    }
+}
+
+impl<L: std::fmt::Debug, S> std::fmt::Debug for Layered<L, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layered")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L, S> Service<RpcRequest> for Layered<L, S>
+where
+    L: AroundCall,
+    S: Service<RpcRequest, Response = RpcResponse, Error = RpcError>,
+    S::Future: Send + 'static,
+{
+    type Response = RpcResponse;
+    type Error = RpcError;
+    type Future = RpcFuture;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
+        self.inner.poll_ready(cx)
+    }
+    fn call(&mut self, req: RpcRequest) -> RpcFuture {
+        let inner = &mut self.inner;
+        self.layer.around_call(req, |req| Box::pin(inner.call(req)))
+    }
+}
+
+/// `impl Layer` for a layer of this module and the name of its service.
+macro_rules! layer {
+    ($layer:ident, $service:ident) => {
+        #[doc = concat!("The service of [`", stringify!($layer), "`].")]
+        pub type $service<S> = Layered<$layer, S>;
+
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+            fn layer(&self, inner: S) -> $service<S> {
+                Layered::new(self.clone(), inner)
+            }
+        }
+    };
+}
 
 /// Refuses calls that `rule(identity, method)` does not allow, with `unauthorized`.
 #[derive(Clone)]
@@ -49,41 +118,14 @@ impl AuthorizeLayer {
     }
 }
 
-impl<S> Layer<S> for AuthorizeLayer {
-    type Service = Authorize<S>;
-    fn layer(&self, inner: S) -> Authorize<S> {
-        Authorize {
-            inner,
-            rule: self.rule.clone(),
-        }
-    }
-}
+layer!(AuthorizeLayer, Authorize);
 
-/// The service of [`AuthorizeLayer`].
-#[derive(Clone)]
-pub struct Authorize<S> {
-    inner: S,
-    rule: Rule,
-}
-
-impl<S> std::fmt::Debug for Authorize<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Authorize")
-    }
-}
-
-impl<S> Service<RpcRequest> for Authorize<S>
-where
-    S: Service<RpcRequest, Response = RpcResponse, Error = RpcError>,
-    S::Future: Send + 'static,
-{
-    type Response = RpcResponse;
-    type Error = RpcError;
-    type Future = RpcFuture;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: RpcRequest) -> RpcFuture {
+impl AroundCall for AuthorizeLayer {
+    fn around_call(
+        &self,
+        req: RpcRequest,
+        next: impl FnOnce(RpcRequest) -> RpcFuture,
+    ) -> RpcFuture {
         if !(self.rule)(req.ctx.identity.as_ref(), &req.ctx.method) {
             let who = req
                 .ctx
@@ -94,7 +136,7 @@ where
             let message = format!("{who} may not call `{}`", req.ctx.method);
             return Box::pin(async move { Err(RpcError::new(RpcCode::Unauthorized, message)) });
         }
-        Box::pin(self.inner.call(req))
+        next(req)
     }
 }
 
@@ -158,26 +200,7 @@ impl RateLimitLayer {
         Arc::make_mut(&mut self.methods).insert(Arc::from(method), (rate, burst.max(1.0)));
         self
     }
-}
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
-    fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit {
-            inner,
-            limits: self.clone(),
-        }
-    }
-}
-
-/// The service of [`RateLimitLayer`].
-#[derive(Clone, Debug)]
-pub struct RateLimit<S> {
-    inner: S,
-    limits: RateLimitLayer,
-}
-
-impl<S> RateLimit<S> {
     fn allowed(&self, req: &RpcRequest) -> Result<(), String> {
         let now = Instant::now();
         let mut buckets = req
@@ -188,19 +211,19 @@ impl<S> RateLimit<S> {
             .unwrap_or_else(|p| p.into_inner());
         let mut take = |key: Option<Arc<str>>, (rate, burst): (f64, f64)| {
             buckets
-                .entry((self.limits.id, key))
+                .entry((self.id, key))
                 .or_insert(Bucket {
                     tokens: burst,
                     at: now,
                 })
                 .take(now, rate, burst)
         };
-        if let Some(limit) = self.limits.connection
+        if let Some(limit) = self.connection
             && !take(None, limit)
         {
             return Err("too many calls on this connection: slow down".into());
         }
-        if let Some(limit) = self.limits.methods.get(&req.ctx.method)
+        if let Some(limit) = self.methods.get(&req.ctx.method)
             && !take(Some(req.ctx.method.clone()), *limit)
         {
             return Err(format!("too many calls of `{}`: slow down", req.ctx.method));
@@ -209,43 +232,29 @@ impl<S> RateLimit<S> {
     }
 }
 
-impl<S> Service<RpcRequest> for RateLimit<S>
-where
-    S: Service<RpcRequest, Response = RpcResponse, Error = RpcError>,
-    S::Future: Send + 'static,
-{
-    type Response = RpcResponse;
-    type Error = RpcError;
-    type Future = RpcFuture;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: RpcRequest) -> RpcFuture {
+layer!(RateLimitLayer, RateLimit);
+
+impl AroundCall for RateLimitLayer {
+    fn around_call(
+        &self,
+        req: RpcRequest,
+        next: impl FnOnce(RpcRequest) -> RpcFuture,
+    ) -> RpcFuture {
         if let Err(message) = self.allowed(&req) {
             return Box::pin(async move { Err(RpcError::new(RpcCode::RateLimited, message)) });
         }
-        Box::pin(self.inner.call(req))
+        next(req)
     }
 }
 
-/// A `tidings_rpc_call` span per call (method, call id), and an event at
-/// its end with the duration and outcome (`ok` or the error code). For a
-/// stream the end is when the method answered with its stream.
+/// A `tidings_rpc_call` span per call with its `method`, call id (`call`),
+/// `duration_us` and `outcome` (`ok` or the error code), and an event at
+/// its end with the same. For a stream the end is when the method answered
+/// with its stream.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TraceLayer;
 
-impl<S> Layer<S> for TraceLayer {
-    type Service = Trace<S>;
-    fn layer(&self, inner: S) -> Trace<S> {
-        Trace { inner }
-    }
-}
-
-/// The service of [`TraceLayer`].
-#[derive(Clone, Debug)]
-pub struct Trace<S> {
-    inner: S,
-}
+layer!(TraceLayer, Trace);
 
 fn outcome(r: &Result<RpcResponse, RpcError>) -> &'static str {
     match r {
@@ -254,32 +263,29 @@ fn outcome(r: &Result<RpcResponse, RpcError>) -> &'static str {
     }
 }
 
-impl<S> Service<RpcRequest> for Trace<S>
-where
-    S: Service<RpcRequest, Response = RpcResponse, Error = RpcError>,
-    S::Future: Send + 'static,
-{
-    type Response = RpcResponse;
-    type Error = RpcError;
-    type Future = RpcFuture;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: RpcRequest) -> RpcFuture {
+impl AroundCall for TraceLayer {
+    fn around_call(
+        &self,
+        req: RpcRequest,
+        next: impl FnOnce(RpcRequest) -> RpcFuture,
+    ) -> RpcFuture {
         let span = tracing::info_span!(
             "tidings_rpc_call",
             method = %req.ctx.method,
             call = req.ctx.call,
+            duration_us = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let fut = self.inner.call(req);
+        let fut = next(req);
         Box::pin(
             async move {
                 let start = Instant::now();
                 let r = fut.await;
                 let outcome = outcome(&r);
-                tracing::Span::current().record("outcome", outcome);
-                let micros = start.elapsed().as_micros() as u64;
+                let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let span = tracing::Span::current();
+                span.record("duration_us", micros);
+                span.record("outcome", outcome);
                 tracing::debug!(outcome, micros, "rpc call done");
                 r
             }
@@ -295,34 +301,17 @@ where
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MetricsLayer;
 
-impl<S> Layer<S> for MetricsLayer {
-    type Service = Metrics<S>;
-    fn layer(&self, inner: S) -> Metrics<S> {
-        Metrics { inner }
-    }
-}
+layer!(MetricsLayer, Metrics);
 
-/// The service of [`MetricsLayer`].
-#[derive(Clone, Debug)]
-pub struct Metrics<S> {
-    inner: S,
-}
-
-impl<S> Service<RpcRequest> for Metrics<S>
-where
-    S: Service<RpcRequest, Response = RpcResponse, Error = RpcError>,
-    S::Future: Send + 'static,
-{
-    type Response = RpcResponse;
-    type Error = RpcError;
-    type Future = RpcFuture;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
-        self.inner.poll_ready(cx)
-    }
-    fn call(&mut self, req: RpcRequest) -> RpcFuture {
+impl AroundCall for MetricsLayer {
+    fn around_call(
+        &self,
+        req: RpcRequest,
+        next: impl FnOnce(RpcRequest) -> RpcFuture,
+    ) -> RpcFuture {
         let method = req.ctx.method.to_string();
         metrics::counter!("tidings_rpc_calls_total", "method" => method.clone()).increment(1);
-        let fut = self.inner.call(req);
+        let fut = next(req);
         Box::pin(async move {
             let start = Instant::now();
             let r = fut.await;

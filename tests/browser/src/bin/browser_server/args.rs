@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) const USAGE: &str = "usage: browser-server --port PORT --pages DIR --pkg DIR \
-     [--heartbeat-ms MS] [--tls-dir DIR [--tls-port PORT]]   (PORT 0: any free port; MS: the \
-     sessions' heartbeat, default 15000; DIR: where the self-signed certificate is kept)";
+     [--heartbeat-ms MS] [--tls-dir DIR [--tls-port PORT]] [--wt-port PORT]   (PORT 0: any free \
+     port; MS: the sessions' heartbeat, default 15000; DIR: where the self-signed certificates \
+     are kept; --wt-port: the WebTransport server's UDP port)";
 
 /// What `browser-server` was asked to do.
 #[derive(Debug)]
@@ -22,12 +23,14 @@ pub(crate) struct Args {
     pub(crate) tls_dir: Option<PathBuf>,
     /// Port of the TLS listener (0: any free one).
     pub(crate) tls_port: u16,
+    /// UDP port of the WebTransport server (0: any free one).
+    pub(crate) wt_port: u16,
 }
 
 impl Args {
     pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let (mut port, mut pages, mut pkg, mut heartbeat) = (None, None, None, None);
-        let (mut tls_dir, mut tls_port) = (None, 0);
+        let (mut tls_dir, mut tls_port, mut wt_port) = (None, 0, 0);
         while let Some(flag) = args.next() {
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
@@ -51,6 +54,11 @@ impl Args {
                         .parse()
                         .map_err(|e| format!("--tls-port {value:?} is not a port number: {e}"))?;
                 }
+                "--wt-port" => {
+                    wt_port = value
+                        .parse()
+                        .map_err(|e| format!("--wt-port {value:?} is not a port number: {e}"))?;
+                }
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
         }
@@ -61,6 +69,7 @@ impl Args {
             heartbeat,
             tls_dir,
             tls_port,
+            wt_port,
         })
     }
 }

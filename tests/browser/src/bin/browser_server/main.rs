@@ -17,7 +17,14 @@
 //! certificate's public key, what Chromium's `--ignore-certificate-errors-spki-list` takes)
 //! before its `listening` line.
 //!
-//! One hub with the in-memory broker serves both endpoints, so WebSocket and SSE clients share
+//! The hub also serves WebTransport on UDP 127.0.0.1 (`--wt-port`, 0: any free port) with a
+//! self-signed ECDSA P-256 certificate valid 13 days (kept in `--tls-dir` when given, so a
+//! restarted server presents the same one); the server prints `webtransport on https://ADDR/`
+//! and serves the session URL at `/webtransport.json`, the certificate's SHA-256 at
+//! `/webtransport-hashes.json`, and `GET /control/wt/stats`, `POST /control/wt/kill` (see
+//! `wt.rs`).
+//!
+//! One hub with the in-memory broker serves every endpoint, so WebSocket and SSE clients share
 //! rooms. `--heartbeat-ms` shortens the sessions' heartbeat, so that a silent connection (a page
 //! whose network is cut without the socket closing) is declared dead in seconds, not 45 s. `--port 0` picks a free port; the server prints `listening on http://ADDR` on stdout
 //! once it accepts connections. It exits when its stdin closes, so it never outlives the driver
@@ -27,6 +34,7 @@ mod args;
 mod control;
 mod files;
 mod tls;
+mod wt;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -75,10 +83,19 @@ async fn main() -> ExitCode {
     );
     // The chat page's RPC methods, as the chat server serves them.
     hub.set_rpc(Arc::new(tidings_examples::chat_rpc(hub.clone())));
+    let (wt_routes, wt_url) =
+        match wt::start(hub.clone(), args.wt_port, args.tls_dir.as_deref()).await {
+            Ok(started) => started,
+            Err(e) => {
+                eprintln!("browser-server: WebTransport: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let app = Router::new()
         .tidings("/ws", hub.clone())
         .tidings_sse("/sse", hub.clone())
         .merge(control::routes(hub))
+        .merge(wt_routes)
         .merge(files::routes(args.pages, args.pkg));
     if let Some(dir) = &args.tls_dir {
         let (config, pin) = match tls::load_or_make(dir) {
@@ -125,6 +142,7 @@ async fn main() -> ExitCode {
         tokio::spawn(server.serve(untrusted.1, app.clone(), std::future::pending()));
         println!("tls on https://{tls_addr} spki={pin} untrusted=https://{untrusted_addr}");
     }
+    println!("webtransport on {wt_url}");
     println!("listening on http://{addr}");
     if let Err(e) = axum::serve(listener, app).await {
         eprintln!("browser-server: serving failed: {e}");
