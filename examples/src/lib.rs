@@ -23,6 +23,10 @@ use tidings::core::{DiscoveredTransport, Discovery};
 use tidings::prelude::*;
 use tidings_chat_web::BUNDLE_NAME;
 
+mod collab;
+
+pub use collab::{attach_collab, collab_routes};
+
 /// The protocol's reference client: plain HTML and JavaScript speaking `tidings.v1.json` over a
 /// browser `WebSocket`, or over `EventSource` + `fetch` with `?transport=sse` in the page URL.
 /// Served at `/plain`.

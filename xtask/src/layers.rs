@@ -1,7 +1,7 @@
 //! The layer rule of the workspace: every `crates/*` crate sits on one layer, and its dependencies point down only; plus the crate graph that docs/architecture.md shows, generated from the manifests.
 //!
 //! Layers, bottom to top (docs/architecture.md explains each):
-//! protocol → codec → runtime → transports → broker → backends → channels → integrations → facade.
+//! protocol → codec → runtime → transports → broker → backends → channels → integrations → ui → facade.
 //! Backends (`tidings-redis`, ...) implement the broker's traits on an existing engine and
 //! depend on the broker layer and below only; channels (the hub) never needs them.
 //! Tools (`tidings-test`, `tidings-loadgen`) sit beside the stack: they may use any layer up
@@ -31,20 +31,21 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("tidings-channels", 6),
     ("tidings-sync", 6),
     ("tidings-axum", 7),
-    ("tidings-leptos", 7),
+    // UI hooks over the client sides of presence and sync: above them.
+    ("tidings-leptos", 8),
     // A code generator without tidings dependencies, used by tidings-rpc and the facade.
     ("tidings-rpc-macros", 6),
     // RPC serves on the hub (channels) and shares its identity: above it.
     ("tidings-rpc", 7),
     ("tidings-presence", 7),
-    ("tidings", 8),
+    ("tidings", 9),
     // Tools: above channels, below integrations, never a library's dependency.
     ("tidings-test", 7),
     ("tidings-loadgen", 7),
     // A server process for multi-node tests: uses the facade, so above it.
-    ("tidings-test-node", 9),
+    ("tidings-test-node", 10),
     // The `tidings` command line: the facade's clients, so above it.
-    ("tidings-cli", 9),
+    ("tidings-cli", 10),
 ];
 
 /// Crates no library may depend on (normal dependencies).
@@ -65,6 +66,7 @@ const LAYER_NAMES: &[&str] = &[
     "backends",
     "channels",
     "integrations",
+    "ui",
     "facade",
     "tools",
 ];

@@ -39,6 +39,8 @@
 
 mod auth;
 mod discovery;
+#[cfg(feature = "yjs")]
+mod docs_session;
 mod health;
 #[cfg(feature = "jwt")]
 mod jwt;
@@ -61,6 +63,8 @@ use tidings_channels::Hub;
 
 pub use auth::{Access, AuthError, AuthHook, UpgradeRequest};
 pub use discovery::DiscoveryRouterExt;
+#[cfg(feature = "yjs")]
+pub use docs_session::DocsExtension;
 pub use health::{Health, HealthRouterExt};
 #[cfg(feature = "jwt")]
 pub use jwt::{

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tidings_broker::{BrokerError, Delivery, SubscriberId, Subscription};
-use tidings_protocol::{ChannelGuard, ChannelName, SessionId};
+use tidings_protocol::{ChannelGuard, ChannelName, ErrorCode, SessionId};
 
 use crate::identity::ChannelGrants;
 
@@ -35,6 +36,27 @@ pub enum SubscribeRule {
     SameAs(ChannelName),
     /// Nobody: the channel is internal (`forbidden`).
     Nobody,
+}
+
+/// Why an extension refused a client's publish on a channel it owns: the
+/// client gets the publish refused by name with this code and message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// The wire error code (`malformed_frame`, `frame_too_large`, `forbidden`...).
+    pub code: ErrorCode,
+    /// What the client should know (what was wrong, what to do).
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// Hooks a service plugs into a [`crate::Hub`] with [`crate::Hub::extend`].
@@ -70,6 +92,33 @@ pub trait HubExtension: Send + Sync + 'static {
         Err(BrokerError::Unavailable(format!(
             "no extension serves {channel}"
         )))
+    }
+
+    /// Whether clients may publish on `channel`, one this extension owns:
+    /// those who may subscribe to it may, and their publishes go to
+    /// [`HubExtension::publish`] instead of the broker. Default: nobody.
+    fn accepts_publish(&self, channel: &ChannelName) -> bool {
+        let _ = channel;
+        false
+    }
+
+    /// A client's publish on a channel this extension owns and
+    /// [accepts publishes on](HubExtension::accepts_publish). `may_write`:
+    /// whether the identity's grants allow publishing on the channel itself
+    /// (without it a client may still read: e.g. ask for state). `Err`
+    /// refuses the publish by name; the session lives on.
+    fn publish(
+        &self,
+        session: &SessionInfo,
+        channel: &ChannelName,
+        payload: Bytes,
+        may_write: bool,
+    ) -> Result<(), Refusal> {
+        let _ = (session, payload, may_write);
+        Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{channel} takes no publishes"),
+        ))
     }
 
     /// Ends a subscription made by [`HubExtension::subscribe`].
@@ -140,9 +189,13 @@ impl ChannelGuard for ExtensionGuard {
     }
 
     fn may_publish(&self, channel: &ChannelName) -> bool {
-        self.grants
-            .as_ref()
-            .is_none_or(|g| g.may_publish(channel.as_str()))
-            && !self.extensions.iter().any(|e| e.owns(channel))
+        match self.extensions.iter().find(|e| e.owns(channel)) {
+            // The extension decides about writing (it is told the grants).
+            Some(owner) => owner.accepts_publish(channel) && self.may_subscribe(channel),
+            None => self
+                .grants
+                .as_ref()
+                .is_none_or(|g| g.may_publish(channel.as_str())),
+        }
     }
 }

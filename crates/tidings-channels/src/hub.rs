@@ -684,6 +684,7 @@ impl Hub {
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
             sync_broker: self.inner.memory.clone(),
+            extensions: self.extensions(),
             publish_cache: Mutex::default(),
             identity: identity.clone(),
             rpc: Mutex::new(None),
@@ -826,6 +827,10 @@ impl Hub {
     /// number: a backend stores a re-sent publish once), and the session
     /// acknowledges it only when the broker answers.
     async fn publish_for(&self, conn: &Conn, seq: u64, channel: ChannelName, payload: Bytes) {
+        if let Some(ext) = self.owner_of(&channel) {
+            self.publish_to_extension(conn, &*ext, seq, &channel, payload);
+            return;
+        }
         let broker = &self.inner.broker;
         let started = conn.latency.is_enabled().then(std::time::Instant::now);
         if !self.inner.session_config.ack_after_store {
@@ -850,6 +855,41 @@ impl Hub {
         match result {
             Ok(_) => conn.entry.lock().publish_stored(Instant::now(), seq, bytes),
             Err(e) => publish_failed(&conn.entry, seq, &channel, &e),
+        }
+        conn.entry.wake();
+    }
+
+    /// Hands publish `seq` on a channel `ext` owns to it (the session's guard
+    /// let it through: `ext` accepts publishes there). Refused: by name with
+    /// the extension's code (an error report without `ack_after_store`).
+    fn publish_to_extension(
+        &self,
+        conn: &Conn,
+        ext: &dyn HubExtension,
+        seq: u64,
+        channel: &ChannelName,
+        payload: Bytes,
+    ) {
+        let may_write = conn
+            .identity
+            .as_ref()
+            .is_none_or(|i| i.grants().may_publish(channel.as_str()));
+        let bytes = payload.len();
+        match ext.publish(&conn.entry.info, channel, payload, may_write) {
+            Ok(()) => {
+                if self.inner.session_config.ack_after_store {
+                    conn.entry.lock().publish_stored(Instant::now(), seq, bytes);
+                }
+            }
+            Err(refusal) => {
+                debug!(%channel, seq, error = %refusal, "publish refused by an extension");
+                conn.entry.lock().publish_failed(
+                    Instant::now(),
+                    seq,
+                    refusal.code,
+                    refusal.message,
+                );
+            }
         }
         conn.entry.wake();
     }
@@ -1057,6 +1097,8 @@ struct Conn {
     /// The hub's broker when it is the in-memory one, which publishes
     /// synchronously (see `handle_inputs`).
     sync_broker: Option<Arc<MemoryBroker>>,
+    /// The hub's extensions when the connection attached.
+    extensions: Arc<[Arc<dyn HubExtension>]>,
     /// The broker's handle to the channel this connection last published to
     /// (a client usually publishes to few channels, often to one). A mutex
     /// only because the pump hands its target out by `&`; only this
@@ -1108,6 +1150,12 @@ impl Conn {
             self.entry.wake();
         }
     }
+
+    /// Whether an extension serves `channel` (its publishes go through
+    /// `Hub::publish_for`, not the broker).
+    fn owned(&self, channel: &ChannelName) -> bool {
+        self.extensions.iter().any(|e| e.owns(channel))
+    }
 }
 
 impl PumpTarget for Conn {
@@ -1158,7 +1206,7 @@ impl PumpTarget for Conn {
             if turn.is_none() {
                 return;
             }
-            (broker, s.poll_publish())
+            (broker, s.poll_publish_except(&|c| self.owned(c)))
         };
         loop {
             let Some((channel, payload, more)) = next.take() else {
@@ -1180,7 +1228,7 @@ impl PumpTarget for Conn {
                 if s.epoch() != self.epoch {
                     return;
                 }
-                next = s.poll_publish();
+                next = s.poll_publish_except(&|c| self.owned(c));
             }
         }
     }

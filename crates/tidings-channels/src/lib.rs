@@ -23,7 +23,7 @@ mod memory;
 mod rpc_hook;
 mod store_broker;
 
-pub use extension::{HubExtension, SessionInfo, SubscribeRule};
+pub use extension::{HubExtension, Refusal, SessionInfo, SubscribeRule};
 pub use hub::{Hub, HubConfig, HubCounters, HubPublishError, HubStats};
 pub use identity::{ChannelGrants, Identity};
 pub use latency::{LATENCY_BOUNDS, LatencySnapshot, PublishLatency};

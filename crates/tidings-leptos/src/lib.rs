@@ -33,11 +33,15 @@
 //! event task ends). [`use_subscription`] / [`use_channel`] unsubscribe when their owner goes.
 
 mod endpoint;
+mod presence;
+mod synced;
 
 use std::collections::HashMap;
 use std::fmt;
 
 pub use endpoint::Endpoint;
+pub use presence::{Presence, use_presence};
+pub use synced::{SyncedError, SyncedText, use_synced};
 
 #[cfg(target_arch = "wasm32")]
 use leptos::prelude::WithValue;

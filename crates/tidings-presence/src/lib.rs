@@ -34,6 +34,6 @@ mod view;
 mod wire;
 
 #[cfg(feature = "server")]
-pub use service::{MetaFn, Presence, PresenceConfig, PresenceStartError};
+pub use service::{MAX_CLIENT_META, MetaFn, Presence, PresenceConfig, PresenceStartError};
 pub use view::{PresenceChange, PresenceError, PresenceView};
 pub use wire::{Members, PresenceEvent};

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 use tidings_broker::{Broker, BrokerError, Delivery, SubscriberId, Subscription};
-use tidings_channels::{Hub, HubExtension, SessionInfo, SubscribeRule};
-use tidings_protocol::{ChannelName, MessageIdGen, SharedMessage, SubscriptionStart};
+use tidings_channels::{Hub, HubExtension, Refusal, SessionInfo, SubscribeRule};
+use tidings_protocol::{ChannelName, ErrorCode, MessageIdGen, SharedMessage, SubscriptionStart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -16,6 +16,10 @@ use tracing::{debug, warn};
 use crate::room::{Ref, Rooms};
 use crate::sync::NodeOp;
 use crate::wire::PresenceEvent;
+
+/// The largest meta (JSON bytes) a client may set for itself in a room by
+/// publishing it on the room's presence channel.
+pub const MAX_CLIENT_META: usize = 4096;
 
 /// Metadata of one connection in a room, from its session and the room.
 pub type MetaFn = Arc<dyn Fn(&SessionInfo, &str) -> Value + Send + Sync>;
@@ -523,6 +527,66 @@ impl HubExtension for Extension {
                 backlog: vec![first],
             },
         })
+    }
+
+    fn accepts_publish(&self, channel: &ChannelName) -> bool {
+        *channel != self.0.sync_channel
+    }
+
+    /// A client sets its own meta in a room: a JSON value published on the
+    /// room's presence channel (at most [`MAX_CLIENT_META`] bytes), for this
+    /// session's connection in the room it is in.
+    fn publish(
+        &self,
+        session: &SessionInfo,
+        channel: &ChannelName,
+        payload: Bytes,
+        _may_write: bool,
+    ) -> Result<(), Refusal> {
+        let Some(room) = channel.as_str().strip_prefix(&self.0.config.channel_prefix) else {
+            return Err(Refusal::new(ErrorCode::Forbidden, "internal to presence"));
+        };
+        if payload.len() > MAX_CLIENT_META {
+            return Err(Refusal::new(
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "{channel}: a meta of {} bytes is over the limit of {MAX_CLIENT_META}",
+                    payload.len()
+                ),
+            ));
+        }
+        let meta: Value = serde_json::from_slice(&payload).map_err(|e| {
+            Refusal::new(
+                ErrorCode::MalformedFrame,
+                format!("{channel}: the meta is not JSON: {e}"),
+            )
+        })?;
+        let sid: Arc<str> = Arc::from(session.id.0.as_str());
+        let op = {
+            let mut st = self.0.lock();
+            let st = &mut *st;
+            let Some(local) = st.local.get_mut(&sid) else {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!("{channel}: subscribe to {room} before setting a meta there"),
+                ));
+            };
+            let Some(m) = local.rooms.get_mut(room) else {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!("{channel}: subscribe to {room} before setting a meta there"),
+                ));
+            };
+            *m = meta.clone();
+            let key = local.key.clone();
+            st.rooms
+                .join(room, &key, self.0.local_ref(&sid), meta.clone())
+                .then(|| self.0.join_op(room, &key, &sid, &meta))
+        };
+        if let Some(op) = op {
+            self.0.send(&op);
+        }
+        Ok(())
     }
 
     fn unsubscribe(&self, channel: &ChannelName, id: SubscriberId) {

@@ -1,15 +1,15 @@
 //! `SyncDoc`: one Yjs document and its awareness, answering y-protocols messages (sans-IO: bytes in, replies and broadcasts out).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use yrs::encoding::read::Cursor;
-use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::error::SyncError;
+use crate::wire::{decode_messages, guarded};
 
 /// Decides whether an update (its encoded bytes, v1) may be applied; `Err`
 /// with a reason rejects it (the sender gets the reason, the document is
@@ -227,32 +227,6 @@ impl SyncDoc {
         self.size = size;
         Ok((delta.len() > 2).then_some(delta))
     }
-}
-
-/// Decodes every y-protocols message in `data`, or the first error.
-fn decode_messages(data: &[u8]) -> Result<Vec<Message>, SyncError> {
-    let messages = guarded(|| {
-        let mut decoder = DecoderV1::new(Cursor::new(data));
-        MessageReader::new(&mut decoder).collect::<Result<Vec<_>, _>>()
-    })
-    .and_then(|r| r.map_err(|e| e.to_string()))
-    .map_err(SyncError::Malformed)?;
-    // The reader stops quietly at a truncated message: the messages read
-    // must account for every byte (y-protocols encodings are canonical).
-    let read: usize = messages.iter().map(|m| m.encode_v1().len()).sum();
-    if messages.is_empty() || read != data.len() {
-        return Err(SyncError::Malformed(format!(
-            "{} of {} bytes form whole messages",
-            read,
-            data.len()
-        )));
-    }
-    Ok(messages)
-}
-
-/// Runs a decoder on untrusted bytes: a panic inside it becomes an error.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| "the decoder panicked".to_owned())
 }
 
 #[cfg(test)]

@@ -79,15 +79,18 @@ enum Outgoing {
     Close(CloseCode, String),
 }
 
-struct Room {
+pub(crate) struct Room {
     doc: Mutex<SyncDoc>,
     peers: Mutex<Vec<Peer>>,
     /// Set once the document is loaded from the store (at once without one).
-    writer: tokio::sync::OnceCell<Option<Writer>>,
+    pub(crate) writer: tokio::sync::OnceCell<Option<Writer>>,
+    /// Hub sessions following the document over the tidings session
+    /// (`session.rs`).
+    pub(crate) watchers: crate::session::Watchers,
 }
 
 impl Room {
-    fn doc(&self) -> MutexGuard<'_, SyncDoc> {
+    pub(crate) fn doc(&self) -> MutexGuard<'_, SyncDoc> {
         self.doc.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -97,10 +100,11 @@ impl Room {
 
     /// Sends `messages` to every peer but `from`; a peer whose queue is full
     /// is dropped (told so if its queue ever drains).
-    fn broadcast(&self, from: u64, messages: &[Vec<u8>]) {
+    pub(crate) fn broadcast(&self, from: u64, messages: &[Vec<u8>]) {
         if messages.is_empty() {
             return;
         }
+        self.watchers.relay(from, messages);
         let mut peers = self.peers();
         peers.retain(|p| {
             if p.id == from {
@@ -123,9 +127,9 @@ impl Room {
 #[derive(Clone)]
 pub struct Docs {
     rooms: Arc<Mutex<HashMap<String, Arc<Room>>>>,
-    config: Arc<DocsConfig>,
-    next_peer: Arc<AtomicU64>,
-    persistence: Option<Arc<Persistence>>,
+    pub(crate) config: Arc<DocsConfig>,
+    pub(crate) next_peer: Arc<AtomicU64>,
+    pub(crate) persistence: Option<Arc<Persistence>>,
 }
 
 impl std::fmt::Debug for Docs {
@@ -191,7 +195,7 @@ impl Docs {
 
     /// Loads `room` from the store once (concurrent openers wait for the
     /// same load; a failed load is tried again by the next opener).
-    async fn ready(&self, name: &str, room: &Arc<Room>) -> Result<(), PersistError> {
+    pub(crate) async fn ready(&self, name: &str, room: &Arc<Room>) -> Result<(), PersistError> {
         let Some(p) = &self.persistence else {
             let _ = room.writer.set(None);
             return Ok(());
@@ -213,7 +217,7 @@ impl Docs {
         Ok(())
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
+    pub(crate) fn rooms(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -227,7 +231,7 @@ impl Docs {
         self.len() == 0
     }
 
-    fn open(&self, name: &str) -> Result<Arc<Room>, OpenError> {
+    pub(crate) fn open(&self, name: &str) -> Result<Arc<Room>, OpenError> {
         let mut rooms = self.rooms();
         if let Some(r) = rooms.get(name) {
             return Ok(r.clone());
@@ -239,6 +243,7 @@ impl Docs {
             doc: Mutex::new(SyncDoc::new(self.config.doc.clone())),
             peers: Mutex::new(Vec::new()),
             writer: tokio::sync::OnceCell::new(),
+            watchers: crate::session::Watchers::default(),
         });
         rooms.insert(name.to_owned(), room.clone());
         Ok(room)
@@ -389,14 +394,14 @@ fn close(code: CloseCode, reason: &str) -> WsMessage {
 }
 
 /// Token bucket for awareness messages.
-struct Bucket {
+pub(crate) struct Bucket {
     rate: f64,
     tokens: f64,
     at: Option<Instant>,
 }
 
 impl Bucket {
-    fn new(per_sec: u32) -> Self {
+    pub(crate) fn new(per_sec: u32) -> Self {
         let rate = f64::from(per_sec.max(1));
         Self {
             rate,
@@ -405,7 +410,7 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         if let Some(at) = self.at {
             let dt = now.saturating_duration_since(at).as_secs_f64();
             self.tokens = (self.tokens + dt * self.rate).min(self.rate * 2.0);

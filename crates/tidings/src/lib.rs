@@ -162,8 +162,9 @@ pub use tidings_leptos as leptos;
 pub use tidings_presence as presence;
 
 /// CRDT documents (`tidings-sync`): Yjs-compatible sync on yrs (`SyncDoc`, `Docs`, a
-/// y-websocket connection handler).
-#[cfg(feature = "sync")]
+/// y-websocket connection handler, `SessionDocs`: feature `sync`) and the client side of
+/// documents on the session (`SyncedDoc`, `SyncedClient`: feature `sync-client`).
+#[cfg(any(feature = "sync", feature = "sync-client"))]
 #[doc(inline)]
 pub use tidings_sync as sync;
 

@@ -17,14 +17,16 @@
 
 pub mod app;
 mod browser;
+pub mod editor;
 mod line;
 #[cfg(feature = "ssr")]
 mod page;
 
 pub use app::{App, Chat, Room};
+pub use editor::{EDITOR_DOC, EDITOR_ROOM, Editor};
 pub use line::Line;
 #[cfg(feature = "ssr")]
-pub use page::{BUNDLE_NAME, render_page};
+pub use page::{BUNDLE_NAME, render_editor_page, render_page};
 
 /// The rooms the chat offers (channels `room:<name>`).
 pub const ROOMS: [&str; 3] = ["lobby", "random", "help"];
@@ -35,6 +37,17 @@ pub const ROOMS: [&str; 3] = ["lobby", "random", "help"];
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     leptos::mount::hydrate_body(App);
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}
+
+/// The browser entry point of the editor page (`/editor`): hydrates [`Editor`], then marks
+/// `<body>` with `data-hydrated`.
+#[cfg(all(feature = "hydrate", target_arch = "wasm32"))]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate_editor() {
+    leptos::mount::hydrate_body(Editor);
     if let Some(body) = leptos::prelude::document().body() {
         let _ = body.set_attribute("data-hydrated", "true");
     }

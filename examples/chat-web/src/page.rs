@@ -21,21 +21,38 @@ pub fn render_page() -> String {
     let owner = Owner::new();
     let app = owner.with(|| view! { <App /> }.to_html());
     owner.cleanup();
+    document("tidings chat", &app, "hydrate")
+}
+
+/// The collaborative editor page (`/editor`): the same shell around [`crate::Editor`], hydrated
+/// by the bundle's `hydrate_editor()`.
+pub fn render_editor_page() -> String {
+    let owner = Owner::new();
+    let app = owner.with(|| view! { <crate::Editor /> }.to_html());
+    owner.cleanup();
+    document("tidings editor", &app, "hydrate_editor")
+}
+
+/// The document shell: `<head>` (title, style, the module script that runs the bundle's `entry`)
+/// and `<body>` holding `app`.
+fn document(title: &str, app: &str, entry: &str) -> String {
     let mut html = String::with_capacity(app.len() + STYLE.len() + 512);
     html.push_str("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     // No favicon request (a 404 in the console of every page otherwise).
-    html.push_str("<link rel=\"icon\" href=\"data:,\"><title>tidings chat</title><style>");
+    html.push_str(&format!(
+        "<link rel=\"icon\" href=\"data:,\"><title>{title}</title><style>"
+    ));
     html.push_str(STYLE);
     html.push_str("</style>");
     html.push_str(&format!(
         "<link rel=\"modulepreload\" href=\"/pkg/{BUNDLE_NAME}.js\">\
          <link rel=\"preload\" href=\"/pkg/{BUNDLE_NAME}_bg.wasm\" as=\"fetch\" type=\"application/wasm\" crossorigin>\
-         <script type=\"module\">import init, {{ hydrate }} from \"/pkg/{BUNDLE_NAME}.js\"; \
-         await init({{ module_or_path: \"/pkg/{BUNDLE_NAME}_bg.wasm\" }}); hydrate();</script>"
+         <script type=\"module\">import init, {{ {entry} }} from \"/pkg/{BUNDLE_NAME}.js\"; \
+         await init({{ module_or_path: \"/pkg/{BUNDLE_NAME}_bg.wasm\" }}); {entry}();</script>"
     ));
     html.push_str("</head><body>");
-    html.push_str(&app);
+    html.push_str(app);
     html.push_str("</body></html>");
     html
 }

@@ -4,7 +4,8 @@
 //! PORT=3000 cargo run -p tidings-examples --bin chat
 //! ```
 //!
-//! Open <http://127.0.0.1:3000> in two tabs and chat. The page is the Leptos 0.8 front end of
+//! Open <http://127.0.0.1:3000> in two tabs and chat; <http://127.0.0.1:3000/editor> in two tabs
+//! and edit one text together (a Yjs document on the same session, with who is present). The page is the Leptos 0.8 front end of
 //! `examples/chat-web` on the `tidings-leptos` hooks: rendered here on the server, hydrated in
 //! the browser by its wasm bundle (built by this crate's `build.rs`, which needs the
 //! `wasm32-unknown-unknown` target: `cargo xtask setup`). It shows the rooms, your name, the
@@ -46,7 +47,7 @@ use std::time::Duration;
 use tidings::axum::Server;
 use tidings::prelude::*;
 use tidings_examples::{
-    chat_app, drain, init_tracing, port_from_env, shutdown_signal, tls_from_env,
+    chat_app, collab_routes, drain, init_tracing, port_from_env, shutdown_signal, tls_from_env,
     webtransport_server,
 };
 use tracing::{error, info, warn};
@@ -108,7 +109,14 @@ async fn main() -> ExitCode {
         }
     };
     info!(%broker, store = store.as_deref().unwrap_or(&broker), "broker and store");
-    let mut app = chat_app(hub.clone());
+    let docs = match tidings_examples::attach_collab(&hub).await {
+        Ok(docs) => docs,
+        Err(e) => {
+            error!("cannot start presence: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut app = chat_app(hub.clone()).merge(collab_routes(docs));
     // WebTransport beside HTTP: the UDP port of the same number.
     let webtransport = match webtransport_server(hub.clone(), addr).await {
         Ok((handle, route)) => {

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 
 import { Browser } from './browser.mjs';
 import { ChatServer } from './chat_server.mjs';
+import { EDITOR_SCENARIOS } from './editor.mjs';
 import { KNOWN_BUGS } from './known_bugs.mjs';
 import { LEPTOS_SCENARIOS } from './leptos.mjs';
 import { SCENARIOS as CLIENT_SCENARIOS } from './scenarios.mjs';
@@ -25,7 +26,10 @@ import { Server } from './server.mjs';
 const SCENARIO_TIMEOUT_MS = 90000;
 
 /** Every scenario; those of the Leptos front end run against the chat server (`chat: true`). */
-const SCENARIOS = [...CLIENT_SCENARIOS, ...LEPTOS_SCENARIOS.map((s) => ({ ...s, chat: true }))];
+const SCENARIOS = [
+  ...CLIENT_SCENARIOS,
+  ...[...LEPTOS_SCENARIOS, ...EDITOR_SCENARIOS].map((s) => ({ ...s, chat: true })),
+];
 
 /** The server's session heartbeat: a connection silent for 3 heartbeats is dead, so a page cut
  *  off without its socket closing (offline emulation) is noticed in about 3 s. */

@@ -1084,14 +1084,25 @@ impl ServerSession {
     /// says whether the event after it is a `Publish` too. Events keep their
     /// order: a publish behind a subscribe stays queued.
     pub fn poll_publish(&mut self) -> Option<(ChannelName, Bytes, bool)> {
-        if !matches!(self.events.front(), Some(ServerEvent::Publish { .. })) {
+        self.poll_publish_except(&|_| false)
+    }
+
+    /// [`ServerSession::poll_publish`], leaving queued (as events, in order)
+    /// the publishes on channels for which `keep` holds (channels the hub
+    /// serves itself rather than through its broker).
+    pub fn poll_publish_except(
+        &mut self,
+        keep: &dyn Fn(&ChannelName) -> bool,
+    ) -> Option<(ChannelName, Bytes, bool)> {
+        let takeable = |e: Option<&ServerEvent>| matches!(e, Some(ServerEvent::Publish { channel, .. }) if !keep(channel));
+        if !takeable(self.events.front()) {
             return None;
         }
         match self.events.pop_front() {
             Some(ServerEvent::Publish {
                 channel, payload, ..
             }) => {
-                let more = matches!(self.events.front(), Some(ServerEvent::Publish { .. }));
+                let more = takeable(self.events.front());
                 Some((channel, payload, more))
             }
             _ => None,
