@@ -211,6 +211,8 @@ async fn a_recovered_webtransport_path_is_upgraded_to_without_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_discovery_document_is_served_and_drives_the_client() {
+    // reqwest is built without a provider of its own when the workspace unifies features.
+    let _ = tidings_runtime::install_tls_provider();
     let s = Servers::start().await;
     let origin = format!("http://{}", s.http);
     let response = reqwest::get(format!("{origin}/.well-known/tidings"))
