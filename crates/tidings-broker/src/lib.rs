@@ -22,12 +22,16 @@ mod backlog;
 #[cfg(feature = "feed")]
 mod feed;
 mod memory_store;
+#[cfg(feature = "feed")]
+mod retry;
 mod store;
 
 pub use backlog::{Backlog, read_backlog};
 #[cfg(feature = "feed")]
 pub use feed::{Feed, FeedReader, FeedSource, Feeds, PollReader};
 pub use memory_store::MemoryStore;
+#[cfg(feature = "feed")]
+pub use retry::append_retrying;
 pub use store::{Appended, HistoryRange, NewMessage, Retention, Store, StoreError, StoredMessage};
 
 use bytes::Bytes;

@@ -276,27 +276,22 @@ impl NatsBackend {
         channel: &ChannelName,
         message: NewMessage,
     ) -> Result<Appended, StoreError> {
-        // Retried only with an idempotency key: a retry after a lost ack
-        // must not store the message twice (JetStream's duplicate window).
-        let deadline = tokio::time::Instant::now() + self.config.publish_timeout;
-        let mut delay = Duration::from_millis(20);
-        loop {
-            let attempt = tokio::time::timeout_at(deadline, self.append_once(channel, &message))
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Unavailable("nats: publish timed out".into())));
-            match attempt {
-                Err(e)
-                    if e.is_unavailable()
-                        && message.dedup.is_some()
-                        && tokio::time::Instant::now() + delay < deadline =>
-                {
-                    tracing::debug!(error = %e, "append failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(500));
+        // Each attempt is bounded by the deadline too: JetStream's ack may never come.
+        tidings_broker::append_retrying(
+            message.dedup.is_some(),
+            self.config.publish_timeout,
+            |deadline| {
+                let message = &message;
+                async move {
+                    tokio::time::timeout_at(deadline, self.append_once(channel, message))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(StoreError::Unavailable("nats: publish timed out".into()))
+                        })
                 }
-                other => return other,
-            }
-        }
+            },
+        )
+        .await
     }
 
     pub(crate) async fn read_range(

@@ -189,24 +189,12 @@ impl RedisBackend {
         channel: &ChannelName,
         message: NewMessage,
     ) -> Result<Appended, StoreError> {
-        // Retried only with an idempotency key: a retry after a lost reply
-        // must not store the message twice.
-        let deadline = tokio::time::Instant::now() + self.config.publish_timeout;
-        let mut delay = Duration::from_millis(20);
-        loop {
-            match self.append_once(channel, &message, now_ms()).await {
-                Err(e)
-                    if e.is_unavailable()
-                        && message.dedup.is_some()
-                        && tokio::time::Instant::now() + delay < deadline =>
-                {
-                    tracing::debug!(error = %e, "append failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
+        tidings_broker::append_retrying(
+            message.dedup.is_some(),
+            self.config.publish_timeout,
+            |_| self.append_once(channel, &message, now_ms()),
+        )
+        .await
     }
 
     pub(crate) async fn read_range(
